@@ -15,6 +15,7 @@ let package = Package(
     products: [
         .library(name: "FCN", targets: ["FCN"]),
         .executable(name: "fcn-demo", targets: ["fcn-demo"]),
+        .executable(name: "fcn-bench", targets: ["fcn-bench"]),
     ],
     targets: [
         // MARK: Kernels (C)
@@ -33,6 +34,7 @@ let package = Package(
 
         // MARK: Executables
         .executableTarget(name: "fcn-demo", dependencies: ["FCN"], path: "Sources/fcn-demo"),
+        .executableTarget(name: "fcn-bench", dependencies: ["FCN"], path: "Sources/fcn-bench"),
 
         // MARK: Tests
         .testTarget(
