@@ -220,3 +220,30 @@ for (n, c, h, w, ch, cw) in center_cfgs:
     out, go, gx = with_grad(lambda t: TF.center_crop(t, [ch, cw]), x)
     cases.append((dict(kind="center", size=[ch, cw], offset=[]), dict(x=x, out=out, grad_out=go, grad_x=gx)))
 save("crop", cases)
+
+# ---------------------------------------------------------------- FCN bilinear kernel
+# The seed's numpy bilinear_kernel (ogrid tent on the diagonal), and a conv_transpose2d
+# with it, k4 s2 p1, against F.interpolate (equal in the interior only).
+import numpy as np
+
+
+def bilinear_kernel(in_channels, out_channels, kernel_size):
+    factor = (kernel_size + 1) // 2
+    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    og = np.ogrid[:kernel_size, :kernel_size]
+    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+    weight = np.zeros((in_channels, out_channels, kernel_size, kernel_size), dtype="float32")
+    weight[range(in_channels), range(out_channels), :, :] = filt
+    return torch.from_numpy(weight)
+
+
+cases = []
+for (c, k) in [(3, 1), (3, 2), (3, 3), (2, 4), (2, 5), (2, 6), (2, 7), (3, 16), (1, 32), (1, 64)]:
+    cases.append((dict(channels=c, kernel=k), dict(weight=bilinear_kernel(c, c, k))))
+for (n, c, h, w) in [(1, 3, 5, 5), (2, 2, 4, 7)]:
+    x = randn(n, c, h, w)
+    wt = bilinear_kernel(c, c, 4)
+    up = F.conv_transpose2d(x, wt, stride=2, padding=1)
+    ref = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    cases.append((dict(channels=c, kernel=4), dict(weight=wt, x=x, deconv=up, interp=ref)))
+save("bilinear_kernel", cases)
