@@ -32,6 +32,9 @@ struct ConvGeometry: Sendable, Equatable {
     var padTop: Int, padBottom: Int, padLeft: Int, padRight: Int
     var dilH: Int, dilW: Int
     var groups: Int
+    /// When false, the 1x1 and depthwise fallbacks are skipped (tests compare them with
+    /// the general im2col path).
+    var fastPaths = true
 
     var inGroupChannels: Int { inChannels / groups }
     var outGroupChannels: Int { outChannels / groups }
@@ -43,11 +46,11 @@ struct ConvGeometry: Sendable, Equatable {
     /// 1x1, stride 1, no padding, output plane equal to the input plane: the input is
     /// its own column matrix.
     var isPointwise: Bool {
-        kH == 1 && kW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0
+        fastPaths && kH == 1 && kW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0
             && outH == inH && outW == inW
     }
     /// Every group reads a single input channel (depthwise, channel multiplier Cout/groups).
-    var isDepthwise: Bool { groups > 1 && inGroupChannels == 1 }
+    var isDepthwise: Bool { fastPaths && groups > 1 && inGroupChannels == 1 }
 
     /// Workspace bound (floats) for one column tile, before the 128-column floor.
     static let workspaceFloats = 1 << 20
