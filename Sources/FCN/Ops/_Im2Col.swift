@@ -13,7 +13,8 @@
 // of output pixels. im2col/col2im run in the C target (fcn_im2col_tile / fcn_col2im_tile)
 // over tiles of at most `tileColumns` output pixels, so the column workspace is bounded
 // whatever the image size: at most max(2^20, 128*K) floats (4 MiB, or 128 columns for very
-// deep inputs) per thread. Fallbacks: 1x1 stride-1 unpadded convolutions skip im2col (the
+// deep inputs) per thread, plus, for the weight gradient split over threads, one private
+// weight-sized accumulator per thread (summed at the end). Fallbacks: 1x1 stride-1 unpadded convolutions skip im2col (the
 // input plane is already the column matrix); depthwise forward (one input channel per
 // group) uses a direct loop per plane.
 //
