@@ -1,0 +1,106 @@
+// im2col / col2im over tiles of output pixels, and the direct depthwise plane kernel.
+// See include/fcn_im2col.h for the contract. Each row of a column tile is produced by
+// runs along one output row: for a fixed (c, i, j) and output row oh, the input row is
+// fixed and the columns advance by sw, so a run is a strided copy (memcpy when sw == 1)
+// between two zero-filled margins.
+#include "fcn_im2col.h"
+#include <string.h>
+
+// Output columns t in [lo, hi) of a run of `run` pixels starting at input column iw0 whose
+// input column iw0 + t*s lies inside [0, width).
+static inline void valid_range(int64_t iw0, int64_t s, int64_t width, int64_t run, int64_t *lo, int64_t *hi) {
+    int64_t l = iw0 < 0 ? (-iw0 + s - 1) / s : 0;
+    int64_t h = iw0 >= width ? 0 : (width - 1 - iw0) / s + 1;
+    if (h > run) h = run;
+    if (l > h) l = h;
+    *lo = l; *hi = h;
+}
+
+void fcn_im2col_tile(const fcn_conv_geometry *g, const float *x, int64_t p0, int64_t np, float *cols) {
+    const int64_t H = g->height, W = g->width, plane = H * W;
+    const int64_t sw = g->sw;
+    for (int64_t c = 0; c < g->channels; c++) {
+        const float *xc = x + c * plane;
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                float *row = cols + ((c * g->kh + i) * g->kw + j) * np;
+                int64_t oh = p0 / g->out_w, ow = p0 % g->out_w, q = 0;
+                while (q < np) {
+                    int64_t run = g->out_w - ow;
+                    if (run > np - q) run = np - q;
+                    float *dst = row + q;
+                    int64_t ih = oh * g->sh - g->pad_top + i * g->dh;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst, 0, (size_t)run * sizeof(float));
+                    } else {
+                        const float *src = xc + ih * W;
+                        int64_t iw0 = ow * sw - g->pad_left + j * g->dw, lo, hi;
+                        valid_range(iw0, sw, W, run, &lo, &hi);
+                        if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
+                        if (sw == 1) {
+                            if (hi > lo) memcpy(dst + lo, src + (iw0 + lo), (size_t)(hi - lo) * sizeof(float));
+                        } else {
+                            for (int64_t t = lo; t < hi; t++) dst[t] = src[iw0 + t * sw];
+                        }
+                        if (hi < run) memset(dst + hi, 0, (size_t)(run - hi) * sizeof(float));
+                    }
+                    q += run; oh++; ow = 0;
+                }
+            }
+        }
+    }
+}
+
+void fcn_col2im_tile(const fcn_conv_geometry *g, const float *cols, int64_t p0, int64_t np, float *x) {
+    const int64_t H = g->height, W = g->width, plane = H * W;
+    const int64_t sw = g->sw;
+    for (int64_t c = 0; c < g->channels; c++) {
+        float *xc = x + c * plane;
+        for (int64_t i = 0; i < g->kh; i++) {
+            for (int64_t j = 0; j < g->kw; j++) {
+                const float *row = cols + ((c * g->kh + i) * g->kw + j) * np;
+                int64_t oh = p0 / g->out_w, ow = p0 % g->out_w, q = 0;
+                while (q < np) {
+                    int64_t run = g->out_w - ow;
+                    if (run > np - q) run = np - q;
+                    int64_t ih = oh * g->sh - g->pad_top + i * g->dh;
+                    if (ih >= 0 && ih < H) {
+                        const float *srcRow = row + q;
+                        int64_t iw0 = ow * sw - g->pad_left + j * g->dw, lo, hi;
+                        valid_range(iw0, sw, W, run, &lo, &hi);
+                        float *d = xc + ih * W;
+                        if (sw == 1) {
+                            for (int64_t t = lo; t < hi; t++) d[iw0 + t] += srcRow[t];
+                        } else {
+                            for (int64_t t = lo; t < hi; t++) d[iw0 + t * sw] += srcRow[t];
+                        }
+                    }
+                    q += run; oh++; ow = 0;
+                }
+            }
+        }
+    }
+}
+
+void fcn_conv_plane_direct(const fcn_conv_geometry *g, const float *x, const float *w, float bias, float *y) {
+    const int64_t H = g->height, W = g->width, ow_n = g->out_w, sw = g->sw;
+    for (int64_t oh = 0; oh < g->out_h; oh++) {
+        float *yr = y + oh * ow_n;
+        for (int64_t t = 0; t < ow_n; t++) yr[t] = bias;
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t ih = oh * g->sh - g->pad_top + i * g->dh;
+            if (ih < 0 || ih >= H) continue;
+            const float *xr = x + ih * W;
+            for (int64_t j = 0; j < g->kw; j++) {
+                const float wv = w[i * g->kw + j];
+                int64_t iw0 = -g->pad_left + j * g->dw, lo, hi;
+                valid_range(iw0, sw, W, ow_n, &lo, &hi);
+                if (sw == 1) {
+                    for (int64_t t = lo; t < hi; t++) yr[t] += wv * xr[iw0 + t];
+                } else {
+                    for (int64_t t = lo; t < hi; t++) yr[t] += wv * xr[iw0 + t * sw];
+                }
+            }
+        }
+    }
+}
