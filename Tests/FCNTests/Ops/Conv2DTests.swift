@@ -11,7 +11,7 @@ import Testing
 
 /// The library padding a fixture case describes.
 func fixturePadding(_ c: FixtureCase) -> Padding {
-    let p = fixtureInts(c, "padding")
+    let p = c.ints("padding")
     switch c.string("mode") {
     case "int": return .symmetric(p[0])
     case "pair": return [p[0], p[1]]
@@ -25,21 +25,6 @@ func size2(_ v: [Int]) -> Size2 { Size2(v[0], v[1]) }
 
 // Foundation on Linux decodes the JSON numbers 0 and 1 as Bool, so FixtureCase.int/ints
 // trap on them; these readers accept both.
-func number(_ v: JSONValue) -> Int {
-    switch v {
-    case .number(let d): return Int(d)
-    case .bool(let b): return b ? 1 : 0
-    default: fatalError("not a number: \(v)")
-    }
-}
-func fixtureInts(_ c: FixtureCase, _ key: String) -> [Int] {
-    switch c.value(key) {
-    case .array(let a)?: return a.map(number)
-    case let v?: return [number(v)]
-    case nil: fatalError("\(c) has no '\(key)'")
-    }
-}
-func fixtureInt(_ c: FixtureCase, _ key: String) -> Int { fixtureInts(c, key)[0] }
 
 /// Inner product of two same-shaped tensors, accumulated in Double.
 func dot(_ a: Tensor, _ b: Tensor) -> Double {
@@ -92,8 +77,8 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
     func matchesPyTorch(_ c: FixtureCase) {
         let x = c.tensor("x").requiringGrad(), w = c.tensor("w").requiringGrad()
         let b = c.bool("bias") ? c.tensor("b").requiringGrad() : nil
-        let y = conv2d(x, weight: w, bias: b, stride: size2(fixtureInts(c, "stride")), padding: fixturePadding(c),
-                       dilation: size2(fixtureInts(c, "dilation")), groups: fixtureInt(c, "groups"))
+        let y = conv2d(x, weight: w, bias: b, stride: size2(c.ints("stride")), padding: fixturePadding(c),
+                       dilation: size2(c.ints("dilation")), groups: c.int("groups"))
         expectClose(y, c.tensor("out"), tolerance: Self.tolerance, "\(c) out")
         y.backward(gradient: c.tensor("grad_out"))
         expectClose(x.grad!, c.tensor("grad_x"), tolerance: Self.tolerance, "\(c) grad_x")
@@ -106,7 +91,7 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
     @Test(arguments: loadFixture("conv2d"))
     func tunedEqualsReferenceAndFastPathsEqualGeneral(_ c: FixtureCase) {
         let x = c.tensor("x"), w = c.tensor("w"), b: Tensor? = c.bool("bias") ? c.tensor("b") : nil
-        let stride = size2(fixtureInts(c, "stride")), dil = size2(fixtureInts(c, "dilation")), groups = fixtureInt(c, "groups")
+        let stride = size2(c.ints("stride")), dil = size2(c.ints("dilation")), groups = c.int("groups")
         let pad = fixturePadding(c)
         let tuned = conv2d(x, weight: w, bias: b, stride: stride, padding: pad, dilation: dil, groups: groups)
         let naive = conv2dReference(x, weight: w, bias: b, stride: stride, padding: pad, dilation: dil, groups: groups)
@@ -152,7 +137,7 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
     @Test(arguments: loadFixture("conv2d").prefix(6))
     func fusedReLU(_ c: FixtureCase) {
         let x = c.tensor("x").requiringGrad(), w = c.tensor("w"), b: Tensor? = c.bool("bias") ? c.tensor("b") : nil
-        let args = (stride: size2(fixtureInts(c, "stride")), pad: fixturePadding(c), dil: size2(fixtureInts(c, "dilation")), groups: fixtureInt(c, "groups"))
+        let args = (stride: size2(c.ints("stride")), pad: fixturePadding(c), dil: size2(c.ints("dilation")), groups: c.int("groups"))
         let y = conv2d(x, weight: w, bias: b, stride: args.stride, padding: args.pad, dilation: args.dil, groups: args.groups, fusedReLU: true)
         let expected = c.tensor("out"), gOut = c.tensor("grad_out")
         let relu = Tensor(shape: expected.shape, scalars: expected.scalars.map { max($0, 0) })

@@ -18,11 +18,11 @@ import Testing
     func matchesPyTorch(_ c: FixtureCase) {
         let x = c.tensor("x").requiringGrad(), w = c.tensor("w").requiringGrad()
         let b = c.bool("bias") ? c.tensor("b").requiringGrad() : nil
-        let p = fixtureInts(c, "padding")
-        let y = convTranspose2d(x, weight: w, bias: b, stride: size2(fixtureInts(c, "stride")),
+        let p = c.ints("padding")
+        let y = convTranspose2d(x, weight: w, bias: b, stride: size2(c.ints("stride")),
                                 padding: .explicit(top: p[0], bottom: p[1], left: p[2], right: p[3]),
-                                outputPadding: size2(fixtureInts(c, "output_padding")), dilation: size2(fixtureInts(c, "dilation")),
-                                groups: fixtureInt(c, "groups"))
+                                outputPadding: size2(c.ints("output_padding")), dilation: size2(c.ints("dilation")),
+                                groups: c.int("groups"))
         expectClose(y, c.tensor("out"), tolerance: Self.tolerance, "\(c) out")
         y.backward(gradient: c.tensor("grad_out"))
         expectClose(x.grad!, c.tensor("grad_x"), tolerance: Self.tolerance, "\(c) grad_x")
@@ -33,8 +33,8 @@ import Testing
     @Test(arguments: loadFixture("conv_transpose2d_tf"))
     func tensorFlowFormMatches(_ c: FixtureCase) {
         let x = c.tensor("x").requiringGrad(), w = c.tensor("w").requiringGrad(), b = c.tensor("b").requiringGrad()
-        let y = convTranspose2d(x, weight: w, bias: b, outputSize: size2(fixtureInts(c, "output_size")),
-                                stride: size2(fixtureInts(c, "stride")), padding: c.string("mode") == "same" ? .same : .valid)
+        let y = convTranspose2d(x, weight: w, bias: b, outputSize: size2(c.ints("output_size")),
+                                stride: size2(c.ints("stride")), padding: c.string("mode") == "same" ? .same : .valid)
         expectClose(y, c.tensor("out"), tolerance: Self.tolerance, "\(c) out")
         y.backward(gradient: c.tensor("grad_out"))
         expectClose(x.grad!, c.tensor("grad_x"), tolerance: Self.tolerance, "\(c) grad_x")

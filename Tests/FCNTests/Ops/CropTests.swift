@@ -10,10 +10,10 @@ import Testing
     /// Crops copy values: exact, forward and backward.
     @Test(arguments: loadFixture("crop"))
     func cropMatchesPyTorch(_ c: FixtureCase) {
-        let size = fixtureInts(c, "size")
+        let size = c.ints("size")
         let (out, gx) = forwardBackward(c.tensor("x"), c.tensor("grad_out")) { x in
             if c.string("kind") == "center" { return centerCrop(x, height: size[0], width: size[1]) }
-            let o = fixtureInts(c, "offset")
+            let o = c.ints("offset")
             return crop(x, height: size[0], width: size[1], offset: Size2(o[0], o[1]))
         }
         expectClose(out, c.tensor("out"), tolerance: 0, "\(c) out")

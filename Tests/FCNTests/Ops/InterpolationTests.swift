@@ -15,8 +15,8 @@ import Testing
     @Test(arguments: loadFixture("interpolate_bilinear"))
     func bilinearMatchesPyTorch(_ c: FixtureCase) {
         let ac = c.bool("align_corners")
-        let size = fixtureInts(c, "size")
-        let scaleValues = fixtureNumbers(c, "scale")
+        let size = c.ints("size")
+        let scaleValues = c.doubles("scale")
         let (out, gx) = forwardBackward(c.tensor("x"), c.tensor("grad_out")) { x in
             if size.isEmpty {
                 if scaleValues[0] == scaleValues[1] {
@@ -91,7 +91,7 @@ import Testing
     /// round the same in Double then Float): 1e-7.
     @Test(arguments: loadFixture("bilinear_kernel"))
     func kernelMatchesSeedAndDeconvMatchesInterpolation(_ c: FixtureCase) {
-        let w = bilinearUpsamplingKernel(channels: fixtureInts(c, "channels")[0], kernelSize: fixtureInts(c, "kernel")[0])
+        let w = bilinearUpsamplingKernel(channels: c.ints("channels")[0], kernelSize: c.ints("kernel")[0])
         expectClose(w, c.tensor("weight"), tolerance: 1e-7, "\(c) weight")
         guard c.has("x") else { return }
         // Local scatter loop for conv_transpose2d k4 s2 p1 (the library's op is written

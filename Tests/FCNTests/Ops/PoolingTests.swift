@@ -27,27 +27,8 @@ func forwardBackward(_ x: Tensor, _ gradOut: Tensor, _ f: (Tensor) -> Tensor) ->
     return (out, leaf.grad ?? Tensor.zeros(x.shape))
 }
 
-/// Numbers of a fixture config. The shared JSON reader decodes the numbers 0 and 1 as
-/// booleans on Linux (NSNumber bridging), so accept both forms here.
-func fixtureNumbers(_ c: FixtureCase, _ key: String) -> [Double] {
-    func num(_ v: JSONValue) -> Double {
-        switch v {
-        case .number(let d): return d
-        case .bool(let b): return b ? 1 : 0
-        default: fatalError("fixture \(c): '\(key)' is not numeric")
-        }
-    }
-    switch c.value(key) {
-    case .array(let a)?: return a.map(num)
-    case let v?: return [num(v)]
-    case nil: fatalError("fixture \(c): no '\(key)'")
-    }
-}
-
-func fixtureInts(_ c: FixtureCase, _ key: String) -> [Int] { fixtureNumbers(c, key).map { Int($0) } }
-
 func size2(_ c: FixtureCase, _ key: String) -> Size2 {
-    let v = fixtureInts(c, key)
+    let v = c.ints(key)
     return Size2(v[0], v[1])
 }
 
@@ -143,7 +124,7 @@ func size2(_ c: FixtureCase, _ key: String) -> Size2 {
     @Test(arguments: loadFixture("maxunpool2d"))
     func maxUnpoolMatchesPyTorch(_ c: FixtureCase) {
         let k = size2(c, "kernel"), s = size2(c, "stride"), p = size2(c, "padding")
-        let os = fixtureInts(c, "output_size")
+        let os = c.ints("output_size")
         let outSize: Size2? = os.isEmpty ? nil : Size2(os[0], os[1])
         let idx = c.tensor("indices")
         let (out, gx) = forwardBackward(c.tensor("x"), c.tensor("grad_out")) {
@@ -173,7 +154,7 @@ func size2(_ c: FixtureCase, _ key: String) -> Size2 {
     @Test(arguments: loadFixture("avgpool2d"))
     func avgPoolMatchesPyTorch(_ c: FixtureCase) {
         let k = size2(c, "kernel"), s = size2(c, "stride"), p = size2(c, "padding")
-        let div = fixtureInts(c, "divisor")[0]
+        let div = c.ints("divisor")[0]
         let (out, gx) = forwardBackward(c.tensor("x"), c.tensor("grad_out")) {
             avgPool2d($0, kernel: k, stride: s, padding: p, ceilMode: c.bool("ceil"),
                       countIncludePad: c.bool("count_include_pad"), divisorOverride: div == 0 ? nil : div)

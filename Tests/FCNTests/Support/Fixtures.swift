@@ -68,6 +68,13 @@ struct FixtureCase: Sendable, CustomStringConvertible {
         default: fatalError("fixture \(description): '\(key)' is not an int array")
         }
     }
+    func doubles(_ key: String) -> [Double] {
+        switch config[key] {
+        case .array(let a)?: return a.map { if case .number(let d) = $0 { return d }; fatalError("'\(key)' is not a number array") }
+        case .number(let d)?: return [d]
+        default: fatalError("fixture \(description): '\(key)' is not a number array")
+        }
+    }
     func bool(_ key: String) -> Bool {
         guard case .bool(let b)? = config[key] else { fatalError("fixture \(description): '\(key)' is not a bool") }
         return b
