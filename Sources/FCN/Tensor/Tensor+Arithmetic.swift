@@ -15,7 +15,8 @@
 //   Ops are generic over a kernel type with an `@inline(__always)` static function, which
 //   the optimizer specialises into a plain loop (no closure call per element).
 // * Tie rules follow PyTorch: `maximum`/`minimum` split the gradient evenly when a == b;
-//   `abs` has derivative 0 at 0; `clamped` passes the gradient where min <= x <= max.
+//   `abs` has derivative 0 at 0; `clamped` passes the gradient where min < x < max
+//   (strictly: 0 at the bounds, as PyTorch 2.x).
 // * NaN propagates through `maximum`, `minimum` and `clamped`, as in PyTorch.
 
 #if canImport(Glibc)
@@ -70,10 +71,10 @@ struct ClampKernel: UnaryKernel {
     // min(max(x, lo), hi) with NaN propagation; lo > hi gives hi everywhere, as in PyTorch.
     @inline(__always) func apply(_ x: Float) -> Float { let t = x < lo ? lo : x; return t > hi ? hi : t }
 }
-/// 1 where lo <= x <= hi, else 0 (gradient mask of `clamped`).
+/// 1 where lo < x < hi, else 0 (gradient mask of `clamped`).
 struct InRangeKernel: UnaryKernel {
     let lo: Float, hi: Float
-    @inline(__always) func apply(_ x: Float) -> Float { (x >= lo && x <= hi) ? 1 : 0 }
+    @inline(__always) func apply(_ x: Float) -> Float { (x > lo && x < hi) ? 1 : 0 }
 }
 
 // MARK: - Strided broadcast engine
@@ -419,7 +420,7 @@ extension Tensor {
 
     /// Clamps every element into `[min, max]` (either bound may be omitted). NaN stays NaN;
     /// if `min > max` every element becomes `max` (PyTorch). The gradient passes where
-    /// `min <= x <= max` (bounds included, as PyTorch's clamp backward) and is 0 elsewhere.
+    /// `min < x < max` and is 0 elsewhere, also at the bounds themselves (as PyTorch 2.x).
     public func clamped(min lo: Float? = nil, max hi: Float? = nil) -> Tensor {
         fcnCheck(lo != nil || hi != nil, "clamp", "at least one of min and max must be given")
         let l = lo ?? -.infinity, h = hi ?? .infinity
