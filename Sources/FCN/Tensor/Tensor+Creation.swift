@@ -15,7 +15,7 @@ extension Tensor {
     /// `[start, start+step, ...)` below `end`, as a rank-1 tensor.
     public static func arange(_ start: Float = 0, _ end: Float, step: Float = 1) -> Tensor {
         fcnCheck(step != 0, "arange", "step must be non-zero")
-        let n = max(0, Int(((end - start) / step).rounded(.up)))
+        let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
         return make(shape: [n]) { out in for i in 0..<n { out[i] = start + Float(i) * step } }
     }
 
