@@ -43,7 +43,7 @@ func tensorOpsRun(_ inputs: [Tensor], gradOut: Tensor, _ f: ([Tensor]) -> Tensor
 
     @Test(arguments: loadFixture("tensor_scalar"))
     func scalarMatchesPyTorch(_ c: FixtureCase) {
-        let op = c.string("op"), left = c.string("side") == "left", s = Float(c.tDouble("scalar"))
+        let op = c.string("op"), left = c.string("side") == "left", s = Float(c.double("scalar"))
         let (out, grads) = tensorOpsRun([c.tensor("x")], gradOut: c.tensor("grad_out")) { xs in
             let x = xs[0]
             switch (op, left) {
@@ -69,10 +69,10 @@ func tensorOpsRun(_ inputs: [Tensor], gradOut: Tensor, _ f: ([Tensor]) -> Tensor
         case "sqrt": return x.sqrt()
         case "square": return x.squared()
         case "abs": return x.abs()
-        case "pow": return x.pow(Float(c.tDouble("p")))
+        case "pow": return x.pow(Float(c.double("p")))
         case "clamp":
-            let lo = c.value("min") == nil ? nil : Float(c.tDouble("min"))
-            let hi = c.value("max") == nil ? nil : Float(c.tDouble("max"))
+            let lo = c.value("min") == nil ? nil : Float(c.double("min"))
+            let hi = c.value("max") == nil ? nil : Float(c.double("max"))
             return x.clamped(min: lo, max: hi)
         default: fatalError(c.string("op"))
         }
@@ -147,39 +147,6 @@ func tensorOpsRun(_ inputs: [Tensor], gradOut: Tensor, _ f: ([Tensor]) -> Tensor
                 worst = max(worst, abs(vo[i] - va[ia] * vb[ib]))
             }
             #expect(worst == 0, "\(sa) * \(sb)")
-        }
-    }
-}
-
-// Numbers 0 and 1 in a fixture's JSON config may decode as booleans on Linux Foundation
-// (NSNumber bridging); these accessors accept both.
-extension FixtureCase {
-    func tInt(_ key: String) -> Int {
-        switch value(key) {
-        case .number(let d)?: return Int(d)
-        case .bool(let b)?: return b ? 1 : 0
-        default: fatalError("fixture \(description): '\(key)' is not a number")
-        }
-    }
-    func tDouble(_ key: String) -> Double {
-        switch value(key) {
-        case .number(let d)?: return d
-        case .bool(let b)?: return b ? 1 : 0
-        default: fatalError("fixture \(description): '\(key)' is not a number")
-        }
-    }
-    func tInts(_ key: String) -> [Int] {
-        switch value(key) {
-        case .array(let a)?:
-            return a.map {
-                switch $0 {
-                case .number(let d): return Int(d)
-                case .bool(let b): return b ? 1 : 0
-                default: fatalError("fixture \(description): '\(key)' is not an int array")
-                }
-            }
-        case .number, .bool: return [tInt(key)]
-        default: fatalError("fixture \(description): '\(key)' is not an int array")
         }
     }
 }

@@ -9,7 +9,7 @@ import Testing
 @Suite struct TensorReductionTests {
     @Test(arguments: loadFixture("tensor_reduce"))
     func reductionMatchesPyTorch(_ c: FixtureCase) {
-        let op = c.string("op"), axes = c.tInts("axes"), keep = c.bool("keep")
+        let op = c.string("op"), axes = c.ints("axes"), keep = c.bool("keep")
         let x = c.tensor("x")
         if op == "argmax" || op == "argmin" {
             let out = op == "argmax" ? x.argmax(axis: axes[0], keepDims: keep) : x.argmin(axis: axes[0], keepDims: keep)

@@ -11,19 +11,19 @@ import Testing
     @Test(arguments: loadFixture("tensor_shape"))
     func shapeOpMatchesPyTorch(_ c: FixtureCase) {
         let op = c.string("op")
-        let n = (op == "concat" || op == "stack") ? c.tInt("n") : 1
+        let n = (op == "concat" || op == "stack") ? c.int("n") : 1
         let inputs = (op == "concat" || op == "stack") ? (0..<n).map { c.tensor("x\($0)") } : [c.tensor("x")]
         let (out, grads) = tensorOpsRun(inputs, gradOut: c.tensor("grad_out")) { xs in
             switch op {
-            case "permute": return xs[0].permuted(c.tInts("perm"))
-            case "slice": return xs[0].sliced(axis: c.tInt("axis"), start: c.tInt("start"), end: c.tInt("end"), step: c.tInt("step"))
-            case "concat": return Tensor.concat(xs, axis: c.tInt("axis"))
-            case "stack": return Tensor.stack(xs, axis: c.tInt("axis"))
+            case "permute": return xs[0].permuted(c.ints("perm"))
+            case "slice": return xs[0].sliced(axis: c.int("axis"), start: c.int("start"), end: c.int("end"), step: c.int("step"))
+            case "concat": return Tensor.concat(xs, axis: c.int("axis"))
+            case "stack": return Tensor.stack(xs, axis: c.int("axis"))
             case "pad":
-                let p = c.tInts("pads")
+                let p = c.ints("pads")
                 let pairs = stride(from: 0, to: p.count, by: 2).map { (before: p[$0], after: p[$0 + 1]) }
-                return xs[0].padded(pairs, value: Float(c.tDouble("value")))
-            case "expand": return xs[0].expanded(to: c.tInts("target"))
+                return xs[0].padded(pairs, value: Float(c.double("value")))
+            case "expand": return xs[0].expanded(to: c.ints("target"))
             default: fatalError(op)
             }
         }
