@@ -51,6 +51,7 @@ struct JPEGHuffman {
             if n > 0 {
                 valptr[len] = k; mincode[len] = code
                 for _ in 0..<n {
+                    guard code < (1 << len) else { throw FCNError.invalidFormat("JPEG: bad Huffman table (over-subscribed)") }
                     if len <= 9 {
                         let base = code << (9 - len)
                         for j in 0..<(1 << (9 - len)) { lookup[base + j] = UInt16(len << 8) | UInt16(values[k]) }
@@ -59,7 +60,6 @@ struct JPEGHuffman {
                 }
                 maxcode[len] = code - 1
             }
-            guard code <= (1 << len) else { throw FCNError.invalidFormat("JPEG: bad Huffman table (over-subscribed)") }
             code <<= 1
         }
     }

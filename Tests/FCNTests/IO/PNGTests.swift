@@ -167,3 +167,30 @@ import Testing
         }
     }
 }
+
+/// Misuse of the image types stops with a message naming the call (error rule).
+@Suite struct ImageMisuseTests {
+    @Test func wrongPixelCount() async {
+        let r = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Image(width: 2, height: 2, channels: 3, pixels: [1, 2, 3])
+        }
+        let text = String(decoding: r?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(text.contains("Image: pixels has 3 bytes but 2x2x3 needs 12"))
+    }
+
+    @Test func badTensorShape() async {
+        let r = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Image(tensor: Tensor.zeros([2, 5, 3, 3]))
+        }
+        let text = String(decoding: r?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(text.contains("Image(tensor:): expected [C, H, W] or [1, C, H, W], got [2, 5, 3, 3]"))
+    }
+
+    @Test func paletteCount() async {
+        let r = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = vocPalette(count: 300)
+        }
+        let text = String(decoding: r?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(text.contains("vocPalette: count must be 1...256, got 300"))
+    }
+}
