@@ -4,7 +4,7 @@
 // (dropout2d, axes 0 and 1 of [N, C, ...]) is kept with probability 1 - p and scaled by
 // 1 / (1 - p), so the expected value is unchanged and evaluation needs no rescaling.
 // Not training, or p == 0: the input is returned unchanged (no copy, no graph node).
-// p == 1: zeros (gradient zero). The mask is drawn from `generator`, one uniform per
+// p == 1: zeros (gradient zero), and no draw is made. The mask is drawn from `generator`, one uniform per
 // element (dropout) or per (sample, channel) (dropout2d), in row-major order; an element
 // is kept when its uniform u in [0, 1) satisfies u >= p. The same generator state gives
 // the same mask; the backward pass multiplies by the same mask.

@@ -49,6 +49,7 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex: Int
     let op = "softmaxCrossEntropy"
     fcnCheck(logits.rank >= 2, op, "logits of shape \(logits.shape) must be [N, C, H, W] or [N, C]")
     let N = logits.shape[0], C = logits.shape[1]
+    fcnCheck(C >= 1, op, "logits of shape \(logits.shape) have no class axis entries (C = 0)")
     let spatial = Array(logits.shape[2...])
     let S = spatial.reduce(1, *)
     fcnCheck(labels.shape == [N] + spatial, op, "labels of shape \(labels.shape) do not match logits \(logits.shape); expected \([N] + spatial)")

@@ -86,11 +86,11 @@ import Testing
     }
 
     // Central differences, eps 1e-3 (|x| >= 0.2 keeps relu off its kink); float32 outputs
-    // in a Double-accumulated loss: tolerance 2e-3.
+    // in a Double-accumulated loss: tolerance 5e-4 (observed <= 7e-5).
     @Test(arguments: ["relu", "leaky", "sigmoid", "tanh"])
     func finiteDifferences(_ op: String) {
         let x = Self.awayFromZero([2, 3, 4, 5], seed: 5)
-        gradientCheck([x], eps: 1e-3, tolerance: 2e-3, op) { xs in
+        gradientCheck([x], eps: 1e-3, tolerance: 5e-4, op) { xs in
             switch op {
             case "relu": return relu(xs[0])
             case "leaky": return leakyRelu(xs[0], negativeSlope: 0.2)

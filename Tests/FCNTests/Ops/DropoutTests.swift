@@ -97,6 +97,20 @@ import Testing
         #expect(g == h)
     }
 
+    // With the generator re-seeded on every call the mask is fixed, so dropout is linear
+    // in x and central differences must agree (eps 1e-2, tolerance 1e-3).
+    @Test func finiteDifferences() {
+        let x = Tensor.randn([2, 3, 3, 4], seed: 12)
+        gradientCheck([x], eps: 1e-2, tolerance: 1e-3, "dropout") { xs in
+            var g = FCNRandom(seed: 99)
+            return dropout(xs[0], p: 0.3, training: true, generator: &g)
+        }
+        gradientCheck([x], eps: 1e-2, tolerance: 1e-3, "dropout2d") { xs in
+            var g = FCNRandom(seed: 99)
+            return dropout2d(xs[0], p: 0.5, training: true, generator: &g)
+        }
+    }
+
     @Test func badProbabilityNamesTheOp() async {
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             var g = FCNRandom(seed: 1)

@@ -31,15 +31,15 @@ import Testing
         } } } }
     }
 
-    // Central differences, eps 1e-2 (linear: exact up to float rounding), tolerance 2e-3.
+    // Central differences, eps 1e-2 (linear: exact up to float rounding), tolerance 5e-4 (observed <= 2e-5).
     @Test(arguments: [([3, 4], -1), ([2, 3, 2, 3], 1), ([2, 3, 4], 0)])
     func finiteDifferences(_ shape: [Int], _ axis: Int) {
         let fin = shape[axis < 0 ? axis + shape.count : axis]
         let x = Tensor.randn(shape, seed: 1), w = Tensor.randn([5, fin], seed: 2), b = Tensor.randn([5], seed: 3)
-        gradientCheck([x, w, b], eps: 1e-2, tolerance: 2e-3, "linear \(shape) axis \(axis)") {
+        gradientCheck([x, w, b], eps: 1e-2, tolerance: 5e-4, "linear \(shape) axis \(axis)") {
             linear($0[0], weight: $0[1], bias: $0[2], axis: axis)
         }
-        gradientCheck([x, w], eps: 1e-2, tolerance: 2e-3, "linear no bias \(shape) axis \(axis)") {
+        gradientCheck([x, w], eps: 1e-2, tolerance: 5e-4, "linear no bias \(shape) axis \(axis)") {
             linear($0[0], weight: $0[1], axis: axis)
         }
     }

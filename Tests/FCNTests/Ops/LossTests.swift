@@ -64,7 +64,7 @@ import Testing
         #expect(logits.grad!.scalars == [1, -1, 0])
     }
 
-    // Central differences w.r.t. the logits, eps 1e-2, tolerance 2e-3; labels include the
+    // Central differences w.r.t. the logits, eps 1e-2, tolerance 1e-3 (observed <= 1.2e-4); labels include the
     // ignore index and class weights.
     @Test(arguments: LossReduction.allCases)
     func finiteDifferences(_ reduction: LossReduction) {
@@ -72,10 +72,10 @@ import Testing
         var labels = Tensor.uniform([2, 3, 3], low: 0, high: 4, seed: 8)
         labels.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = i % 5 == 2 ? 255 : b[i].rounded(.down) } }
         let w = Tensor(shape: [4], scalars: [0.5, 1, 2, 1.5])
-        gradientCheck([logits], eps: 1e-2, tolerance: 2e-3, "loss \(reduction)") {
+        gradientCheck([logits], eps: 1e-2, tolerance: 1e-3, "loss \(reduction)") {
             softmaxCrossEntropy(logits: $0[0], labels: labels, reduction: reduction, classWeights: w)
         }
-        gradientCheck([Tensor.randn([5, 3], seed: 9)], eps: 1e-2, tolerance: 2e-3, "classification \(reduction)") {
+        gradientCheck([Tensor.randn([5, 3], seed: 9)], eps: 1e-2, tolerance: 1e-3, "classification \(reduction)") {
             softmaxCrossEntropy(logits: $0[0], labels: Tensor(shape: [5], scalars: [0, 2, 1, 255, 2]), reduction: reduction)
         }
     }

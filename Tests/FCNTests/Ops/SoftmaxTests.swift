@@ -51,12 +51,12 @@ import Testing
         } } }
     }
 
-    // Central differences, eps 1e-2 on smooth functions, tolerance 2e-3.
+    // Central differences, eps 1e-2 on smooth functions, tolerance 5e-4 (observed <= 3e-5).
     @Test(arguments: [1, -1, 0])
     func finiteDifferences(_ axis: Int) {
         let x = Tensor.randn([2, 4, 3, 3], seed: 4)
-        gradientCheck([x], eps: 1e-2, tolerance: 2e-3, "softmax axis \(axis)") { softmax($0[0], axis: axis) }
-        gradientCheck([x], eps: 1e-2, tolerance: 2e-3, "logSoftmax axis \(axis)") { logSoftmax($0[0], axis: axis) }
+        gradientCheck([x], eps: 1e-2, tolerance: 5e-4, "softmax axis \(axis)") { softmax($0[0], axis: axis) }
+        gradientCheck([x], eps: 1e-2, tolerance: 5e-4, "logSoftmax axis \(axis)") { logSoftmax($0[0], axis: axis) }
     }
 
     @Test func badAxisNamesTheOp() async {
