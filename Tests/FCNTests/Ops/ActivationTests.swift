@@ -13,7 +13,7 @@ import Testing
     static func apply(_ c: FixtureCase, _ x: Tensor) -> Tensor {
         switch c.string("op") {
         case "relu": return relu(x)
-        case "leaky_relu": return leakyRelu(x, negativeSlope: Float(c.actNumber("slope")))
+        case "leaky_relu": return leakyRelu(x, negativeSlope: Float(c.double("slope")))
         case "sigmoid": return sigmoid(x)
         default: return tanh(x)
         }
@@ -106,16 +106,3 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-extension FixtureCase {
-    /// A numeric config value. The shared JSON decoding can read the numbers 0 and 1 as
-    /// booleans on Linux (NSNumber bridges to Bool), so accept both forms here.
-    func actNumber(_ key: String) -> Double {
-        switch value(key) {
-        case .number(let d)?: return d
-        case .bool(let b)?: return b ? 1 : 0
-        default: fatalError("fixture \(description): '\(key)' is not a number")
-        }
-    }
-    func actInt(_ key: String) -> Int { Int(actNumber(key)) }
-}

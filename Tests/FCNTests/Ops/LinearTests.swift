@@ -12,7 +12,7 @@ import Testing
     func forwardAndBackwardMatchPyTorch(_ c: FixtureCase) {
         let x = c.tensor("x").requiringGrad(), w = c.tensor("weight").requiringGrad()
         let b = c.bool("bias") ? c.tensor("bias").requiringGrad() : nil
-        let y = linear(x, weight: w, bias: b, axis: c.actInt("axis"))
+        let y = linear(x, weight: w, bias: b, axis: c.int("axis"))
         expectClose(y, c.tensor("y"), tolerance: 1e-5, "\(c) forward")
         y.backward(gradient: c.tensor("grad_out"))
         expectClose(x.grad!, c.tensor("grad_x"), tolerance: 1e-5, "\(c) grad_x")

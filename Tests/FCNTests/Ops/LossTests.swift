@@ -17,7 +17,7 @@ import Testing
         let logits = c.tensor("logits").requiringGrad()
         let reduction = LossReduction(rawValue: c.string("reduction"))!
         let w = c.bool("weighted") ? c.tensor("weights") : nil
-        let loss = softmaxCrossEntropy(logits: logits, labels: c.tensor("labels"), ignoreIndex: c.actInt("ignore"),
+        let loss = softmaxCrossEntropy(logits: logits, labels: c.tensor("labels"), ignoreIndex: c.int("ignore"),
                                        reduction: reduction, classWeights: w)
         expectClose(loss, c.tensor("loss"), tolerance: 1e-5, "\(c) loss")
         loss.backward(gradient: c.tensor("grad_out"))

@@ -20,7 +20,7 @@ import Testing
         let b = affine ? c.tensor("bias").requiringGrad() : nil
         var rm = c.tensor("running_mean"), rv = c.tensor("running_var")
         let y = batchNorm(x, weight: w, bias: b, runningMean: &rm, runningVar: &rv, training: training,
-                          momentum: Float(c.actNumber("momentum")), eps: Float(c.actNumber("eps")))
+                          momentum: Float(c.double("momentum")), eps: Float(c.double("eps")))
         expectClose(y, c.tensor("y"), tolerance: 1e-5, "\(c) forward")
         expectClose(rm, c.tensor("new_running_mean"), tolerance: 1e-6, "\(c) running mean")
         expectClose(rv, c.tensor("new_running_var"), tolerance: 1e-6, "\(c) running var")

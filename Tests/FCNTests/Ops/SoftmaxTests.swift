@@ -14,12 +14,12 @@ import Testing
     @Test(arguments: loadFixture("softmax"))
     func forwardAndBackwardMatchPyTorch(_ c: FixtureCase) {
         let x = c.tensor("x").requiringGrad()
-        let axis = c.actInt("axis")
+        let axis = c.int("axis")
         let y = c.bool("log") ? logSoftmax(x, axis: axis) : softmax(x, axis: axis)
         expectClose(y, c.tensor("y"), tolerance: 2e-6, "\(c) forward")
         #expect(y.scalars.allSatisfy { $0.isFinite }, "\(c): non-finite output")
         y.backward(gradient: c.tensor("grad_out"))
-        expectClose(x.grad!, c.tensor("grad_x"), tolerance: c.actNumber("scale") > 100 ? 1e-4 : 1e-5, "\(c) grad_x")
+        expectClose(x.grad!, c.tensor("grad_x"), tolerance: c.double("scale") > 100 ? 1e-4 : 1e-5, "\(c) grad_x")
     }
 
     // The blocked kernel (several 512-wide blocks, multi-threaded above 32768 elements)
