@@ -12,7 +12,8 @@ enum JSONValue: Sendable, CustomStringConvertible {
 
     init(_ any: Any) {
         switch any {
-        case let b as Bool where type(of: any) == type(of: NSNumber(value: true)) || any is Bool: self = .bool(b)
+        // JSON booleans decode as NSNumber too; they are the ones whose type is "c" (char).
+        case let n as NSNumber where String(cString: n.objCType) == "c": self = .bool(n.boolValue)
         case let n as NSNumber: self = .number(n.doubleValue)
         case let s as String: self = .string(s)
         case let a as [Any]: self = .array(a.map(JSONValue.init))
