@@ -152,7 +152,7 @@ public final class Buffer: @unchecked Sendable, CustomStringConvertible {
 
 /// What a non-strict `loadStateDict` skipped.
 public struct StateDictLoadReport: Sendable, Equatable {
-    /// Names the module has but the state dict lacks (left unchanged), in module order.
+    /// Names the module has but the state dict lacks (left unchanged), in `namedState()` order.
     public var missing: [String]
     /// Names in the state dict that the module does not have (ignored), sorted.
     public var unexpected: [String]
@@ -214,15 +214,20 @@ extension Module {
     /// Parameters then buffers of each module, with dotted names, in the order PyTorch's
     /// `state_dict()` uses (module by module: parameters, then buffers).
     public func namedState() -> [(String, Tensor)] {
-        var out: [(String, Tensor)] = []
+        stateSlots().map { ($0.name, $0.parameter?.value.detached() ?? $0.buffer!.value) }
+    }
+
+    /// The parameters and buffers of `namedState()`, in its order, checked for unique names.
+    private func stateSlots() -> [(name: String, parameter: Parameter?, buffer: Buffer?)] {
+        var out: [(name: String, parameter: Parameter?, buffer: Buffer?)] = []
         var seenP = Set<ObjectIdentifier>(), seenB = Set<ObjectIdentifier>()
         for (prefix, m) in namedModules() {
             let dot = prefix.isEmpty ? "" : prefix + "."
-            for (n, p) in m.localParameters where seenP.insert(ObjectIdentifier(p)).inserted { out.append((dot + n, p.value.detached())) }
-            for (n, b) in m.localBuffers where seenB.insert(ObjectIdentifier(b)).inserted { out.append((dot + n, b.value)) }
+            for (n, p) in m.localParameters where seenP.insert(ObjectIdentifier(p)).inserted { out.append((dot + n, p, nil)) }
+            for (n, b) in m.localBuffers where seenB.insert(ObjectIdentifier(b)).inserted { out.append((dot + n, nil, b)) }
         }
         var names = Set<String>()
-        for (n, _) in out { fcnCheck(names.insert(n).inserted, "Module", "two tensors are named '\(n)'") }
+        for s in out { fcnCheck(names.insert(s.name).inserted, "Module", "two tensors are named '\(s.name)'") }
         return out
     }
 
@@ -248,9 +253,11 @@ extension Module {
     /// Shared implementation of state loading from any source (dictionary, safetensors file).
     func loadState(names: Set<String>, shape: (String) -> [Int]?, tensor: (String) throws -> Tensor,
                    strict: Bool) throws -> StateDictLoadReport {
-        var targets: [(String, [Int], (Tensor) -> Void)] = []
-        for (n, p) in namedParameters() { targets.append((n, p.shape, { p.assign($0) })) }
-        for (n, b) in namedBuffers() { targets.append((n, b.shape, { b.assign($0) })) }
+        let targets: [(String, [Int], (Tensor) -> Void)] = stateSlots().map { s in
+            if let p = s.parameter { return (s.name, p.shape, { p.assign($0) }) }
+            let b = s.buffer!
+            return (s.name, b.shape, { b.assign($0) })
+        }
         var missing: [String] = [], mismatched: [String] = []
         var known = Set<String>()
         for (n, expected, _) in targets {
