@@ -8,13 +8,13 @@
 import Testing
 @testable import FCN
 
-private func size2(_ c: FixtureCase, _ key: String) -> Size2 {
+private func layerCaseSize2(_ c: FixtureCase, _ key: String) -> Size2 {
     let a = c.ints(key)
     return a.count == 1 ? Size2(a[0]) : Size2(a[0], a[1])
 }
 
-private func padding(_ c: FixtureCase) -> Padding {
-    let p = size2(c, "padding")
+private func layerCasePadding(_ c: FixtureCase) -> Padding {
+    let p = layerCaseSize2(c, "padding")
     return .explicit(top: p.h, bottom: p.h, left: p.w, right: p.w)
 }
 
@@ -25,22 +25,22 @@ private func padding(_ c: FixtureCase) -> Padding {
         switch c.string("layer") {
         case "conv2d":
             let bias = c.bool("bias")
-            let m = Conv2d(inChannels: c.int("cin"), outChannels: c.int("cout"), kernelSize: size2(c, "k"),
-                           stride: size2(c, "stride"), padding: padding(c), dilation: size2(c, "dilation"),
+            let m = Conv2d(inChannels: c.int("cin"), outChannels: c.int("cout"), kernelSize: layerCaseSize2(c, "k"),
+                           stride: layerCaseSize2(c, "stride"), padding: layerCasePadding(c), dilation: layerCaseSize2(c, "dilation"),
                            groups: c.int("groups"), bias: bias, seed: 1)
             #expect(m.parameterCount == c.int("params"))
             var state = ["weight": c.tensor("weight")]
             if bias { state["bias"] = c.tensor("bias") }
             try m.loadStateDict(state)
             expectClose(m(c.tensor("input")), c.tensor("output"), tolerance: tol, "\(c)")
-            let direct = Conv2d(weight: c.tensor("weight"), bias: bias ? c.tensor("bias") : nil, stride: size2(c, "stride"),
-                                padding: padding(c), dilation: size2(c, "dilation"), groups: c.int("groups"))
-            #expect(direct.inChannels == c.int("cin") && direct.outChannels == c.int("cout") && direct.kernelSize == size2(c, "k"))
+            let direct = Conv2d(weight: c.tensor("weight"), bias: bias ? c.tensor("bias") : nil, stride: layerCaseSize2(c, "stride"),
+                                padding: layerCasePadding(c), dilation: layerCaseSize2(c, "dilation"), groups: c.int("groups"))
+            #expect(direct.inChannels == c.int("cin") && direct.outChannels == c.int("cout") && direct.kernelSize == layerCaseSize2(c, "k"))
         case "conv_transpose2d":
             let bias = c.bool("bias")
-            let m = ConvTranspose2d(inChannels: c.int("cin"), outChannels: c.int("cout"), kernelSize: size2(c, "k"),
-                                    stride: size2(c, "stride"), padding: padding(c), outputPadding: size2(c, "output_padding"),
-                                    dilation: size2(c, "dilation"), groups: c.int("groups"), bias: bias, seed: 1)
+            let m = ConvTranspose2d(inChannels: c.int("cin"), outChannels: c.int("cout"), kernelSize: layerCaseSize2(c, "k"),
+                                    stride: layerCaseSize2(c, "stride"), padding: layerCasePadding(c), outputPadding: layerCaseSize2(c, "output_padding"),
+                                    dilation: layerCaseSize2(c, "dilation"), groups: c.int("groups"), bias: bias, seed: 1)
             #expect(m.parameterCount == c.int("params"))
             var state = ["weight": c.tensor("weight")]
             if bias { state["bias"] = c.tensor("bias") }
@@ -66,15 +66,15 @@ private func padding(_ c: FixtureCase) -> Padding {
             expectClose(m.runningVar!.value, c.tensor("new_running_var"), tolerance: tol, "\(c) running_var")
             #expect(m.numBatchesTracked!.value.item == Float(c.int("num_batches_tracked")))
         case "maxpool2d":
-            let m = MaxPool2d(kernel: size2(c, "k"), stride: size2(c, "stride"), padding: size2(c, "padding"), ceilMode: c.bool("ceil"))
+            let m = MaxPool2d(kernel: layerCaseSize2(c, "k"), stride: layerCaseSize2(c, "stride"), padding: layerCaseSize2(c, "padding"), ceilMode: c.bool("ceil"))
             #expect(m.parameterCount == 0)
             expectClose(m(c.tensor("input")), c.tensor("output"), tolerance: 0, "\(c)")
         case "avgpool2d":
-            let m = AvgPool2d(kernel: size2(c, "k"), stride: size2(c, "stride"), padding: size2(c, "padding"),
+            let m = AvgPool2d(kernel: layerCaseSize2(c, "k"), stride: layerCaseSize2(c, "stride"), padding: layerCaseSize2(c, "padding"),
                               ceilMode: c.bool("ceil"), countIncludePad: c.bool("count_include_pad"))
             expectClose(m(c.tensor("input")), c.tensor("output"), tolerance: tol, "\(c)")
         case "adaptiveavgpool2d":
-            let m = AdaptiveAvgPool2d(outputSize: size2(c, "out"))
+            let m = AdaptiveAvgPool2d(outputSize: layerCaseSize2(c, "out"))
             expectClose(m(c.tensor("input")), c.tensor("output"), tolerance: tol, "\(c)")
         case "sequential_count":
             let seq = Sequential(Conv2d(inChannels: 3, outChannels: 8, kernelSize: 3), BatchNorm2d(8), ReLU(),
