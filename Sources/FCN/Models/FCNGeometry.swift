@@ -7,10 +7,11 @@
 //       scale 1/s, shift (2p - (K-1)) / (2s)
 //   deconvolution: scale s, shift (K-1)/2 - p
 //   element-wise layers (ReLU, dropout, 1x1 stride-1 convs, sums): identity.
-// Maps compose exactly in rationals. To crop blob A to the size of blob B (both computed
-// from a common ancestor, usually the input), map B's coordinates... from A to B:
-// `x_B = (scaleB/scaleA) * x_A + (shiftB - shiftA*scaleB/scaleA)`; the scales must agree and
-// the crop offset is `-shift`, a non-negative integer (Caffe's `coord_map.crop`). For the
+// Maps compose exactly in rationals. To crop blob A to the size of blob B, both computed
+// from a common ancestor (usually the input) by maps mA and mB, take the map from A's
+// coordinates to B's, `mB . inverse(mA)`: its scale must be 1, and its shift b says that
+// B's pixel 0 sits at A's pixel -b, so the crop offset is `-b`, a non-negative integer
+// (Caffe's `coord_map.crop`). For the
 // VGG16 FCNs this gives the published offsets 5, 9, 19, 27 and 31 (see the tests).
 
 /// An exact fraction `numerator / denominator` (denominator > 0, reduced).
