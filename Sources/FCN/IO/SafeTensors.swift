@@ -4,9 +4,9 @@
 // to {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the end of the
 // header) plus an optional "__metadata__" of string pairs, then the raw little-endian data.
 //
-// Reading memory-maps the file (no second copy: pages come from the page cache and are
-// dropped by the kernel under pressure) and converts one tensor at a time to Float32 on
-// request. The header is validated as strictly as the reference Rust implementation:
+// Reading memory-maps the file and converts one tensor at a time to Float32 on request;
+// the converted range's pages are then released from the process (madvise DONTNEED), so
+// loading a file never holds the file's bytes and the Float32 tensors at once. The header is validated as strictly as the reference Rust implementation:
 // known dtype, integral shapes, byte count = elements x dtype size, and the data ranges
 // sorted by offset must tile the data section exactly (no overlap, no gap, no trailing or
 // missing bytes). Every problem is thrown as `FCNError`, never trapped.
@@ -48,11 +48,26 @@ private final class ByteRegion: @unchecked Sendable {
     let base: UnsafeRawPointer
     let count: Int
     private let release: () -> Void
+    /// True for a file mapping, whose pages can be handed back to the page cache.
+    let isMapped: Bool
 
-    init(base: UnsafeRawPointer, count: Int, release: @escaping () -> Void) {
-        self.base = base; self.count = count; self.release = release
+    init(base: UnsafeRawPointer, count: Int, isMapped: Bool = false, release: @escaping () -> Void) {
+        self.base = base; self.count = count; self.isMapped = isMapped; self.release = release
     }
     deinit { release() }
+
+    /// Tells the kernel the whole pages inside `offset ..< offset+length` are not needed
+    /// any more: they leave this process's resident set (they stay in the page cache and
+    /// are read again if touched). Keeps loading a large file from holding the converted
+    /// tensors and the file's pages at once.
+    func dropPages(offset: Int, length: Int) {
+        #if canImport(Glibc) || canImport(Musl) || canImport(Darwin)
+        guard isMapped else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (offset + page - 1) / page * page, hi = (offset + length) / page * page
+        if hi > lo { _ = madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED) }
+        #endif
+    }
 
     static func copying(_ data: Data) -> ByteRegion {
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, data.count), alignment: 64)
@@ -73,7 +88,7 @@ private final class ByteRegion: @unchecked Sendable {
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw FCNError.io("cannot map '\(path)': \(String(cString: strerror(errno)))")
         }
-        return ByteRegion(base: UnsafeRawPointer(p), count: size) { munmap(p, size) }
+        return ByteRegion(base: UnsafeRawPointer(p), count: size, isMapped: true) { munmap(p, size) }
         #else
         do { return copying(try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)) } catch {
             throw FCNError.io("cannot read '\(path)': \(error.localizedDescription)")
@@ -208,9 +223,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         let count = e.shape.reduce(1, *)
         let base = region.base + dataStart + e.dataOffsets.lowerBound
-        return Tensor.make(shape: e.shape) { out in
+        let t = Tensor.make(shape: e.shape) { out in
             convertToFloat(base, dtype: e.dtype, count: count, into: out.baseAddress!)
         }
+        region.dropPages(offset: dataStart + e.dataOffsets.lowerBound, length: e.dataOffsets.count)
+        return t
     }
 
     /// Every tensor, converted to Float32.

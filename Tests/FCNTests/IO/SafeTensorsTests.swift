@@ -64,6 +64,7 @@ private func expectFormatError(_ data: Data, _ message: String, sourceLocation: 
         var sources: [String: Tensor] = [:]
         for name in ["special", "matrix", "ties", "bf_ties"] { sources[name] = try expected.tensor("source.\(name)") }
         let path = tempPath("half.safetensors")
+        defer { removeTempDir(path) }
         try saveSafeTensors(sources, dtype: dtype, to: path)
         let back = try SafeTensorsFile(path: path)
         let key = dtype == .f16 ? "f16" : "bf16"
@@ -81,6 +82,7 @@ private func expectFormatError(_ data: Data, _ message: String, sourceLocation: 
         let tensors = ["a.weight": Tensor(shape: [3, 3], scalars: specials), "b": Tensor.randn([2, 3, 4, 5], seed: 1),
                        "empty": Tensor.zeros([0, 3]), "scalar": Tensor(7)]
         let path = tempPath("rt.safetensors")
+        defer { removeTempDir(path) }
         try saveSafeTensors(tensors, metadata: ["k": "v", "cases": "[1]"], to: path)
         let f = try SafeTensorsFile(path: path)
         #expect(f.metadata == ["k": "v", "cases": "[1]"])
@@ -136,6 +138,7 @@ private func expectFormatError(_ data: Data, _ message: String, sourceLocation: 
 
     @Test func saveIsAtomicAndLeavesNoTemporaryFiles() throws {
         let path = tempPath("model.safetensors")
+        defer { removeTempDir(path) }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try saveSafeTensors(["w": Tensor.ones([4])], to: path)
         // A failing save (bad name) leaves the previous file intact.

@@ -33,6 +33,11 @@ func tempPath(_ name: String) -> String {
     return dir.appendingPathComponent(name).path
 }
 
+/// Removes the folder `tempPath` made for `path`.
+func removeTempDir(_ path: String) {
+    try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+}
+
 @Suite struct ModuleTests {
     @Test func namesFollowRegistrationOrder() {
         let m = DocHead()
@@ -63,6 +68,7 @@ func tempPath(_ name: String) -> String {
         a.bn.runningVar!.value = Tensor.uniform([3], low: 0.5, high: 2, seed: 10)
         a.bn.numBatchesTracked!.value = Tensor(12)
         let path = tempPath("head.safetensors")
+        defer { removeTempDir(path) }
         try a.save(to: path, metadata: ["epoch": "3"])
         let report = try b.load(from: path)
         #expect(report.isComplete)
@@ -111,6 +117,7 @@ func tempPath(_ name: String) -> String {
 
     @Test func loadingFromAFileChecksBeforeReading() throws {
         let path = tempPath("partial.safetensors")
+        defer { removeTempDir(path) }
         try saveSafeTensors(["conv.weight": Tensor.zeros([3, 4, 3, 3]), "extra": Tensor.ones([2])], to: path)
         let m = DocHead()
         #expect(throws: FCNError.mismatch("loadStateDict: missing temperature, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked, score.weight, score.bias; unexpected extra")) {

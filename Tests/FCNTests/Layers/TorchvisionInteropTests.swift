@@ -60,6 +60,7 @@ final class TVLike: Layer, @unchecked Sendable {
 
         // Round trip through a file written by this library.
         let path = tempPath("tvlike.safetensors")
+        defer { removeTempDir(path) }
         try model.save(to: path)
         let again = TVLike()
         try again.load(from: path)
