@@ -78,7 +78,7 @@ private func expectFormatError(_ data: Data, _ message: String, sourceLocation: 
     }
 
     @Test func float32RoundTripIsBitExact() throws {
-        let specials: [Float] = [0, -0, .infinity, -.infinity, .nan, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, Float(bitPattern: 0x0000_0400), 3.14159]
+        let specials: [Float] = [0, -0.0, .infinity, -.infinity, .nan, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, Float(bitPattern: 0x0000_0400), 3.14159]
         let tensors = ["a.weight": Tensor(shape: [3, 3], scalars: specials), "b": Tensor.randn([2, 3, 4, 5], seed: 1),
                        "empty": Tensor.zeros([0, 3]), "scalar": Tensor(7)]
         let path = tempPath("rt.safetensors")
