@@ -53,12 +53,14 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
                        int mr, int nr, float alpha, float beta,
                        const float *rb, const float *cb, int relu) {
     __m256 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) { acc0[i] = _mm256_setzero_ps(); acc1[i] = _mm256_setzero_ps(); }
     for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
 #pragma clang loop unroll_count(4)
     for (ptrdiff_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8);
-        for (int i = 0; i < MR; i++) {
+    #pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) {
             __m256 av = _mm256_broadcast_ss(pa + i);
             acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
             acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
@@ -70,12 +72,14 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
     __m256i m0 = mask8(nr), m1 = mask8(nr - 8);
     __m256 cb0 = cb ? _mm256_maskload_ps(cb, m0) : _mm256_setzero_ps();
     __m256 cb1 = cb ? _mm256_maskload_ps(cb + 8, m1) : _mm256_setzero_ps();
+#pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) {
-        if (i >= mr) break;
-        float *ci = c + i * ldc;
-        __m256 r = rb ? _mm256_set1_ps(rb[i]) : _mm256_setzero_ps();
-        _mm256_maskstore_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm256_add_ps(cb0, r), relu));
-        _mm256_maskstore_ps(ci + 8, m1, epi(acc1[i], va, beta, vb, ci + 8, m1, _mm256_add_ps(cb1, r), relu));
+        if (i < mr) {
+            float *ci = c + i * ldc;
+            __m256 r = rb ? _mm256_set1_ps(rb[i]) : _mm256_setzero_ps();
+            _mm256_maskstore_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm256_add_ps(cb0, r), relu));
+            _mm256_maskstore_ps(ci + 8, m1, epi(acc1[i], va, beta, vb, ci + 8, m1, _mm256_add_ps(cb1, r), relu));
+        }
     }
 }
 

@@ -129,6 +129,7 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
                        int mr, int nr, float alpha, float beta,
                        const float *rb, const float *cb, int relu) {
     __m512 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); }
     for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
@@ -136,7 +137,8 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
 #pragma clang loop unroll_count(4)
     for (; p < kc; p++) {
         __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
-        for (int i = 0; i < MR; i++) {
+    #pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) {
             __m512 av = _mm512_set1_ps(pa[i]);
             acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
             acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
@@ -148,12 +150,14 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
     __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
     __m512 cb0 = cb ? _mm512_maskz_loadu_ps(m0, cb) : _mm512_setzero_ps();
     __m512 cb1 = cb ? _mm512_maskz_loadu_ps(m1, cb + 16) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) {
-        if (i >= mr) break;
-        float *ci = c + i * ldc;
-        __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();
-        _mm512_mask_storeu_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm512_add_ps(cb0, r), relu));
-        _mm512_mask_storeu_ps(ci + 16, m1, epi(acc1[i], va, beta, vb, ci + 16, m1, _mm512_add_ps(cb1, r), relu));
+        if (i < mr) {
+            float *ci = c + i * ldc;
+            __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();
+            _mm512_mask_storeu_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm512_add_ps(cb0, r), relu));
+            _mm512_mask_storeu_ps(ci + 16, m1, epi(acc1[i], va, beta, vb, ci + 16, m1, _mm512_add_ps(cb1, r), relu));
+        }
     }
 }
 
