@@ -55,6 +55,24 @@ void fcn_sgemm_macro(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float al
     get_kernel(isa)->macro(mc, nc, kc, alpha, packA, packB, beta, c, ldc, rowBias, colBias, relu);
 }
 
+void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                               const float *packA, int transB, const float *b, ptrdiff_t ldb,
+                               ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
+                               float *c, ptrdiff_t ldc,
+                               const float *rowBias, const float *colBias, int relu) {
+    const fcn_gemm_kernel *k = get_kernel(isa);
+    if (k->macro_packing_b) {
+        k->macro_packing_b(mc, nc, kc, alpha, packA, transB, b, ldb, p0, j0, buf, beta, c, ldc,
+                           rowBias, colBias, relu);
+        return;
+    }
+    for (ptrdiff_t j = 0; j < nc; j += k->nr) {
+        ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
+        k->pack_b(transB, b, ldb, p0, j0 + j, kc, w, buf);
+        k->macro(mc, w, kc, alpha, packA, buf, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
+    }
+}
+
 // MARK: Portable kernel (4 x 8)
 
 enum { P_MR = 4, P_NR = 8 };
@@ -116,5 +134,6 @@ int fcn_gemm_kernel_portable(fcn_gemm_kernel *k) {
     k->pack_a = p_pack_a;
     k->pack_b = p_pack_b;
     k->macro = p_macro;
+    k->macro_packing_b = 0;
     return 1;
 }

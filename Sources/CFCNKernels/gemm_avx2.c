@@ -102,6 +102,7 @@ int fcn_gemm_kernel_avx2(fcn_gemm_kernel *k) {
     k->pack_a = pack_a;
     k->pack_b = pack_b;
     k->macro = macro;
+    k->macro_packing_b = 0;
     return 1;
 }
 

@@ -125,27 +125,43 @@ static inline TGT __m512 epi(__m512 acc, __m512 va, float beta, __m512 vb, const
     return v;
 }
 
+// One k step of the MR x 32 tile: 2 loads of B, MR broadcasts of A, 2*MR FMAs.
+#define FCN_K_STEP()                                                    \
+    do {                                                                \
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16); \
+        _Pragma("clang loop unroll(full)")                              \
+        for (int i = 0; i < MR; i++) {                                  \
+            __m512 av = _mm512_set1_ps(pa[i]);                          \
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);                 \
+            acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);                 \
+        }                                                               \
+        pa += MR;                                                       \
+        pb += NR;                                                       \
+    } while (0)
+
+// MR x 32 microkernel over packed panels. While it runs it prefetches `pfRows` rows of
+// 128 bytes (pf, pf + pfStride, ...) into L2: the source of the next B panel when B is
+// packed panel by panel (see macro_packing_b), so DRAM reads overlap the FMAs.
 static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
                        int mr, int nr, float alpha, float beta,
-                       const float *rb, const float *cb, int relu) {
+                       const float *rb, const float *cb, int relu,
+                       const char *pf, ptrdiff_t pfStride, ptrdiff_t pfRows) {
     __m512 acc0[MR], acc1[MR];
 #pragma clang loop unroll(full)
     for (int i = 0; i < MR; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); }
     for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
     ptrdiff_t p = 0;
-#pragma clang loop unroll_count(4)
-    for (; p < kc; p++) {
-        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
-    #pragma clang loop unroll(full)
-    for (int i = 0; i < MR; i++) {
-            __m512 av = _mm512_set1_ps(pa[i]);
-            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
-        }
-        pa += MR;
-        pb += NR;
+    ptrdiff_t np = pfRows < kc ? pfRows : kc;
+    for (; p < np; p++) {
+        _mm_prefetch(pf, _MM_HINT_T1);
+        _mm_prefetch(pf + 64, _MM_HINT_T1);
+        _mm_prefetch(pf + 127, _MM_HINT_T1);
+        pf += pfStride;
+        FCN_K_STEP();
     }
+#pragma clang loop unroll_count(4)
+    for (; p < kc; p++) FCN_K_STEP();
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
     __m512 cb0 = cb ? _mm512_maskz_loadu_ps(m0, cb) : _mm512_setzero_ps();
@@ -169,7 +185,32 @@ static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, con
         for (ptrdiff_t i = 0; i < mc; i += MR) {
             int mr = mc - i < MR ? (int)(mc - i) : MR;
             kernel(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, beta,
-                   rb ? rb + i : 0, cb ? cb + j : 0, relu);
+                   rb ? rb + i : 0, cb ? cb + j : 0, relu, 0, 0, 0);
+        }
+    }
+}
+
+// Macro-kernel that packs B one NR-column panel at a time into `buf` (kc * NR floats) right
+// before using it, prefetching the next panel's source during the FMAs of the current one.
+// Used when the A block is the whole M range of a tile (B would not be reused anyway).
+static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
+                                int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
+                                float *buf, float beta, float *c, ptrdiff_t ldc,
+                                const float *rb, const float *cb, int relu) {
+    ptrdiff_t panels = (mc + MR - 1) / MR;
+    for (ptrdiff_t j = 0; j < nc; j += NR) {
+        int nr = nc - j < NR ? (int)(nc - j) : NR;
+        pack_b(transB, b, ldb, p0, j0 + j, kc, nr, buf);
+        // Next panel's rows (non-transposed B: kc rows of 128 bytes), split over the kernels.
+        int pfOn = !transB && j + 2 * NR <= nc;
+        const char *next = (const char *)(b + p0 * ldb + j0 + j + NR);
+        ptrdiff_t q = 0;
+        for (ptrdiff_t i = 0; i < mc; i += MR, q++) {
+            int mr = mc - i < MR ? (int)(mc - i) : MR;
+            ptrdiff_t r0 = kc * q / panels, r1 = kc * (q + 1) / panels;
+            kernel(kc, pa + i * kc, buf, c + i * ldc + j, ldc, mr, nr, alpha, beta,
+                   rb ? rb + i : 0, cb ? cb + j : 0, relu,
+                   next + r0 * ldb * 4, ldb * 4, pfOn ? r1 - r0 : 0);
         }
     }
 }
@@ -180,6 +221,7 @@ int fcn_gemm_kernel_avx512(fcn_gemm_kernel *k) {
     k->pack_a = pack_a;
     k->pack_b = pack_b;
     k->macro = macro;
+    k->macro_packing_b = macro_packing_b;
     return 1;
 }
 

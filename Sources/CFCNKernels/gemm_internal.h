@@ -12,11 +12,17 @@ typedef void (*fcn_macro_fn)(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alp
                              const float *pa, const float *pb, float beta, float *c, ptrdiff_t ldc,
                              const float *rowBias, const float *colBias, int relu);
 
+typedef void (*fcn_macro_packing_b_fn)(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
+                                       int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
+                                       float *buf, float beta, float *c, ptrdiff_t ldc,
+                                       const float *rowBias, const float *colBias, int relu);
+
 typedef struct {
     int mr, nr;
     fcn_pack_a_fn pack_a;
     fcn_pack_b_fn pack_b;
     fcn_macro_fn macro;
+    fcn_macro_packing_b_fn macro_packing_b; // optional (NULL: generic panel loop)
 } fcn_gemm_kernel;
 
 // Each returns 1 and fills *k when the ISA is compiled in (the caller checks the CPU).

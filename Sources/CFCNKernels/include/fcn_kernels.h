@@ -53,6 +53,15 @@ void fcn_sgemm_macro(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float al
                      float *c, ptrdiff_t ldc,
                      const float *rowBias, const float *colBias, int relu);
 
+/// Like fcn_sgemm_macro, but packs op(B)[p0 ..< p0+kc, j0 ..< j0+nc] one NR-column panel at a
+/// time into `buf` (capacity kc * NR floats) just before use (prefetching the next panel).
+/// For blocks where the packed A covers all rows of the tile, so packed B would not be reused.
+void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                               const float *packA, int transB, const float *b, ptrdiff_t ldb,
+                               ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
+                               float *c, ptrdiff_t ldc,
+                               const float *rowBias, const float *colBias, int relu);
+
 #ifdef __cplusplus
 }
 #endif

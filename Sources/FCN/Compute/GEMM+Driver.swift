@@ -225,7 +225,8 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
     let ncMax = min(plan.nc, roundUp(cols.count, plan.nr))
     let mcMax = min(plan.mc, roundUp(rows.count, plan.mr))
     let kcMax = min(plan.kc, k)
-    ws.reserve(a: mcMax * kcMax, b: kcMax * ncMax)
+    let singleRowBlock = rows.count <= plan.mc
+    ws.reserve(a: mcMax * kcMax, b: kcMax * (singleRowBlock ? plan.nr : ncMax))
     let ta: Int32 = transA ? 1 : 0, tb: Int32 = transB ? 1 : 0
     let relu: Int32 = epilogue.relu ? 1 : 0
     var jc = cols.lowerBound
@@ -234,15 +235,26 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
         var pc = 0
         while pc < k {
             let kc = min(plan.kc, k - pc)
-            fcn_sgemm_pack_b(isa, tb, b, ldb, pc, jc, kc, nc, ws.b)
             let first = pc == 0, last = pc + kc == k
+            let rb = last ? epilogue.rowBias.map { $0 + rows.lowerBound } : nil
+            let cb = last ? epilogue.colBias.map { $0 + jc } : nil
+            if singleRowBlock {
+                // The A block is the whole tile height: packed B would not be reused, so B is
+                // packed panel by panel inside the macro-kernel (hot in cache, prefetched).
+                fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
+                fcn_sgemm_macro_packing_b(isa, rows.count, nc, kc, alpha, ws.a, tb, b, ldb, pc, jc, ws.b,
+                                          first ? beta : 1, c + rows.lowerBound * ldc + jc, ldc,
+                                          rb, cb, last ? relu : 0)
+                pc += kc
+                continue
+            }
+            fcn_sgemm_pack_b(isa, tb, b, ldb, pc, jc, kc, nc, ws.b)
             var ic = rows.lowerBound
             while ic < rows.upperBound {
                 let mc = min(plan.mc, rows.upperBound - ic)
                 fcn_sgemm_pack_a(isa, ta, a, lda, ic, pc, mc, kc, ws.a)
                 fcn_sgemm_macro(isa, mc, nc, kc, alpha, ws.a, ws.b, first ? beta : 1, c + ic * ldc + jc, ldc,
-                                last ? epilogue.rowBias.map { $0 + ic } : nil,
-                                last ? epilogue.colBias.map { $0 + jc } : nil, last ? relu : 0)
+                                rb.map { $0 + (ic - rows.lowerBound) }, cb, last ? relu : 0)
                 ic += mc
             }
             pc += kc
