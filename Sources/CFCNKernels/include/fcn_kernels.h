@@ -22,6 +22,46 @@ enum {
 };
 int fcn_cpu_isa_flags(void);
 
+// MARK: SGEMM building blocks (packing + macro-kernel; blocking and threads are in Swift)
+//
+// The engine computes C = alpha * op(A) * op(B) + beta * C block by block:
+//   op(A) block [mc, kc] is packed into MR-row panels: panel q holds rows q*MR..q*MR+MR-1,
+//   stored p-major (kc groups of MR values), zero-padded to MR rows; panel q starts at q*MR*kc.
+//   op(B) block [kc, nc] is packed into NR-column panels the same way (kc groups of NR values).
+// `isa` is ONE FCN_ISA_* flag; the packed layout depends on it through MR and NR.
+
+/// Register tile of the microkernel for `isa`: *mr x *nr. Returns 0 when `isa` has no
+/// kernel in this build or on this CPU (then nothing is written).
+int fcn_sgemm_kernel_shape(int isa, int *mr, int *nr);
+
+/// Packs op(A)[i0 ..< i0+mc, p0 ..< p0+kc] into `dst` (capacity roundup(mc, MR) * kc floats).
+/// A is stored [m, lda] (transA == 0) or [k, lda] (transA != 0).
+void fcn_sgemm_pack_a(int isa, int transA, const float *a, ptrdiff_t lda,
+                      ptrdiff_t i0, ptrdiff_t p0, ptrdiff_t mc, ptrdiff_t kc, float *dst);
+
+/// Packs op(B)[p0 ..< p0+kc, j0 ..< j0+nc] into `dst` (capacity roundup(nc, NR) * kc floats).
+/// B is stored [k, ldb] (transB == 0) or [n, ldb] (transB != 0).
+void fcn_sgemm_pack_b(int isa, int transB, const float *b, ptrdiff_t ldb,
+                      ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t nc, float *dst);
+
+/// Multiplies packed blocks into C[mc, nc] (c points at the block's top-left element):
+///   C = alpha * packA * packB + beta * C   (beta == 0: C is not read)
+/// then C += rowBias[i] (if rowBias) + colBias[j] (if colBias),
+/// and C = max(C, 0) if relu. rowBias/colBias point at the block's first row/column.
+void fcn_sgemm_macro(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                     const float *packA, const float *packB, float beta,
+                     float *c, ptrdiff_t ldc,
+                     const float *rowBias, const float *colBias, int relu);
+
+/// Like fcn_sgemm_macro, but packs op(B)[p0 ..< p0+kc, j0 ..< j0+nc] one NR-column panel at a
+/// time into `buf` (capacity kc * NR floats) just before use (prefetching the next panel).
+/// For blocks where the packed A covers all rows of the tile, so packed B would not be reused.
+void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                               const float *packA, int transB, const float *b, ptrdiff_t ldb,
+                               ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
+                               float *c, ptrdiff_t ldc,
+                               const float *rowBias, const float *colBias, int relu);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,28 +26,25 @@ public func sgemmReference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a
 }
 
 /// SGEMM used by every op (row-major; see the file contract).
+///
+/// Runs the packed, cache-blocked engine (GEMM+Driver.swift) on the fastest ISA path of this
+/// CPU (AVX-512, AVX2+FMA, NEON or portable C) over `Compute.threads` threads.
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    if m == 0 || n == 0 { return }
-    if k == 0 {
-        for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
-        return
-    }
-    // Placeholder engine: a cache-friendly i-p-j loop. Replaced by the packed, blocked,
-    // per-ISA engine in the C target.
-    for i in 0..<m {
-        let crow = c + i * ldc
-        if beta == 0 { for j in 0..<n { crow[j] = 0 } } else if beta != 1 { for j in 0..<n { crow[j] *= beta } }
-        for p in 0..<k {
-            let av = alpha * (transA ? a[p * lda + i] : a[i * lda + p])
-            if av == 0 { continue }
-            if transB {
-                for j in 0..<n { crow[j] += av * b[j * ldb + p] }
-            } else {
-                let brow = b + p * ldb
-                for j in 0..<n { crow[j] += av * brow[j] }
-            }
-        }
-    }
+    sgemmEngine(isa: GEMMConfig.defaultISA, threads: Compute.threads, transA: transA, transB: transB,
+                m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc, epilogue: .none)
+}
+
+/// SGEMM with a fused epilogue (see `GEMMEpilogue`):
+/// `C = act(alpha * op(A) * op(B) + beta * C + rowBias[i] + colBias[j])`, in one pass over C.
+/// Used by convolution-as-GEMM to add the bias (per output channel = row) and apply ReLU
+/// without a second sweep over the output.
+public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
+    sgemmEngine(isa: GEMMConfig.defaultISA, threads: Compute.threads, transA: transA, transB: transB,
+                m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc, epilogue: epilogue)
 }

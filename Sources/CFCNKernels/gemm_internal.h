@@ -1,0 +1,72 @@
+// Internal to CFCNKernels: per-ISA SGEMM entry points and generic packing helpers.
+#ifndef FCN_GEMM_INTERNAL_H
+#define FCN_GEMM_INTERNAL_H
+
+#include <stddef.h>
+
+typedef void (*fcn_pack_a_fn)(int transA, const float *a, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t p0,
+                              ptrdiff_t mc, ptrdiff_t kc, float *dst);
+typedef void (*fcn_pack_b_fn)(int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
+                              ptrdiff_t kc, ptrdiff_t nc, float *dst);
+typedef void (*fcn_macro_fn)(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                             const float *pa, const float *pb, float beta, float *c, ptrdiff_t ldc,
+                             const float *rowBias, const float *colBias, int relu);
+
+typedef void (*fcn_macro_packing_b_fn)(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
+                                       int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
+                                       float *buf, float beta, float *c, ptrdiff_t ldc,
+                                       const float *rowBias, const float *colBias, int relu);
+
+typedef struct {
+    int mr, nr;
+    fcn_pack_a_fn pack_a;
+    fcn_pack_b_fn pack_b;
+    fcn_macro_fn macro;
+    fcn_macro_packing_b_fn macro_packing_b; // optional (NULL: generic panel loop)
+} fcn_gemm_kernel;
+
+// Each returns 1 and fills *k when the ISA is compiled in (the caller checks the CPU).
+int fcn_gemm_kernel_portable(fcn_gemm_kernel *k);
+int fcn_gemm_kernel_avx2(fcn_gemm_kernel *k);
+int fcn_gemm_kernel_avx512(fcn_gemm_kernel *k);
+int fcn_gemm_kernel_neon(fcn_gemm_kernel *k);
+
+// Generic packing: element (r, p) of the [rows, kc] source block is src[r * rs + p * ps].
+// Writes panels of W values (zero-padded) p-major, as described in fcn_kernels.h.
+// Static inline so each ISA file instantiates it with a constant W under its own target.
+static inline void fcn_pack_generic(const float *src, ptrdiff_t rs, ptrdiff_t ps,
+                                    ptrdiff_t rows, ptrdiff_t kc, int W, float *dst) {
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += W) {
+        ptrdiff_t h = rows - r0 < W ? rows - r0 : W;
+        const float *s = src + r0 * rs;
+        if (ps == 1) {
+            // Source rows contiguous in p: walk each row once (stride W in dst).
+            for (ptrdiff_t r = 0; r < h; r++) {
+                const float *sr = s + r * rs;
+                float *d = dst + r;
+                for (ptrdiff_t p = 0; p < kc; p++) d[p * W] = sr[p];
+            }
+        } else {
+            for (ptrdiff_t p = 0; p < kc; p++) {
+                const float *sp = s + p * ps;
+                float *d = dst + p * W;
+                for (ptrdiff_t r = 0; r < h; r++) d[r] = sp[r * rs];
+            }
+        }
+        if (h < W)
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t r = h; r < W; r++) dst[p * W + r] = 0.0f;
+        dst += (ptrdiff_t)W * kc;
+    }
+}
+
+// Element (i, p) of op(A) for A stored row-major with leading dimension lda.
+#define FCN_A_RS(transA, lda) ((transA) ? 1 : (lda))
+#define FCN_A_PS(transA, lda) ((transA) ? (lda) : 1)
+#define FCN_A_AT(a, transA, lda, i0, p0) ((transA) ? (a) + (p0) * (lda) + (i0) : (a) + (i0) * (lda) + (p0))
+// Element (p, j) of op(B): as columns j (the packed "rows") and depth p.
+#define FCN_B_RS(transB, ldb) ((transB) ? (ldb) : 1)
+#define FCN_B_PS(transB, ldb) ((transB) ? 1 : (ldb))
+#define FCN_B_AT(b, transB, ldb, p0, j0) ((transB) ? (b) + (j0) * (ldb) + (p0) : (b) + (p0) * (ldb) + (j0))
+
+#endif

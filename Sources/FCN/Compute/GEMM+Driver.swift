@@ -1,0 +1,283 @@
+// GEMM driver: cache blocking, threads and workspaces around the C kernels (CFCNKernels).
+//
+// Algorithm (Goto/BLIS): C is split into one tile per thread (a tm x tn grid chosen to balance
+// the work, see `GEMMPlan`). Each thread walks its tile with
+//   for jc in N step NC { for pc in K step KC { pack B[pc, jc] (KC x NC, NR-column panels)
+//     for ic in M step MC { pack A[ic, pc] (MC x KC, MR-row panels); macro-kernel } } }
+// The macro-kernel loops over MR x NR register tiles in C. beta is applied in the first KC
+// block (beta == 0 never reads C), the epilogue (bias, ReLU) in the last.
+//
+// Block sizes (measured on an AVX-512 core with 48 KiB L1d, 1 MiB L2): KC = 512 so the
+// packed B micro-panel (KC x 32 floats = 64 KiB) streams from L1/L2 while the packed A block
+// (MC x KC <= 336 x 512 floats = 672 KiB) stays in L2; NC = 4096 keeps the packed B block
+// (8 MiB) in the L3.
+//
+// Workspace: each running tile takes one `GEMMWorkspace` (packed A + packed B buffers) from a
+// process-wide pool and returns it afterwards. A workspace holds at most
+//   roundup(MC, MR) * KC + KC * roundup(NC, NR) floats  (= 336*512 + 512*4096 floats ~ 8.7 MiB)
+// and the pool keeps at most `GEMMWorkspacePool.maxIdle` (= 4) idle ones, so the memory kept
+// between calls is bounded by ~35 MiB (only what the largest problems needed is allocated).
+import CFCNKernels
+import Dispatch
+
+/// Instruction-set paths of the GEMM engine.
+enum GEMMISA: String, CaseIterable, Sendable {
+    case portable, avx2, avx512, neon
+
+    var flag: Int32 {
+        switch self {
+        case .portable: Int32(FCN_ISA_PORTABLE)
+        case .avx2: Int32(FCN_ISA_AVX2_FMA)
+        case .avx512: Int32(FCN_ISA_AVX512)
+        case .neon: Int32(FCN_ISA_NEON)
+        }
+    }
+
+    /// Register tile (MR, NR) of this path, or nil when this CPU or build lacks it.
+    var kernelShape: (mr: Int, nr: Int)? {
+        var mr: Int32 = 0, nr: Int32 = 0
+        guard fcn_sgemm_kernel_shape(flag, &mr, &nr) != 0 else { return nil }
+        return (Int(mr), Int(nr))
+    }
+}
+
+/// Engine configuration: which ISA path runs, block sizes.
+enum GEMMConfig {
+    /// Paths usable on this machine, fastest last.
+    static let availableISAs: [GEMMISA] = GEMMISA.allCases.filter { $0.kernelShape != nil }
+
+    /// The path `sgemm` uses: `FCN_GEMM_ISA=portable|avx2|avx512|neon` when set and available,
+    /// otherwise the fastest available one.
+    static let defaultISA: GEMMISA = {
+        if let s = getenvString("FCN_GEMM_ISA") {
+            guard let isa = GEMMISA(rawValue: s), availableISAs.contains(isa) else {
+                fcnFail("sgemm", "FCN_GEMM_ISA=\(s) is not available here; available: \(availableISAs.map(\.rawValue))")
+            }
+            return isa
+        }
+        return availableISAs.contains(.avx512) ? .avx512
+            : availableISAs.contains(.avx2) ? .avx2
+            : availableISAs.contains(.neon) ? .neon : .portable
+    }()
+
+    static let kc = 512
+    static let mc = 336
+    static let nc = 4096
+    /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
+    static let minFMAsPerThread = 1 << 20
+}
+
+/// Optional work fused into the write-back of `sgemm(…, epilogue:)`:
+/// `C[i, j] = act(alpha * (op(A) op(B))[i, j] + beta * C[i, j] + rowBias[i] + colBias[j])`.
+///
+/// Row bias is what a convolution as GEMM needs (output channels are the rows of C:
+/// `[Cout, K] x [K, H*W]`); column bias suits `[N, K] x [K, out]` linear layers. The pointers
+/// must stay valid for the call and hold `m` (rowBias) or `n` (colBias) floats.
+public struct GEMMEpilogue {
+    public var rowBias: UnsafePointer<Float>?
+    public var colBias: UnsafePointer<Float>?
+    public var relu: Bool
+
+    public init(rowBias: UnsafePointer<Float>? = nil, colBias: UnsafePointer<Float>? = nil, relu: Bool = false) {
+        self.rowBias = rowBias
+        self.colBias = colBias
+        self.relu = relu
+    }
+
+    /// No bias, no activation.
+    public static var none: GEMMEpilogue { GEMMEpilogue() }
+
+    var isNone: Bool { rowBias == nil && colBias == nil && !relu }
+}
+
+// MARK: Workspace
+
+/// Packing buffers of one running tile (64-byte aligned, grown on demand).
+final class GEMMWorkspace {
+    private(set) var a: UnsafeMutablePointer<Float>
+    private(set) var b: UnsafeMutablePointer<Float>
+    private var aCap = 0, bCap = 0
+
+    init() {
+        a = Self.alloc(16); b = Self.alloc(16); aCap = 16; bCap = 16
+    }
+    deinit { a.deallocate(); b.deallocate() }
+
+    private static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64).bindMemory(to: Float.self, capacity: n)
+    }
+
+    func reserve(a na: Int, b nb: Int) {
+        if na > aCap { a.deallocate(); a = Self.alloc(na); aCap = na }
+        if nb > bCap { b.deallocate(); b = Self.alloc(nb); bCap = nb }
+    }
+}
+
+/// Process-wide pool of workspaces (bounded; see the file comment).
+enum GEMMWorkspacePool {
+    static let maxIdle = 4
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var idle: [GEMMWorkspace] = []
+
+    static func take() -> GEMMWorkspace {
+        lock.withLock { idle.popLast() } ?? GEMMWorkspace()
+    }
+
+    static func give(_ w: GEMMWorkspace) {
+        lock.withLock { if idle.count < maxIdle { idle.append(w) } }
+    }
+}
+
+// MARK: Plan
+
+/// How one call is split: thread grid and block sizes.
+struct GEMMPlan {
+    var mr: Int, nr: Int
+    var tm: Int, tn: Int          // thread grid over (M, N)
+    var mc: Int, kc: Int, nc: Int // cache blocks (mc multiple of mr, nc multiple of nr)
+
+    init(m: Int, n: Int, k: Int, mr: Int, nr: Int, threads: Int) {
+        self.mr = mr; self.nr = nr
+        // Threads: only as many as the work justifies.
+        let fmas = Double(m) * Double(n) * Double(k)
+        let t = max(1, min(threads, Int(fmas / Double(GEMMConfig.minFMAsPerThread))))
+        // Thread grid: minimise the slowest tile's time, modelled as its padded multiply-adds
+        // plus the packing it does (every element packed ~ 16 multiply-adds' time).
+        var best = (tm: 1, tn: t, cost: Double.infinity)
+        for tm in 1...t where t % tm == 0 {
+            let tn = t / tm
+            let mt = roundUp((m + tm - 1) / tm, mr), nt = roundUp((n + tn - 1) / tn, nr)
+            if tm > 1 && (m + tm - 1) / tm < mr && tm > (m + mr - 1) / mr { continue }
+            if tn > 1 && (n + tn - 1) / tn < nr && tn > (n + nr - 1) / nr { continue }
+            let nBlocks = Double((nt + GEMMConfig.nc - 1) / GEMMConfig.nc)
+            let cost = Double(mt) * Double(nt) * Double(k) + 16 * Double(k) * (Double(mt) * nBlocks + Double(nt))
+            if cost < best.cost { best = (tm, tn, cost) }
+        }
+        tm = best.tm; tn = best.tn
+        // Cache blocks, balanced so the last block is not a sliver.
+        let kBlocks = max(1, (k + GEMMConfig.kc - 1) / GEMMConfig.kc)
+        kc = (k + kBlocks - 1) / kBlocks
+        let mTile = (m + tm - 1) / tm
+        let mBlocks = max(1, (mTile + GEMMConfig.mc - 1) / GEMMConfig.mc)
+        mc = roundUp((mTile + mBlocks - 1) / mBlocks, mr)
+        let nTile = (n + tn - 1) / tn
+        let nBlocks = max(1, (nTile + GEMMConfig.nc - 1) / GEMMConfig.nc)
+        nc = roundUp((nTile + nBlocks - 1) / nBlocks, nr)
+    }
+
+    /// Bounds of part `i` of `count` parts of `0..<total`, split at multiples of `align`.
+    static func part(_ i: Int, of count: Int, total: Int, align: Int) -> Range<Int> {
+        let units = (total + align - 1) / align
+        let lo = min(total, units * i / count * align), hi = min(total, units * (i + 1) / count * align)
+        return lo..<hi
+    }
+}
+
+@inline(__always) func roundUp(_ x: Int, _ to: Int) -> Int { (x + to - 1) / to * to }
+
+// MARK: Engine
+
+/// The blocked, threaded engine behind `sgemm`. `isa` and `threads` are explicit so tests can
+/// run every path and thread count side by side.
+func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                 alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
+    fcnCheck(m >= 0 && n >= 0 && k >= 0, "sgemm", "sizes must be >= 0, got m=\(m) n=\(n) k=\(k)")
+    if m == 0 || n == 0 { return }
+    let aCols = transA ? m : k, bCols = transB ? k : n
+    fcnCheck(lda >= max(1, aCols), "sgemm",
+             "lda=\(lda) is smaller than a row of A (\(transA ? "[k, m] = [\(k), \(m)]" : "[m, k] = [\(m), \(k)]"))")
+    fcnCheck(ldb >= max(1, bCols), "sgemm",
+             "ldb=\(ldb) is smaller than a row of B (\(transB ? "[n, k] = [\(n), \(k)]" : "[k, n] = [\(k), \(n)]"))")
+    fcnCheck(ldc >= n, "sgemm", "ldc=\(ldc) is smaller than a row of C [m, n] = [\(m), \(n)]")
+    if k == 0 || alpha == 0 {
+        scaleAndEpilogue(m: m, n: n, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
+        return
+    }
+    guard let shape = isa.kernelShape else { fcnFail("sgemm", "ISA path \(isa.rawValue) is not available on this CPU") }
+    let nThreads = ParallelState.inWorker ? 1 : threads
+    let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads)
+    let tiles = plan.tm * plan.tn
+    let args = UncheckedSendable((a, b, c, epilogue))
+    let run: @Sendable (Int) -> Void = { t in
+        let (a, b, c, epilogue) = args.value
+        let rows = GEMMPlan.part(t / plan.tn, of: plan.tm, total: m, align: plan.mr)
+        let cols = GEMMPlan.part(t % plan.tn, of: plan.tn, total: n, align: plan.nr)
+        if rows.isEmpty || cols.isEmpty { return }
+        let ws = GEMMWorkspacePool.take()
+        defer { GEMMWorkspacePool.give(ws) }
+        runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, transB: transB, rows: rows, cols: cols, k: k,
+                alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
+    }
+    if tiles == 1 {
+        run(0)
+    } else {
+        DispatchQueue.concurrentPerform(iterations: tiles) { t in
+            ParallelState.$inWorker.withValue(true) { run(t) }
+        }
+    }
+}
+
+private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool, transB: Bool,
+                     rows: Range<Int>, cols: Range<Int>, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
+    let ncMax = min(plan.nc, roundUp(cols.count, plan.nr))
+    let mcMax = min(plan.mc, roundUp(rows.count, plan.mr))
+    let kcMax = min(plan.kc, k)
+    let singleRowBlock = rows.count <= plan.mc
+    ws.reserve(a: mcMax * kcMax, b: kcMax * (singleRowBlock ? plan.nr : ncMax))
+    let ta: Int32 = transA ? 1 : 0, tb: Int32 = transB ? 1 : 0
+    let relu: Int32 = epilogue.relu ? 1 : 0
+    var jc = cols.lowerBound
+    while jc < cols.upperBound {
+        let nc = min(plan.nc, cols.upperBound - jc)
+        var pc = 0
+        while pc < k {
+            let kc = min(plan.kc, k - pc)
+            let first = pc == 0, last = pc + kc == k
+            let rb = last ? epilogue.rowBias.map { $0 + rows.lowerBound } : nil
+            let cb = last ? epilogue.colBias.map { $0 + jc } : nil
+            if singleRowBlock {
+                // The A block is the whole tile height: packed B would not be reused, so B is
+                // packed panel by panel inside the macro-kernel (hot in cache, prefetched).
+                fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
+                fcn_sgemm_macro_packing_b(isa, rows.count, nc, kc, alpha, ws.a, tb, b, ldb, pc, jc, ws.b,
+                                          first ? beta : 1, c + rows.lowerBound * ldc + jc, ldc,
+                                          rb, cb, last ? relu : 0)
+                pc += kc
+                continue
+            }
+            fcn_sgemm_pack_b(isa, tb, b, ldb, pc, jc, kc, nc, ws.b)
+            var ic = rows.lowerBound
+            while ic < rows.upperBound {
+                let mc = min(plan.mc, rows.upperBound - ic)
+                fcn_sgemm_pack_a(isa, ta, a, lda, ic, pc, mc, kc, ws.a)
+                fcn_sgemm_macro(isa, mc, nc, kc, alpha, ws.a, ws.b, first ? beta : 1, c + ic * ldc + jc, ldc,
+                                rb.map { $0 + (ic - rows.lowerBound) }, cb, last ? relu : 0)
+                ic += mc
+            }
+            pc += kc
+        }
+        jc += nc
+    }
+}
+
+/// C = beta * C (+ epilogue) for the degenerate cases k == 0 or alpha == 0.
+private func scaleAndEpilogue(m: Int, n: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                              epilogue: GEMMEpilogue) {
+    for i in 0..<m {
+        let row = c + i * ldc
+        let rb = epilogue.rowBias?[i] ?? 0
+        for j in 0..<n {
+            var v = beta == 0 ? 0 : beta * row[j]
+            v += rb
+            if let cb = epilogue.colBias { v += cb[j] }
+            if epilogue.relu && v < 0 { v = 0 }
+            row[j] = v
+        }
+    }
+}
+
+/// The raw FCN_ISA_* bit set of this CPU (tests compare it with `GEMMConfig.availableISAs`).
+func fcnCPUFlagsForTests() -> Int { Int(fcn_cpu_isa_flags()) }

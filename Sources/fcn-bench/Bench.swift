@@ -1,0 +1,128 @@
+// Bench: a tiny timing harness for fcn-bench (monotonic clock, warm-up, best of N).
+//
+// Usage: create one `Bench`, call `run(name, flops:) { … }` per row, then `report()`.
+// Rows are printed as a table (row, ms, GFLOP/s) or, with `--json`, as
+// {"threads": N, "rows": [{"row": "...", "ms": 1.0, "gflops": 2.0}, ...]}.
+import Dispatch
+import FCN
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct BenchRow {
+    var row: String
+    var ms: Double
+    var gflops: Double
+}
+
+final class Bench {
+    struct Options {
+        var threads = Compute.threads
+        var json = false
+        var quick = false
+        var filter: String? = nil
+        var repeats = 3
+    }
+
+    let options: Options
+    private(set) var rows: [BenchRow] = []
+    private(set) var failures: [String] = []
+
+    init(options: Options) { self.options = options }
+
+    /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`.
+    static func parseOptions(_ args: [String]) -> Options {
+        var o = Options()
+        var i = 1
+        func value() -> String {
+            i += 1
+            guard i < args.count else { fatalError("fcn-bench: \(args[i - 1]) needs a value") }
+            return args[i]
+        }
+        while i < args.count {
+            switch args[i] {
+            case "--threads": o.threads = Int(value()) ?? o.threads
+            case "--json": o.json = true
+            case "--quick": o.quick = true
+            case "--filter": o.filter = value()
+            case "--repeats": o.repeats = max(1, Int(value()) ?? o.repeats)
+            case "-h", "--help":
+                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N]")
+                exit(0)
+            default: fatalError("fcn-bench: unknown argument \(args[i])")
+            }
+            i += 1
+        }
+        return o
+    }
+
+    /// Whether a row named `name` is selected by `--filter`.
+    func wants(_ name: String) -> Bool {
+        guard let f = options.filter else { return true }
+        return name.contains(f)
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Times `body` (one warm-up run, then best of `options.repeats`) and records a row.
+    /// `flops` is the work of one run (0: no GFLOP/s column).
+    func run(_ name: String, flops: Double, _ body: () -> Void) {
+        guard wants(name) else { return }
+        body()
+        var best = Double.infinity
+        for _ in 0..<options.repeats {
+            let t0 = Self.now()
+            body()
+            best = min(best, Double(Self.now() - t0) / 1e6)
+        }
+        rows.append(BenchRow(row: name, ms: best, gflops: flops > 0 ? flops / (best * 1e6) : 0))
+        if !options.json {
+            print(pad(name, 28) + pad(String(format3(best)), 12, left: true) + pad(format1(rows.last!.gflops), 10, left: true))
+        }
+    }
+
+    /// Records a correctness failure (reported at the end; the exit status becomes 1).
+    func fail(_ message: String) {
+        failures.append(message)
+        if !options.json { print("MISMATCH: \(message)") }
+    }
+
+    func printHeader() {
+        guard !options.json else { return }
+        print("fcn-bench, threads = \(options.threads)\(options.quick ? " (quick)" : "")")
+        print(pad("row", 28) + pad("ms", 12, left: true) + pad("GFLOP/s", 10, left: true))
+    }
+
+    /// Prints the JSON document when asked and returns the process exit status.
+    func finish() -> Int32 {
+        if options.json {
+            let items = rows.map { "{\"row\": \"\($0.row)\", \"ms\": \(format3($0.ms)), \"gflops\": \(format1($0.gflops))}" }
+            print("{\"threads\": \(options.threads), \"rows\": [\(items.joined(separator: ", "))]}")
+        }
+        for f in failures {
+            let line = "fcn-bench: mismatch: \(f)\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+        }
+        return failures.isEmpty ? 0 : 1
+    }
+}
+
+// Formatting without Foundation.
+func format3(_ x: Double) -> String { fixed(x, 3) }
+func format1(_ x: Double) -> String { fixed(x, 1) }
+private func fixed(_ x: Double, _ digits: Int) -> String {
+    guard x.isFinite else { return "0" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let v = (x * scale).rounded()
+    let ip = Int(v / scale), fp = Int(abs(v) - abs(Double(ip)) * scale)
+    var f = String(fp)
+    while f.count < digits { f = "0" + f }
+    return "\(v < 0 && ip == 0 ? "-" : "")\(ip).\(f)"
+}
+func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+    let fill = String(repeating: " ", count: max(0, width - s.count))
+    return left ? fill + s : s + fill
+}
