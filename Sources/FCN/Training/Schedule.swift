@@ -100,10 +100,10 @@ public struct CosineLR: LearningRateSchedule {
 /// Linear warm-up in front of another schedule: the inner rate times a factor going
 /// linearly from `startFactor` at step 0 to 1 at `warmupSteps` (PyTorch's `LinearLR`
 /// chained with the inner scheduler).
-public struct LinearWarmup<Inner: LearningRateSchedule>: LearningRateSchedule {
-    public let inner: Inner, warmupSteps: Int, startFactor: Double
+public struct LinearWarmup: LearningRateSchedule {
+    public let inner: any LearningRateSchedule, warmupSteps: Int, startFactor: Double
     /// Defaults: startFactor 1/3 (PyTorch's `LinearLR`).
-    public init(_ inner: Inner, warmupSteps: Int, startFactor: Double = 1.0 / 3) {
+    public init(_ inner: any LearningRateSchedule, warmupSteps: Int, startFactor: Double = 1.0 / 3) {
         fcnCheck(warmupSteps >= 0, "LinearWarmup", "warmupSteps must be >= 0, got \(warmupSteps)")
         fcnCheck(startFactor > 0 && startFactor <= 1, "LinearWarmup", "startFactor must lie in (0, 1], got \(startFactor)")
         self.inner = inner; self.warmupSteps = warmupSteps; self.startFactor = startFactor
