@@ -1,0 +1,137 @@
+// Optimizers, clipping and EMA vs torch.optim / torch.nn.utils (fixtures from
+// Fixtures/gen_training.py). Idea of the fixture:
+//   groups = [{"params": [p0]}, {"params": [p1], "lr": lr * lr_mult, "weight_decay": wd * decay_mult}]
+//   opt = torch.optim.SGD(groups, ..., foreach=False); for s: p.grad = g[s]; opt.step(); record p
+// Tolerance 1e-6 relative (to max(1, |expected|)): same float32 formulas in the same order;
+// torch's vectorised kernels may fuse multiply-adds, which moves the last bit only.
+import Testing
+@testable import FCN
+
+@Suite struct OptimizerTests {
+    static let tolerance: Float = 1e-6
+
+    @Test(arguments: loadFixture("training_optim"))
+    func matchesTorchOptim(_ c: FixtureCase) {
+        let p0 = TrainableTensor(name: "layer.weight", value: c.tensor("p0"))
+        let p1 = TrainableTensor(name: "layer.bias", value: c.tensor("p1"))
+        let lrMult = Float(number(c, "lr_mult") ?? 1)
+        let decayMult = Float(number(c, "decay_mult") ?? 1)
+        let groups = [ParameterGroup([p0]), ParameterGroup([p1], lrMultiplier: lrMult, decayMultiplier: decayMult)]
+        let lr = Float(number(c, "lr")!)
+        let wd = Float(number(c, "weight_decay") ?? 0)
+        let skip = intArray(c, "skip") ?? []
+        let opt: any Optimizer
+        switch c.string("kind") {
+        case "sgd":
+            opt = SGD(groups, learningRate: lr,
+                      momentum: Float(number(c, "momentum") ?? 0),
+                      dampening: Float(number(c, "dampening") ?? 0),
+                      weightDecay: wd, nesterov: c.value("nesterov") == nil ? false : c.bool("nesterov"))
+        case let kind:
+            let betas = c.value("betas").flatMap { v -> [Double]? in
+                if case .array(let a) = v { return a.map { if case .number(let d) = $0 { return d }; if case .bool(let b) = $0 { return b ? 1 : 0 }; return .nan } }; return nil }!
+            opt = Adam(groups, learningRate: lr, beta1: betas[0], beta2: betas[1], eps: Float(number(c, "eps")!),
+                       weightDecay: wd, decoupledWeightDecay: kind == "adamw")
+        }
+        let steps = c.tensor("g0").shape[0]
+        for s in 0..<steps {
+            setFakeGrad(p0, row(c.tensor("g0"), s))
+            setFakeGrad(p1, skip.contains(s) ? nil : row(c.tensor("g1"), s))
+            opt.step()
+            expectClose(p0.value, row(c.tensor("p0_after"), s), tolerance: Self.tolerance, "\(c) p0 step \(s)")
+            expectClose(p1.value, row(c.tensor("p1_after"), s), tolerance: Self.tolerance, "\(c) p1 step \(s)")
+        }
+        #expect(opt.stepCount == steps)
+        // Parameters stay autograd leaves after in-place updates.
+        #expect(p0.value.requiresGrad && p0.value.isLeaf)
+    }
+
+    @Test(arguments: loadFixture("training_clip"))
+    func clippingMatchesTorch(_ c: FixtureCase) {
+        let p0 = TrainableTensor(name: "a", value: .zeros([4, 3])), p1 = TrainableTensor(name: "b", value: .zeros([5]))
+        setFakeGrad(p0, c.tensor("g0")); setFakeGrad(p1, c.tensor("g1"))
+        if c.string("mode") == "norm" {
+            let nt: Float = c.value("norm_type").map { if case .string = $0 { return Float.infinity }; return 2 }!
+            let total = clipGradNorm([p0, p1], maxNorm: Float(number(c, "max_norm")!), normType: nt)
+            expectClose(Tensor(shape: [1], scalars: [total]), c.tensor("total"), tolerance: 1e-6, "\(c) total norm")
+        } else {
+            clipGradValue([p0, p1], clipValue: Float(number(c, "clip_value")!))
+        }
+        expectClose(p0.value.grad!, c.tensor("c0"), tolerance: 1e-6, "\(c) grad 0")
+        expectClose(p1.value.grad!, c.tensor("c1"), tolerance: 1e-6, "\(c) grad 1")
+    }
+
+    @Test func caffeStyleGroupsAndFrozenParameters() {
+        let w = TrainableTensor(name: "conv1.weight", value: .ones([2, 2]))
+        let b = TrainableTensor(name: "conv1.bias", value: .ones([2]))
+        let up = TrainableTensor(name: "upscore.weight", value: .ones([3]))
+        let groups = ParameterGroup.caffeStyle([w, b, up], frozen: { $0.hasPrefix("upscore") })
+        #expect(groups.count == 2)
+        #expect(groups[0].parameters.map(\.name) == ["conv1.bias"] && groups[0].lrMultiplier == 2 && groups[0].decayMultiplier == 0)
+        #expect(groups[1].parameters.map(\.name) == ["conv1.weight"] && groups[1].lrMultiplier == 1 && groups[1].decayMultiplier == 1)
+        let opt = SGD(groups, learningRate: 0.5, weightDecay: 0.1)
+        for p in [w, b, up] { setFakeGrad(p, .ones(p.value.shape)) }
+        opt.step()
+        // weight: 1 - 0.5 * (1 + 0.1 * 1) = 0.45; bias: 1 - 1.0 * 1 = 0 (no decay); frozen untouched.
+        #expect(w.value.scalars.allSatisfy { abs($0 - 0.45) < 1e-7 })
+        #expect(b.value.scalars.allSatisfy { $0 == 0 })
+        #expect(up.value.scalars.allSatisfy { $0 == 1 })
+    }
+
+    @Test func stateRoundTripAndValidation() throws {
+        let p = TrainableTensor(name: "w", value: .randn([4], seed: 1))
+        let opt = Adam([p], learningRate: 0.01)
+        setFakeGrad(p, .randn([4], seed: 2)); opt.step()
+        let s = opt.state()
+        #expect(s.kind == "adam" && s.step == 1 && s.counters == ["w.step": 1])
+        #expect(Set(s.tensors.keys) == ["w.exp_avg", "w.exp_avg_sq"])
+        let fresh = Adam([TrainableTensor(name: "w", value: .zeros([4]))], learningRate: 0.01)
+        try fresh.load(s)
+        #expect(fresh.stepCount == 1 && bitIdentical(fresh.state().tensors["w.exp_avg"]!, s.tensors["w.exp_avg"]!))
+        // Wrong optimizer kind, unknown parameter, wrong shape.
+        #expect(throws: FCNError.mismatch("optimizer state is for 'adam', cannot load it into 'sgd'")) {
+            try SGD([p], learningRate: 1).load(s)
+        }
+        var bad = s; bad.tensors["v.exp_avg"] = .zeros([4])
+        #expect(throws: FCNError.mismatch("adam state: tensor 'v.exp_avg' refers to unknown parameter 'v'")) { try fresh.load(bad) }
+        bad = s; bad.tensors["w.exp_avg"] = .zeros([5])
+        #expect(throws: FCNError.mismatch("adam state: tensor 'w.exp_avg' has shape [5] but parameter 'w' has shape [4]")) { try fresh.load(bad) }
+    }
+
+    /// Seed 003: `tf.train.ExponentialMovingAverage(0.99, global_step)`; the classic worked
+    /// example: v = 0, shadow 0; v := 5 at step 0 -> decay min(0.99, 1/10) = 0.1 -> 4.5;
+    /// step 10000, v := 10 -> decay 0.99 -> 4.555, then 4.60945.
+    @Test func emaReproducesSeedExample() {
+        let v = TrainableTensor(name: "v1", value: .zeros([1]))
+        let ema = ExponentialMovingAverage([v], decay: 0.99)
+        v.value.withUnsafeMutableBufferPointer { $0[0] = 5 }
+        #expect(ema.update([v], numUpdates: 0) == 0.1)
+        #expect(abs(ema.shadows["v1"]!.item - 4.5) < 1e-6)
+        v.value.withUnsafeMutableBufferPointer { $0[0] = 10 }
+        #expect(ema.update([v], numUpdates: 10000) == 0.99)
+        #expect(abs(ema.shadows["v1"]!.item - 4.555) < 1e-5)
+        ema.update([v], numUpdates: 10000)
+        #expect(abs(ema.shadows["v1"]!.item - 4.60945) < 1e-5)
+        // Without num_updates the nominal decay is used.
+        #expect(ema.effectiveDecay(numUpdates: nil) == 0.99)
+        ema.copyShadows(into: [v])
+        #expect(abs(v.value.item - 4.60945) < 1e-5)
+    }
+
+    @Test func duplicateNamesStopWithMessage() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let a = TrainableTensor(name: "w", value: .zeros([1])), b = TrainableTensor(name: "w", value: .zeros([2]))
+            _ = SGD([a, b], learningRate: 0.1)
+        }
+        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(text.contains("SGD: parameter name 'w' appears twice"))
+    }
+
+    @Test func nesterovWithoutMomentumStopsWithMessage() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = SGD([TrainableTensor(name: "w", value: .zeros([1]))], learningRate: 0.1, nesterov: true)
+        }
+        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(text.contains("SGD: nesterov needs momentum > 0"))
+    }
+}
