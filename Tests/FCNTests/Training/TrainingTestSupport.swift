@@ -19,20 +19,14 @@ func bitIdentical(_ a: Tensor, _ b: Tensor) -> Bool {
     a.shape == b.shape && zip(a.scalars, b.scalars).allSatisfy { $0.bitPattern == $1.bitPattern }
 }
 
-/// A numeric config value. The shared fixture JSON decoding reads 0.0 and 1.0 as booleans
-/// (NSNumber bridging), so accept those too; nil when absent.
+/// An optional numeric config value (nil when absent or null).
 func number(_ c: FixtureCase, _ key: String) -> Double? {
-    switch c.value(key) {
-    case .number(let d)?: return d
-    case .bool(let b)?: return b ? 1 : 0
-    default: return nil
-    }
+    if case .number? = c.value(key) { return c.double(key) }
+    return nil
 }
 
-/// An integer array config value (0 and 1 may arrive as booleans, see `number`).
+/// An optional integer array config value (nil when absent or null).
 func intArray(_ c: FixtureCase, _ key: String) -> [Int]? {
-    guard case .array(let a)? = c.value(key) else { return nil }
-    return a.map { v -> Int in
-        switch v { case .number(let d): return Int(d); case .bool(let b): return b ? 1 : 0; default: return -1 }
-    }
+    if case .array? = c.value(key) { return c.ints(key) }
+    return nil
 }
