@@ -73,12 +73,21 @@ extension Module {
 public final class Parameter: @unchecked Sendable, CustomStringConvertible {
     /// The current values: a leaf tensor (requires grad unless frozen). Use it in forward
     /// passes; gradients of every use accumulate in `grad`.
-    public private(set) var value: Tensor
+    ///
+    /// Assigning a new tensor goes through `assign(_:)` (same shape, gradient cleared).
+    /// Mutating it in place (`p.value.withUnsafeMutableBufferPointer { ... }`, as optimizers
+    /// do) keeps the same leaf and gradient and copies nothing unless the storage is shared.
+    public var value: Tensor {
+        get { _value }
+        set { assign(newValue) }
+        _modify { yield &_value }
+    }
+    private var _value: Tensor
 
     /// Creates a parameter holding a copy-on-write view of `value` (its autograd history
     /// is dropped).
     public init(_ value: Tensor, requiresGrad: Bool = true) {
-        self.value = value.detached().requiringGrad(requiresGrad)
+        self._value = value.detached().requiringGrad(requiresGrad)
     }
 
     /// The parameter's shape.
@@ -90,7 +99,7 @@ public final class Parameter: @unchecked Sendable, CustomStringConvertible {
     /// parameter (and discards its gradient); setting it back makes it trainable again.
     public var requiresGrad: Bool {
         get { value.requiresGrad }
-        set { if newValue != value.requiresGrad { value = value.detached().requiringGrad(newValue) } }
+        set { if newValue != value.requiresGrad { _value = _value.detached().requiringGrad(newValue) } }
     }
 
     /// True when the parameter is frozen (no gradient).
@@ -107,7 +116,7 @@ public final class Parameter: @unchecked Sendable, CustomStringConvertible {
     public func assign(_ newValue: Tensor) {
         fcnCheck(newValue.shape == value.shape, "Parameter.assign",
                  "got a tensor of shape \(newValue.shape) for a parameter of shape \(value.shape)")
-        value = newValue.detached().requiringGrad(requiresGrad)
+        _value = newValue.detached().requiringGrad(requiresGrad)
     }
 
     /// In-place update hook for optimizers: `body` receives the values (writable; the storage
@@ -117,7 +126,7 @@ public final class Parameter: @unchecked Sendable, CustomStringConvertible {
     ///     p.update { w, g in guard let g else { return }; for i in 0..<w.count { w[i] -= lr * g[i] } }
     public func update(_ body: (_ values: UnsafeMutableBufferPointer<Float>, _ grad: UnsafeBufferPointer<Float>?) throws -> Void) rethrows {
         let g = value.grad
-        try value.withUnsafeMutableBufferPointer { w in
+        try _value.withUnsafeMutableBufferPointer { w in
             if let g { try g.withUnsafeBufferPointer { try body(w, $0) } } else { try body(w, nil) }
         }
     }
