@@ -1,5 +1,10 @@
 // Convolutionalization and staged initialisation of the VGG16 FCNs (no PyTorch fixture:
 // the checks are identities between our own modules).
+// * VGG16Classifier against torchvision (Fixtures/gen_vgg_classifier.py: torchvision's VGG
+//   class and make_layers at width 1/16, 10 classes, detinit weights, eval): logits for a
+//   224x224 input (generated on both sides from the detinit generator) and a 40x72 input
+//   (the adaptive pool stretches 1x2 features to 7x7). Tolerance 1e-4 of max|logit|: 16
+//   float32 layers with sums in another order (measured ~1e-6).
 // * The classifier's fully connected layers as convolutions give the classifier's logits at
 //   224x224, and on a larger input each output cell equals the classifier head on the 7x7
 //   window of features below it (the classifier slid with stride 32). Tolerance 1e-5
@@ -26,6 +31,21 @@ import Testing
         #expect(p["classifier.6.weight"]!.shape == [10, 256])
         #expect(VGG16Config.torchvisionFeatureIndices == [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28])
         #expect(VGGFCN.torchvisionNames.count == 30 && VGGFCN.torchvisionNames[29] == ("classifier.3.bias", "fc7.bias"))
+    }
+
+    @Test(arguments: loadFixture("models_vgg_classifier"))
+    func classifierMatchesTorchvision(_ c: FixtureCase) throws {
+        let model = VGG16Classifier(classes: c.int("classes"), width: c.double("width"), seed: 1)
+        #expect(model.namedState().map(\.0) == vggFixtureNames(c))
+        #expect(model.parameterCount == c.int("params"))
+        try model.loadStateDict(deterministicStateDict(model.stateDict(), seed: UInt64(c.int("seed"))))
+        model.eval()
+        let x = c.has("input") ? c.tensor("input")
+            : deterministicFill("input", shape: [1, 3, 224, 224], low: -1, high: 1, seed: UInt64(c.int("seed")))
+        let y = withoutGrad { model(x) }
+        let err = vggRelError(y, c.tensor("output"))
+        print("VGG16Classifier \(x.shape) vs torchvision: relative error \(err)")
+        #expect(err <= 1e-4)
     }
 
     @Test func convolutionalizedClassifierSlidesTheClassifier() {
