@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "FCN", targets: ["FCN"]),
         .executable(name: "fcn-demo", targets: ["fcn-demo"]),
         .executable(name: "fcn-bench", targets: ["fcn-bench"]),
+        .executable(name: "fcn-train", targets: ["fcn-train"]),
+        .executable(name: "fcn-segment", targets: ["fcn-segment"]),
     ],
     targets: [
         // MARK: Kernels (C)
@@ -35,6 +37,8 @@ let package = Package(
         // MARK: Executables
         .executableTarget(name: "fcn-demo", dependencies: ["FCN"], path: "Sources/fcn-demo"),
         .executableTarget(name: "fcn-bench", dependencies: ["FCN"], path: "Sources/fcn-bench"),
+        .executableTarget(name: "fcn-train", dependencies: ["FCN"], path: "Sources/fcn-train"),
+        .executableTarget(name: "fcn-segment", dependencies: ["FCN"], path: "Sources/fcn-segment"),
 
         // MARK: Tests
         .testTarget(

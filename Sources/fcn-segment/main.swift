@@ -1,0 +1,4 @@
+// fcn-segment: see README.
+import FCN
+
+print("fcn-segment: not yet implemented")

@@ -1,0 +1,4 @@
+// fcn-train: see README.
+import FCN
+
+print("fcn-train: not yet implemented")
