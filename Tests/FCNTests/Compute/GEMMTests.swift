@@ -103,6 +103,7 @@ private struct Operands {
         GEMMShape(m: 350, n: 20, k: 16),                                       // several MC blocks
         GEMMShape(m: 3, n: 4200, k: 5),                                        // several NC blocks
         GEMMShape(m: 32, n: 48, k: 64), GEMMShape(m: 15, n: 31, k: 17),
+        GEMMShape(m: 345, n: 4130, k: 3),                                      // several MC and NC blocks
     ]
 
     /// Every available ISA path, 1 and 2 threads, three (alpha, beta) pairs; beta == 0 runs on a
@@ -143,7 +144,8 @@ private struct Operands {
 
     /// Fused epilogue: row bias, column bias, ReLU (alone and together), with several KC
     /// blocks (k > KC) so the epilogue must run only once, after the last block.
-    @Test(arguments: [GEMMShape(m: 19, n: 37, k: 1030), GEMMShape(m: 64, n: 200, k: 27)], GEMMTrans.all)
+    @Test(arguments: [GEMMShape(m: 19, n: 37, k: 1030), GEMMShape(m: 64, n: 200, k: 27), GEMMShape(m: 351, n: 40, k: 520)],
+          GEMMTrans.all)
     func epilogue(_ shape: GEMMShape, _ trans: GEMMTrans) {
         let ops = Operands(shape, trans, pad: 2, seed: 11)
         let rowBias = randomFloats(shape.m, seed: 99).map { $0 * 4 }
