@@ -60,9 +60,7 @@ enum GEMMConfig {
             : availableISAs.contains(.neon) ? .neon : .portable
     }()
 
-    static let kc = 512
-    static let mc = 336
-    static let nc = 4096
+    static let blocks = GEMMBlocks(mc: 336, kc: 512, nc: 4096)
     /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
     static let minFMAsPerThread = 1 << 20
 }
@@ -88,6 +86,12 @@ public struct GEMMEpilogue {
     public static var none: GEMMEpilogue { GEMMEpilogue() }
 
     var isNone: Bool { rowBias == nil && colBias == nil && !relu }
+}
+
+/// Cache block sizes (upper bounds; the plan balances them). Tests pass tiny ones to run
+/// every multi-block path on small matrices.
+struct GEMMBlocks: Sendable {
+    var mc: Int, kc: Int, nc: Int
 }
 
 // MARK: Workspace
@@ -136,7 +140,7 @@ struct GEMMPlan {
     var tm: Int, tn: Int          // thread grid over (M, N)
     var mc: Int, kc: Int, nc: Int // cache blocks (mc multiple of mr, nc multiple of nr)
 
-    init(m: Int, n: Int, k: Int, mr: Int, nr: Int, threads: Int) {
+    init(m: Int, n: Int, k: Int, mr: Int, nr: Int, threads: Int, blocks: GEMMBlocks = GEMMConfig.blocks) {
         self.mr = mr; self.nr = nr
         // Threads: only as many as the work justifies.
         let fmas = Double(m) * Double(n) * Double(k)
@@ -149,19 +153,19 @@ struct GEMMPlan {
             let mt = roundUp((m + tm - 1) / tm, mr), nt = roundUp((n + tn - 1) / tn, nr)
             if tm > 1 && (m + tm - 1) / tm < mr && tm > (m + mr - 1) / mr { continue }
             if tn > 1 && (n + tn - 1) / tn < nr && tn > (n + nr - 1) / nr { continue }
-            let nBlocks = Double((nt + GEMMConfig.nc - 1) / GEMMConfig.nc)
+            let nBlocks = Double((nt + blocks.nc - 1) / blocks.nc)
             let cost = Double(mt) * Double(nt) * Double(k) + 16 * Double(k) * (Double(mt) * nBlocks + Double(nt))
             if cost < best.cost { best = (tm, tn, cost) }
         }
         tm = best.tm; tn = best.tn
         // Cache blocks, balanced so the last block is not a sliver.
-        let kBlocks = max(1, (k + GEMMConfig.kc - 1) / GEMMConfig.kc)
+        let kBlocks = max(1, (k + blocks.kc - 1) / blocks.kc)
         kc = (k + kBlocks - 1) / kBlocks
         let mTile = (m + tm - 1) / tm
-        let mBlocks = max(1, (mTile + GEMMConfig.mc - 1) / GEMMConfig.mc)
+        let mBlocks = max(1, (mTile + max(mr, blocks.mc) - 1) / max(mr, blocks.mc))
         mc = roundUp((mTile + mBlocks - 1) / mBlocks, mr)
         let nTile = (n + tn - 1) / tn
-        let nBlocks = max(1, (nTile + GEMMConfig.nc - 1) / GEMMConfig.nc)
+        let nBlocks = max(1, (nTile + blocks.nc - 1) / blocks.nc)
         nc = roundUp((nTile + nBlocks - 1) / nBlocks, nr)
     }
 
@@ -181,7 +185,8 @@ struct GEMMPlan {
 /// run every path and thread count side by side.
 func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                  alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
+                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue,
+                 blocks: GEMMBlocks = GEMMConfig.blocks) {
     fcnCheck(m >= 0 && n >= 0 && k >= 0, "sgemm", "sizes must be >= 0, got m=\(m) n=\(n) k=\(k)")
     if m == 0 || n == 0 { return }
     let aCols = transA ? m : k, bCols = transB ? k : n
@@ -196,7 +201,7 @@ func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int,
     }
     guard let shape = isa.kernelShape else { fcnFail("sgemm", "ISA path \(isa.rawValue) is not available on this CPU") }
     let nThreads = ParallelState.inWorker ? 1 : threads
-    let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads)
+    let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads, blocks: blocks)
     let tiles = plan.tm * plan.tn
     let args = UncheckedSendable((a, b, c, epilogue))
     let run: @Sendable (Int) -> Void = { t in
