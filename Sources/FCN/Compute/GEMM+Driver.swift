@@ -1,11 +1,21 @@
 // GEMM driver: cache blocking, threads and workspaces around the C kernels (CFCNKernels).
 //
 // Algorithm (Goto/BLIS): C is split into one tile per thread (a tm x tn grid chosen to balance
-// the work, see `GEMMPlan`). Each thread walks its tile with
+// the work, see `GEMMPlan`; splits fall on MR/NR multiples, so every element of C is summed in
+// the same order whatever the thread count). Each thread walks its tile with
 //   for jc in N step NC { for pc in K step KC { pack B[pc, jc] (KC x NC, NR-column panels)
 //     for ic in M step MC { pack A[ic, pc] (MC x KC, MR-row panels); macro-kernel } } }
+// When the tile height fits one MC block (conv layers: M = Cout <= 336), packed B would not be
+// reused, so B is instead packed one NR panel at a time inside the macro-kernel while the next
+// panel's rows are prefetched (fcn_sgemm_macro_packing_b): DRAM reads overlap the FMAs.
 // The macro-kernel loops over MR x NR register tiles in C. beta is applied in the first KC
 // block (beta == 0 never reads C), the epilogue (bias, ReLU) in the last.
+//
+// ISA paths (chosen at run time, FCN_GEMM_ISA=portable|avx2|avx512|neon forces one):
+//   avx512  14 x 32 tile (28 zmm accumulators), transposing 16x16 packing, masked edges
+//   avx2     6 x 16 tile (12 ymm accumulators), masked edges
+//   neon     8 x 12 tile (24 q accumulators)
+//   portable 4 x 8 plain C
 //
 // Block sizes (measured on an AVX-512 core with 48 KiB L1d, 1 MiB L2): KC = 512 so the
 // packed B micro-panel (KC x 32 floats = 64 KiB) streams from L1/L2 while the packed A block
@@ -147,7 +157,7 @@ struct GEMMPlan {
         let t = max(1, min(threads, Int(fmas / Double(GEMMConfig.minFMAsPerThread))))
         // Thread grid: minimise the slowest tile's time, modelled as its padded multiply-adds
         // plus the packing it does (every element packed ~ 16 multiply-adds' time).
-        var best = (tm: 1, tn: t, cost: Double.infinity)
+        var best = (tm: 1, tn: 1, cost: Double.infinity) // kept if no split has work for every thread
         for tm in 1...t where t % tm == 0 {
             let tn = t / tm
             let mt = roundUp((m + tm - 1) / tm, mr), nt = roundUp((n + tn - 1) / tn, nr)
