@@ -13,7 +13,7 @@
 #endif
 enum { MR = FCN_AVX512_MR, NR = 32 };
 
-#define TGT __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+#define TGT __attribute__((target("avx512f,fma"))) // only AVX-512F is required (what dispatch checks)
 
 static inline TGT __mmask16 mask_n(ptrdiff_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
