@@ -17,11 +17,11 @@ static int kernel_for(int isa, fcn_gemm_kernel *k) {
 
 // Kernel table indexed by log2(isa); filled once per ISA (idempotent, so a race is harmless).
 static fcn_gemm_kernel table[4];
-static volatile int table_ready[4];
+static int table_ready[4];
 
 static inline const fcn_gemm_kernel *get_kernel(int isa) {
     int idx = isa == FCN_ISA_PORTABLE ? 0 : isa == FCN_ISA_AVX2_FMA ? 1 : isa == FCN_ISA_AVX512 ? 2 : 3;
-    if (!table_ready[idx]) {
+    if (!__atomic_load_n(&table_ready[idx], __ATOMIC_ACQUIRE)) {
         fcn_gemm_kernel k;
         if (!kernel_for(isa, &k)) fcn_gemm_kernel_portable(&k);
         table[idx] = k;

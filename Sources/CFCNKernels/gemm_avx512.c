@@ -13,7 +13,7 @@
 #endif
 enum { MR = FCN_AVX512_MR, NR = 32 };
 
-#define TGT __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
+#define TGT __attribute__((target("avx512f,fma"))) // only AVX-512F is required (what dispatch checks)
 
 static inline TGT __mmask16 mask_n(ptrdiff_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
@@ -203,14 +203,14 @@ static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float 
         pack_b(transB, b, ldb, p0, j0 + j, kc, nr, buf);
         // Next panel's rows (non-transposed B: kc rows of 128 bytes), split over the kernels.
         int pfOn = !transB && j + 2 * NR <= nc;
-        const char *next = (const char *)(b + p0 * ldb + j0 + j + NR);
+        const char *next = pfOn ? (const char *)(b + p0 * ldb + j0 + j + NR) : (const char *)b;
         ptrdiff_t q = 0;
         for (ptrdiff_t i = 0; i < mc; i += MR, q++) {
             int mr = mc - i < MR ? (int)(mc - i) : MR;
             ptrdiff_t r0 = kc * q / panels, r1 = kc * (q + 1) / panels;
             kernel(kc, pa + i * kc, buf, c + i * ldc + j, ldc, mr, nr, alpha, beta,
                    rb ? rb + i : 0, cb ? cb + j : 0, relu,
-                   next + r0 * ldb * 4, ldb * 4, pfOn ? r1 - r0 : 0);
+                   pfOn ? next + r0 * ldb * 4 : next, ldb * 4, pfOn ? r1 - r0 : 0);
         }
     }
 }

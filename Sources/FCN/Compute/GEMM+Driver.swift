@@ -1,11 +1,21 @@
 // GEMM driver: cache blocking, threads and workspaces around the C kernels (CFCNKernels).
 //
 // Algorithm (Goto/BLIS): C is split into one tile per thread (a tm x tn grid chosen to balance
-// the work, see `GEMMPlan`). Each thread walks its tile with
+// the work, see `GEMMPlan`; splits fall on MR/NR multiples, so every element of C is summed in
+// the same order whatever the thread count). Each thread walks its tile with
 //   for jc in N step NC { for pc in K step KC { pack B[pc, jc] (KC x NC, NR-column panels)
 //     for ic in M step MC { pack A[ic, pc] (MC x KC, MR-row panels); macro-kernel } } }
+// When the tile height fits one MC block (conv layers: M = Cout <= 336), packed B would not be
+// reused, so B is instead packed one NR panel at a time inside the macro-kernel while the next
+// panel's rows are prefetched (fcn_sgemm_macro_packing_b): DRAM reads overlap the FMAs.
 // The macro-kernel loops over MR x NR register tiles in C. beta is applied in the first KC
 // block (beta == 0 never reads C), the epilogue (bias, ReLU) in the last.
+//
+// ISA paths (chosen at run time, FCN_GEMM_ISA=portable|avx2|avx512|neon forces one):
+//   avx512  14 x 32 tile (28 zmm accumulators), transposing 16x16 packing, masked edges
+//   avx2     6 x 16 tile (12 ymm accumulators), masked edges
+//   neon     8 x 12 tile (24 q accumulators)
+//   portable 4 x 8 plain C
 //
 // Block sizes (measured on an AVX-512 core with 48 KiB L1d, 1 MiB L2): KC = 512 so the
 // packed B micro-panel (KC x 32 floats = 64 KiB) streams from L1/L2 while the packed A block
@@ -60,9 +70,7 @@ enum GEMMConfig {
             : availableISAs.contains(.neon) ? .neon : .portable
     }()
 
-    static let kc = 512
-    static let mc = 336
-    static let nc = 4096
+    static let blocks = GEMMBlocks(mc: 336, kc: 512, nc: 4096)
     /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
     static let minFMAsPerThread = 1 << 20
 }
@@ -88,6 +96,12 @@ public struct GEMMEpilogue {
     public static var none: GEMMEpilogue { GEMMEpilogue() }
 
     var isNone: Bool { rowBias == nil && colBias == nil && !relu }
+}
+
+/// Cache block sizes (upper bounds; the plan balances them). Tests pass tiny ones to run
+/// every multi-block path on small matrices.
+struct GEMMBlocks: Sendable {
+    var mc: Int, kc: Int, nc: Int
 }
 
 // MARK: Workspace
@@ -136,32 +150,32 @@ struct GEMMPlan {
     var tm: Int, tn: Int          // thread grid over (M, N)
     var mc: Int, kc: Int, nc: Int // cache blocks (mc multiple of mr, nc multiple of nr)
 
-    init(m: Int, n: Int, k: Int, mr: Int, nr: Int, threads: Int) {
+    init(m: Int, n: Int, k: Int, mr: Int, nr: Int, threads: Int, blocks: GEMMBlocks = GEMMConfig.blocks) {
         self.mr = mr; self.nr = nr
         // Threads: only as many as the work justifies.
         let fmas = Double(m) * Double(n) * Double(k)
         let t = max(1, min(threads, Int(fmas / Double(GEMMConfig.minFMAsPerThread))))
         // Thread grid: minimise the slowest tile's time, modelled as its padded multiply-adds
         // plus the packing it does (every element packed ~ 16 multiply-adds' time).
-        var best = (tm: 1, tn: t, cost: Double.infinity)
+        var best = (tm: 1, tn: 1, cost: Double.infinity) // kept if no split has work for every thread
         for tm in 1...t where t % tm == 0 {
             let tn = t / tm
             let mt = roundUp((m + tm - 1) / tm, mr), nt = roundUp((n + tn - 1) / tn, nr)
             if tm > 1 && (m + tm - 1) / tm < mr && tm > (m + mr - 1) / mr { continue }
             if tn > 1 && (n + tn - 1) / tn < nr && tn > (n + nr - 1) / nr { continue }
-            let nBlocks = Double((nt + GEMMConfig.nc - 1) / GEMMConfig.nc)
+            let nBlocks = Double((nt + blocks.nc - 1) / blocks.nc)
             let cost = Double(mt) * Double(nt) * Double(k) + 16 * Double(k) * (Double(mt) * nBlocks + Double(nt))
             if cost < best.cost { best = (tm, tn, cost) }
         }
         tm = best.tm; tn = best.tn
         // Cache blocks, balanced so the last block is not a sliver.
-        let kBlocks = max(1, (k + GEMMConfig.kc - 1) / GEMMConfig.kc)
+        let kBlocks = max(1, (k + blocks.kc - 1) / blocks.kc)
         kc = (k + kBlocks - 1) / kBlocks
         let mTile = (m + tm - 1) / tm
-        let mBlocks = max(1, (mTile + GEMMConfig.mc - 1) / GEMMConfig.mc)
+        let mBlocks = max(1, (mTile + max(mr, blocks.mc) - 1) / max(mr, blocks.mc))
         mc = roundUp((mTile + mBlocks - 1) / mBlocks, mr)
         let nTile = (n + tn - 1) / tn
-        let nBlocks = max(1, (nTile + GEMMConfig.nc - 1) / GEMMConfig.nc)
+        let nBlocks = max(1, (nTile + blocks.nc - 1) / blocks.nc)
         nc = roundUp((nTile + nBlocks - 1) / nBlocks, nr)
     }
 
@@ -181,7 +195,8 @@ struct GEMMPlan {
 /// run every path and thread count side by side.
 func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                  alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
+                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue,
+                 blocks: GEMMBlocks = GEMMConfig.blocks) {
     fcnCheck(m >= 0 && n >= 0 && k >= 0, "sgemm", "sizes must be >= 0, got m=\(m) n=\(n) k=\(k)")
     if m == 0 || n == 0 { return }
     let aCols = transA ? m : k, bCols = transB ? k : n
@@ -196,7 +211,7 @@ func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int,
     }
     guard let shape = isa.kernelShape else { fcnFail("sgemm", "ISA path \(isa.rawValue) is not available on this CPU") }
     let nThreads = ParallelState.inWorker ? 1 : threads
-    let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads)
+    let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads, blocks: blocks)
     let tiles = plan.tm * plan.tn
     let args = UncheckedSendable((a, b, c, epilogue))
     let run: @Sendable (Int) -> Void = { t in

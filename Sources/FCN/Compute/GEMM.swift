@@ -3,9 +3,12 @@
 // Contract: `op(A)` is `[m, k]` (A stored `[m, lda]`, or `[k, lda]` when transA),
 // `op(B)` is `[k, n]` (B stored `[k, ldb]`, or `[n, ldb]` when transB), C is `[m, ldc]`.
 // `beta == 0` overwrites C without reading it (NaNs in C do not propagate).
-// `sgemm` is the entry point every op uses; `sgemmReference` is the naive triple loop kept
-// for tests. The tuned engine (packing, cache blocking, per-ISA microkernels, threads)
-// lives in the C target and in GEMM+Driver.swift.
+// `sgemm` is the entry point every op uses; `sgemm(…, epilogue:)` also fuses a row/column
+// bias and ReLU into the write-back. `sgemmReference` is the naive triple loop kept for tests.
+// The tuned engine (packing, cache blocking, per-ISA microkernels, threads) lives in the C
+// target (Sources/CFCNKernels/gemm*.c) and in GEMM+Driver.swift.
+// Thread safety: concurrent calls are fine (each running tile takes its own workspace);
+// a call made from inside a `parallelFor` worker runs on that one thread.
 
 /// Naive reference SGEMM (row-major). Kept for tests; slow.
 public func sgemmReference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,

@@ -36,6 +36,7 @@ private struct Operands {
     let m: Int, n: Int, k: Int, ta: Bool, tb: Bool
     let lda: Int, ldb: Int, ldc: Int
     let a: [Float], b: [Float], c0: [Float]
+    let absSum: [Float] // sum_p |a_ip b_pj|, [m, n]
 
     init(_ s: GEMMShape, _ t: GEMMTrans, pad: Int, seed: UInt64) {
         m = s.m; n = s.n; k = s.k; ta = t.a; tb = t.b
@@ -43,6 +44,18 @@ private struct Operands {
         a = randomFloats((ta ? k : m) * lda, seed: seed)
         b = randomFloats((tb ? n : k) * ldb, seed: seed + 1)
         c0 = randomFloats(m * ldc, seed: seed + 2)
+        var sums = [Float](repeating: 0, count: m * n)
+        let (m, n, k, lda, ldb, ta, tb, a, b) = (m, n, k, lda, ldb, ta, tb, a, b)
+        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s: Float = 0
+                    for p in 0..<k { s += abs((ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j])) }
+                    sums[i * n + j] = s
+                }
+            }
+        } }
+        absSum = sums
     }
 
     func av(_ i: Int, _ p: Int) -> Float { ta ? a[p * lda + i] : a[i * lda + p] }
@@ -50,9 +63,7 @@ private struct Operands {
 
     /// Per-element error scale S (see the file comment).
     func scale(_ i: Int, _ j: Int, alpha: Float, beta: Float) -> Float {
-        var s: Float = 0
-        for p in 0..<k { s += abs(av(i, p) * bv(p, j)) }
-        return abs(alpha) * s + abs(beta * c0[i * ldc + j]) + 1e-30
+        abs(alpha) * absSum[i * n + j] + abs(beta * c0[i * ldc + j]) + 1e-30
     }
 
     func reference(alpha: Float, beta: Float, cInit: [Float]) -> [Float] {
@@ -65,12 +76,12 @@ private struct Operands {
     }
 
     func engine(isa: GEMMISA, threads: Int, alpha: Float, beta: Float, cInit: [Float],
-                epilogue: GEMMEpilogue = .none) -> [Float] {
+                epilogue: GEMMEpilogue = .none, blocks: GEMMBlocks = GEMMConfig.blocks) -> [Float] {
         var c = cInit
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
             sgemmEngine(isa: isa, threads: threads, transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha,
                         a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
-                        c: pc.baseAddress!, ldc: ldc, epilogue: epilogue)
+                        c: pc.baseAddress!, ldc: ldc, epilogue: epilogue, blocks: blocks)
         } } }
         return c
     }
@@ -105,8 +116,13 @@ private struct Operands {
         GEMMShape(m: 32, n: 48, k: 64), GEMMShape(m: 15, n: 31, k: 17),
     ]
 
-    /// Every available ISA path, 1 and 2 threads, three (alpha, beta) pairs; beta == 0 runs on a
-    /// NaN-filled C and must produce no NaN.
+    /// Tiny cache blocks so that moderate shapes run several MC, KC and NC blocks (and both
+    /// macro-kernel variants: B packed per block, and B packed per panel when one MC block
+    /// covers the tile).
+    static let tinyBlocks = GEMMBlocks(mc: 20, kc: 24, nc: 70)
+
+    /// Every available ISA path, 1 and 2 threads, default and tiny cache blocks, three
+    /// (alpha, beta) pairs; beta == 0 runs on a NaN-filled C and must produce no NaN.
     @Test(arguments: shapes, GEMMTrans.all)
     func matchesReference(_ shape: GEMMShape, _ trans: GEMMTrans) {
         let ops = Operands(shape, trans, pad: 3, seed: UInt64(shape.m * 31 + shape.n * 7 + shape.k))
@@ -116,12 +132,14 @@ private struct Operands {
             // Pad columns keep their initial value in the reference too (it only writes j < n).
             let want = ops.reference(alpha: alpha, beta: beta, cInit: cInit)
             for isa in GEMMConfig.availableISAs {
-                let one = ops.engine(isa: isa, threads: 1, alpha: alpha, beta: beta, cInit: cInit)
-                let two = ops.engine(isa: isa, threads: 2, alpha: alpha, beta: beta, cInit: cInit)
-                let err = ops.worst(one, want, alpha: alpha, beta: beta, cInit: cInit)
-                #expect(err <= 1, "\(isa) \(shape.testDescription) \(trans.testDescription) alpha=\(alpha) beta=\(beta): error \(err) x tolerance")
-                #expect(one.elementsEqual(two) { $0.bitPattern == $1.bitPattern },
-                        "\(isa) \(shape.testDescription): 1 and 2 threads differ")
+                for blocks in [GEMMConfig.blocks, Self.tinyBlocks] {
+                    let one = ops.engine(isa: isa, threads: 1, alpha: alpha, beta: beta, cInit: cInit, blocks: blocks)
+                    let two = ops.engine(isa: isa, threads: 2, alpha: alpha, beta: beta, cInit: cInit, blocks: blocks)
+                    let err = ops.worst(one, want, alpha: alpha, beta: beta, cInit: cInit)
+                    #expect(err <= 1, "\(isa) \(shape.testDescription) \(trans.testDescription) alpha=\(alpha) beta=\(beta) \(blocks): error \(err) x tolerance")
+                    #expect(one.elementsEqual(two) { $0.bitPattern == $1.bitPattern },
+                            "\(isa) \(shape.testDescription) \(blocks): 1 and 2 threads differ")
+                }
             }
         }
     }
@@ -142,8 +160,9 @@ private struct Operands {
     }
 
     /// Fused epilogue: row bias, column bias, ReLU (alone and together), with several KC
-    /// blocks (k > KC) so the epilogue must run only once, after the last block.
-    @Test(arguments: [GEMMShape(m: 19, n: 37, k: 1030), GEMMShape(m: 64, n: 200, k: 27)], GEMMTrans.all)
+    /// blocks (k > KC, and tiny blocks) so the epilogue must run only once, after the last block.
+    @Test(arguments: [GEMMShape(m: 19, n: 37, k: 1030), GEMMShape(m: 64, n: 200, k: 27), GEMMShape(m: 45, n: 150, k: 60)],
+          GEMMTrans.all)
     func epilogue(_ shape: GEMMShape, _ trans: GEMMTrans) {
         let ops = Operands(shape, trans, pad: 2, seed: 11)
         let rowBias = randomFloats(shape.m, seed: 99).map { $0 * 4 }
@@ -160,10 +179,12 @@ private struct Operands {
                     }
                 }
                 for isa in GEMMConfig.availableISAs {
+                  for blocks in [GEMMConfig.blocks, Self.tinyBlocks] {
                     let got = rowBias.withUnsafeBufferPointer { rb in colBias.withUnsafeBufferPointer { cb in
                         ops.engine(isa: isa, threads: 2, alpha: 1.5, beta: beta, cInit: cInit,
                                    epilogue: GEMMEpilogue(rowBias: useRow ? rb.baseAddress : nil,
-                                                          colBias: useCol ? cb.baseAddress : nil, relu: relu))
+                                                          colBias: useCol ? cb.baseAddress : nil, relu: relu),
+                                   blocks: blocks)
                     } }
                     // Bias terms add at most 8 to the scale; fold them into the tolerance as a constant.
                     var worst: Float = 0
@@ -176,6 +197,7 @@ private struct Operands {
                     }
                     #expect(worst <= 1, "\(isa) row=\(useRow) col=\(useCol) relu=\(relu) beta=\(beta): \(worst) x tolerance")
                     if relu { #expect(!got.enumerated().contains { $0.offset % ops.ldc < shape.n && $0.element < 0 }) }
+                  }
                 }
             }
         }
