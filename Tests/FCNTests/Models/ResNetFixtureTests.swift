@@ -20,6 +20,16 @@ func fillDeterministically(_ model: some Module, seed: UInt64 = 2015) {
     try! model.loadStateDict(deterministicStateDict(model.stateDict(), seed: seed))
 }
 
+/// fcn_resnet50 with 4 classes and the aux head, filled with detinit's weights, in eval
+/// mode: shared read-only by the fixture and size tests (building 35M parameters is the
+/// slow part of these tests in a debug build; eval forward passes mutate nothing).
+let sharedFCNResNet50: FCNResNet = {
+    let m = FCNResNet(depth: .resnet50, numClasses: 4, auxiliary: true)
+    fillDeterministically(m)
+    m.eval()
+    return m
+}()
+
 /// The state-dict names of a fixture case, in PyTorch's order.
 func fixtureNames(_ c: FixtureCase) -> [String] {
     guard case .array(let a)? = c.value("names") else { fatalError("fixture \(c.index) has no names") }
@@ -61,10 +71,9 @@ func patternGradient(_ shape: [Int]) -> Tensor {
     @Test func fcnResNet50MatchesTorchvision() {
         let c = Self.resnet[1]
         #expect(c.string("model") == "fcn_resnet50")
-        let model = FCNResNet(depth: .resnet50, numClasses: c.int("classes"), auxiliary: c.bool("aux"))
+        #expect(c.int("classes") == 4 && c.bool("aux"))
+        let model = sharedFCNResNet50
         expectSameState(model, c)
-        fillDeterministically(model)
-        model.eval()
         let (out, aux) = model.forward(c.tensor("input"))
         #expect(out.shape == [1, 4, 48, 40])
         expectClose(out, c.tensor("output"), tolerance: 1e-4, "fcn_resnet50 out (err \(relativeError(out, c.tensor("output"))))")
