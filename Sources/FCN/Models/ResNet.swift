@@ -71,12 +71,16 @@ func resnetDownsample(_ cin: Int, _ cout: Int, stride: Int) -> Sequential {
 /// with two 3x3 convolutions (stride on conv1). Input `[N, inPlanes, H, W]`, output
 /// `[N, planes, ceil(H/stride), ceil(W/stride)]`. Dilation > 1 is rejected as torchvision does.
 public final class BasicBlock: Layer, @unchecked Sendable {
+    /// Output channels per `planes` (1).
     public static let expansion = 1
+    /// The two 3x3 convolutions (no bias), their batch norms and the shared ReLU, named as in torchvision.
     public let conv1: Conv2d, bn1: BatchNorm2d, relu = ReLU(), conv2: Conv2d, bn2: BatchNorm2d
     /// The projection shortcut (1x1 conv + BN), nil for the identity.
     public let downsample: Sequential?
     public var isTraining = true
 
+    /// A block mapping `inPlanes` to `planes` channels; `downsample` must map `inPlanes` to
+    /// `planes` with the same stride when either differs (see `ResNet`).
     public init(inPlanes: Int, planes: Int, stride: Int = 1, downsample: Sequential? = nil, dilation: Int = 1) {
         fcnCheck(dilation == 1, "BasicBlock", "dilation > 1 is not supported in BasicBlock (got \(dilation)), as in torchvision")
         fcnCheck(inPlanes > 0 && planes > 0 && stride > 0, "BasicBlock",
@@ -105,13 +109,18 @@ public final class BasicBlock: Layer, @unchecked Sendable {
 /// shortcut, then relu. Input `[N, inPlanes, H, W]`, output
 /// `[N, 4*planes, ceil(H/stride), ceil(W/stride)]`.
 public final class Bottleneck: Layer, @unchecked Sendable {
+    /// Output channels per `planes` (4).
     public static let expansion = 4
+    /// 1x1 reduce, 3x3 (stride, dilation), 1x1 expand (no bias), each with its batch norm.
     public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d, conv3: Conv2d, bn3: BatchNorm2d
+    /// The ReLU applied after bn1, bn2 and the residual sum.
     public let relu = ReLU()
     /// The projection shortcut (1x1 conv + BN), nil for the identity.
     public let downsample: Sequential?
     public var isTraining = true
 
+    /// A block mapping `inPlanes` to `4*planes` channels; `downsample` must map `inPlanes`
+    /// to `4*planes` with the same stride when either differs (see `ResNet`).
     public init(inPlanes: Int, planes: Int, stride: Int = 1, downsample: Sequential? = nil, dilation: Int = 1) {
         fcnCheck(inPlanes > 0 && planes > 0 && stride > 0 && dilation > 0, "Bottleneck",
                  "inPlanes \(inPlanes), planes \(planes), stride \(stride) and dilation \(dilation) must be positive")
@@ -148,16 +157,19 @@ public final class Bottleneck: Layer, @unchecked Sendable {
 /// With `numClasses`, it adds `avgpool` (adaptive 1x1) and `fc`, and returns logits
 /// `[N, numClasses]`, so `torchvision.models.resnet34(weights=...)` loads strictly.
 public final class ResNet: Layer, @unchecked Sendable {
+    /// The variant (block type and blocks per layer).
     public let depth: ResNetDepth
     /// torchvision's `replace_stride_with_dilation` for layer2, layer3, layer4.
     public let replaceStrideWithDilation: [Bool]
     /// Dilation of the 3x3 convolutions of the later blocks of layer1..layer4 (the first
     /// block of a dilated layer uses the previous layer's value).
     public let layerDilations: [Int]
+    /// Stem: 7x7 stride-2 convolution (no bias), batch norm, ReLU, 3x3 stride-2 max pool.
     public let conv1: Conv2d
     public let bn1: BatchNorm2d
     public let relu = ReLU()
     public let maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+    /// The four stages of residual blocks (strides 1, 2, 2, 2 unless dilated).
     public let layer1: Sequential, layer2: Sequential, layer3: Sequential, layer4: Sequential
     /// Global average pooling and the classifier, present when built with `numClasses`.
     public let avgpool: AdaptiveAvgPool2d?

@@ -33,6 +33,7 @@
 /// 1/16 and 1/32, 1x1 score convolutions and bilinear-initialised transposed convolutions.
 /// Input `[N, 3, H, W]` (torchvision normalisation), output `[N, numClasses, H, W]`.
 public final class ResNetFCN8s: SegmentationModel, @unchecked Sendable {
+    /// Output channels (classes).
     public let numClasses: Int
     /// conv1, bn1, relu, maxpool, layer1, layer2 of the backbone (stride 8).
     public let stage1: Sequential
@@ -46,6 +47,7 @@ public final class ResNetFCN8s: SegmentationModel, @unchecked Sendable {
     public let upsample8x: ConvTranspose2d, upsample4x: ConvTranspose2d, upsample2x: ConvTranspose2d
     public var isTraining = true
 
+    /// torchvision's ImageNet normalisation: the backbone is torchvision's ResNet.
     public var preferredPreprocessing: InputPreprocessing { .torchvision }
 
     /// Builds the FCN-8s from the stages of `backbone` (its modules are shared, not copied,
@@ -106,9 +108,11 @@ public final class ResNetFCN8s: SegmentationModel, @unchecked Sendable {
 /// Dropout(0.1) - conv1x1 (in/4 -> channels, bias), a Sequential whose layers are named
 /// "0".."4". Input `[N, in, H, W]`, output `[N, channels, H, W]`.
 public final class FCNHead: Layer, @unchecked Sendable {
+    /// Layers "0" (3x3 conv), "1" (batch norm), "2" (ReLU), "3" (dropout 0.1), "4" (1x1 score conv).
     public let conv: Conv2d, bn: BatchNorm2d, relu = ReLU(), dropout: Dropout, score: Conv2d
     public var isTraining = true
 
+    /// A head from `inChannels` (divisible by 4 in torchvision's models) to `channels` classes.
     public init(inChannels: Int, channels: Int) {
         fcnCheck(inChannels >= 4 && channels > 0, "FCNHead", "need inChannels >= 4 and channels > 0, got \(inChannels), \(channels)")
         let inter = inChannels / 4
@@ -130,6 +134,7 @@ public final class FCNHead: Layer, @unchecked Sendable {
 /// a torchvision model loads with `load(from: path)` (build with `auxiliary: true` for the
 /// published weights, which include `aux_classifier.*`).
 public final class FCNResNet: SegmentationModel, @unchecked Sendable {
+    /// Output channels (classes).
     public let numClasses: Int
     /// ResNet-50/101 with layer3 and layer4 dilated, without avgpool/fc.
     public let backbone: ResNet
@@ -139,8 +144,12 @@ public final class FCNResNet: SegmentationModel, @unchecked Sendable {
     public let auxClassifier: FCNHead?
     public var isTraining = true
 
+    /// torchvision's ImageNet normalisation, as the published weights expect.
     public var preferredPreprocessing: InputPreprocessing { .torchvision }
 
+    /// Builds the model with torchvision's initialisation (random weights; load trained ones
+    /// with `load(from:)`).
+    ///
     /// - Parameters:
     ///   - depth: `.resnet50` (default) or `.resnet101` (`.resnet152` works too; torchvision
     ///     publishes no such model). BasicBlock variants are rejected: they cannot dilate.
