@@ -145,7 +145,7 @@ public struct SegmentationAugmentation: Sendable {
     public var cropSize: (height: Int, width: Int)?
     /// Probability of a horizontal flip (0.5 by default).
     public var flipProbability: Float
-    /// Image padding per channel (raw RGB; use `InputNormalization.meanPixelRGB` so padding
+    /// Image padding per channel (raw RGB; use `InputPreprocessing.meanPixelRGB` so padding
     /// normalises to 0).
     public var imagePadValue: [Float]
     /// Label padding (255: ignored by the loss and the metrics).

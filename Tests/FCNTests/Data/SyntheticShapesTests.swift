@@ -1,5 +1,5 @@
 // SyntheticShapes: determinism (image i is a function of (seed, i)), label validity, thin
-// bars, image statistics; InputNormalization for the Caffe and torchvision conventions.
+// bars, image statistics; InputPreprocessing for the Caffe and torchvision conventions.
 import Testing
 @testable import FCN
 
@@ -63,15 +63,15 @@ import Testing
 
     @Test func normalizationConventions() {
         let img = Tensor(shape: [3, 1, 2], scalars: [10, 255, 20, 0, 30, 128])
-        let caffe = InputNormalization.caffe.apply(img).scalars
+        let caffe = InputPreprocessing.caffe.apply(img).scalars
         // BGR order minus the BGR mean.
-        let m = InputNormalization.caffeMeanBGR
+        let m = InputPreprocessing.caffe.mean
         #expect(caffe == [30 - m[0], 128 - m[0], 20 - m[1], 0 - m[1], 10 - m[2], 255 - m[2]])
-        let tv = InputNormalization.torchvision.apply(img).scalars
+        let tv = InputPreprocessing.torchvision.apply(img).scalars
         #expect(abs(tv[0] - (10.0 / 255 - 0.485) / 0.229) < 1e-6)
         #expect(abs(tv[5] - (128.0 / 255 - 0.406) / 0.225) < 1e-6)
         // The mean pixel normalises to zero in both conventions; batches work too.
-        for norm in [InputNormalization.caffe, .torchvision] {
+        for norm in [InputPreprocessing.caffe, .torchvision] {
             let mp = norm.meanPixelRGB
             let batch = Tensor(shape: [2, 3, 1, 1], scalars: mp + mp)
             #expect(norm.apply(batch).scalars.allSatisfy { abs($0) < 1e-5 })

@@ -211,6 +211,6 @@ private func stderrOf(_ result: ExitTest.Result?) -> String {
         let r = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = InputPreprocessing.torchvision.apply(Tensor.zeros([1, 4, 2, 2]))
         }
-        #expect(stderrOf(r).contains("InputPreprocessing.apply: expected RGB input [N, 3, H, W] with values 0...255, got shape [1, 4, 2, 2]"))
+        #expect(stderrOf(r).contains("InputPreprocessing.apply: expected RGB input [N, 3, H, W] or [3, H, W] with values 0...255, got shape [1, 4, 2, 2]"))
     }
 }

@@ -33,7 +33,7 @@ import FCN
         let net = smallNet()
         let opt = Adam(net.optimizableParameters(), learningRate: 1e-2)
         let batch = (0..<4).map { data[$0] }
-        let x = InputNormalization.torchvision.apply(Tensor.stack(batch.map(\.image)))
+        let x = InputPreprocessing.torchvision.apply(Tensor.stack(batch.map(\.image)))
         let y = Tensor.stack(batch.map(\.label))
         var losses: [Float] = []
         for _ in 0..<15 {

@@ -8,7 +8,7 @@
 //                seed 002's ResNet-34 FCN-8s). RGB kept, x/255, minus
 //                (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225), as
 //                `transforms.ToTensor()` then `transforms.Normalize(mean, std)`.
-// Both take `[N, 3, H, W]` RGB in 0...255 (as `Tensor(image:)` gives) and compute in
+// Both take `[N, 3, H, W]` (or one image `[3, H, W]`) RGB in 0...255 and compute in
 // Float32 in the same order as the reference code: torchvision `(x / 255 - mean) / std`,
 // caffe `x - mean`. The result is input data, not part of a graph: no gradient is recorded.
 
@@ -44,13 +44,19 @@ public enum InputPreprocessing: String, Sendable, CaseIterable, CustomStringConv
 
     public var description: String { rawValue }
 
+    /// The raw RGB (0...255) pixel that preprocesses to zero: pad images with it before
+    /// preprocessing so padding reads as "no signal".
+    public var meanPixelRGB: [Float] {
+        return isBGR ? mean.reversed().map { $0 * valueScale } : mean.map { $0 * valueScale }
+    }
+
     /// Converts `[N, 3, H, W]` RGB in 0...255 into the network input of this convention
     /// (same shape). Output channel `c` reads input channel `2 - c` for caffe (BGR) and `c`
     /// for torchvision; then `(x / valueScale - mean[c]) / std[c]`.
     public func apply(_ rgb: Tensor) -> Tensor {
-        fcnCheck(rgb.rank == 4 && rgb.shape[1] == 3, "InputPreprocessing.apply",
-                 "expected RGB input [N, 3, H, W] with values 0...255, got shape \(rgb.shape)")
-        let n = rgb.shape[0], plane = rgb.shape[2] * rgb.shape[3]
+        fcnCheck((rgb.rank == 4 && rgb.shape[1] == 3) || (rgb.rank == 3 && rgb.shape[0] == 3), "InputPreprocessing.apply",
+                 "expected RGB input [N, 3, H, W] or [3, H, W] with values 0...255, got shape \(rgb.shape)")
+        let n = rgb.rank == 4 ? rgb.shape[0] : 1, plane = rgb.shape[rgb.rank - 2] * rgb.shape[rgb.rank - 1]
         let mean = self.mean, std = self.std, bgr = isBGR, scale = valueScale
         let x = rgb.detached()
         if x.count == 0 { return x }
@@ -92,19 +98,4 @@ public enum InputPreprocessing: String, Sendable, CaseIterable, CustomStringConv
             }
         }
     }
-}
-
-/// A segmentation network that maps `[N, 3, H, W]` preprocessed images to class scores
-/// `[N, numClasses, H, W]` and states which input convention its weights expect.
-public protocol SegmentationModel: Layer {
-    /// Number of output classes (channels of the score map).
-    var numClasses: Int { get }
-    /// How RGB 0...255 images must be converted before `callAsFunction`.
-    var preferredPreprocessing: InputPreprocessing { get }
-}
-
-extension SegmentationModel {
-    /// Preprocesses RGB 0...255 images `[N, 3, H, W]` with `preferredPreprocessing` and
-    /// runs the model: class scores `[N, numClasses, H, W]`.
-    public func scores(forRGB rgb: Tensor) -> Tensor { self(preferredPreprocessing.apply(rgb)) }
 }
