@@ -9,7 +9,10 @@
 
 /// How a network expects its input image normalised.
 public enum InputNormalization: Sendable {
+    /// The Caffe FCNs (VGG16): BGR, 0...255, minus `caffeMeanBGR`, no scaling.
     case caffe
+    /// torchvision models (ResNet, fcn_resnet50/101): RGB / 255, minus `imagenetMean`,
+    /// divided by `imagenetStd`.
     case torchvision
 
     /// Caffe FCN mean in BGR order (0...255 scale).
