@@ -151,6 +151,8 @@ public struct SegmentationAugmentation: Sendable {
     /// Label padding (255: ignored by the loss and the metrics).
     public var labelPadValue: Float
 
+    /// Defaults are the torchvision segmentation reference's: scale 0.5...2.0, flip with
+    /// probability 0.5, no crop, image padding 0 and label padding 255 (ignored).
     public init(scaleRange: ClosedRange<Float>? = 0.5...2.0, cropSize: (height: Int, width: Int)? = nil,
                 flipProbability: Float = 0.5, imagePadValue: [Float] = [0], labelPadValue: Float = 255) {
         if let r = scaleRange { fcnCheck(r.lowerBound > 0, "SegmentationAugmentation", "scaleRange must be positive, got \(r)") }

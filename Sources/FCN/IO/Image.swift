@@ -82,15 +82,20 @@ public struct Image: Sendable, Equatable {
 
 /// An RGB palette entry.
 public struct PaletteColor: Sendable, Hashable, CustomStringConvertible {
+    /// Red, green and blue, 0...255.
     public var r: UInt8, g: UInt8, b: UInt8
+    /// The colour (r, g, b).
     public init(_ r: UInt8, _ g: UInt8, _ b: UInt8) { self.r = r; self.g = g; self.b = b }
+    /// `(r,g,b)`.
     public var description: String { "(\(r),\(g),\(b))" }
 }
 
 /// A palette image: one index byte per pixel, row-major, and up to 256 colours.
 /// For segmentation labels the index is the class id; `palette` only matters for display.
 public struct IndexedImage: Sendable, Equatable {
+    /// Width in pixels.
     public var width: Int
+    /// Height in pixels.
     public var height: Int
     /// `width * height` palette indices (class ids for label maps).
     public var indices: [UInt8]

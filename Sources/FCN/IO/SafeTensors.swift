@@ -28,7 +28,10 @@ import Darwin
 /// F32, F16 and BF16 can be written. Integer and boolean tensors (for instance PyTorch's
 /// int64 `num_batches_tracked`) are converted exactly up to 2^24.
 public enum SafeTensorsDType: String, Sendable, CaseIterable {
+    /// Floating point: binary32, binary16, bfloat16, binary64 (the raw value is the
+    /// header's dtype string).
     case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
+    /// Signed and unsigned integers and booleans (read only).
     case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
 
     /// Bytes per element.
@@ -103,8 +106,11 @@ private final class ByteRegion: @unchecked Sendable {
 public final class SafeTensorsFile: @unchecked Sendable {
     /// Description of one stored tensor.
     public struct Entry: Sendable, Equatable {
+        /// The tensor's name (a state-dict key).
         public let name: String
+        /// The stored element type (converted to Float32 on reading).
         public let dtype: SafeTensorsDType
+        /// The tensor's shape.
         public let shape: [Int]
         /// Byte range within the data section.
         public let dataOffsets: Range<Int>

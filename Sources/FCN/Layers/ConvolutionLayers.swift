@@ -9,16 +9,26 @@
 /// Default init as PyTorch (see `ParameterInit`): weight and bias U(±1/sqrt(fanIn)),
 /// fanIn = inChannels/groups * kH * kW.
 public final class Conv2d: Layer, @unchecked Sendable {
+    /// The filters `[outChannels, inChannels/groups, kH, kW]` (state-dict name `weight`).
     public let weight: Parameter
+    /// The bias `[outChannels]` (name `bias`), or nil for a convolution without bias.
     public let bias: Parameter?
+    /// Step of the window (height, width).
     public let stride: Size2
+    /// Padding of the input (explicit amounts, `.valid` or TensorFlow's `.same`).
     public let padding: Padding
+    /// Spacing of the kernel taps.
     public let dilation: Size2
+    /// Number of independent channel groups (`inChannels` for a depthwise convolution).
     public let groups: Int
+    /// Training or evaluation mode (no effect on a convolution).
     public var isTraining = true
 
+    /// Input channels, `weight.shape[1] * groups`.
     public var inChannels: Int { weight.shape[1] * groups }
+    /// Output channels, `weight.shape[0]`.
     public var outChannels: Int { weight.shape[0] }
+    /// Kernel height and width, from the weight's shape.
     public var kernelSize: Size2 { Size2(weight.shape[2], weight.shape[3]) }
 
     /// Creates a convolution with PyTorch's default initialisation (`seed` nil: the shared
@@ -47,10 +57,13 @@ public final class Conv2d: Layer, @unchecked Sendable {
         self.stride = stride; self.padding = padding; self.dilation = dilation; self.groups = groups
     }
 
+    /// `weight`, then `bias` if present (PyTorch's order and names).
     public var localParameters: [(String, Parameter)] {
         bias.map { [("weight", weight), ("bias", $0)] } ?? [("weight", weight)]
     }
 
+    /// `conv2d` of `x` `[N, inChannels, H, W]` with this layer's parameters and options:
+    /// `[N, outChannels, Hout, Wout]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
@@ -64,19 +77,33 @@ public final class Conv2d: Layer, @unchecked Sendable {
 /// (PyTorch derives it from dimension 1 of the stored weight). FCN upsampling layers
 /// replace it with `bilinearUpsamplingKernel` and freeze it.
 public final class ConvTranspose2d: Layer, @unchecked Sendable {
+    /// The filters `[inChannels, outChannels/groups, kH, kW]` (state-dict name `weight`).
     public let weight: Parameter
+    /// The bias `[outChannels]` (name `bias`), or nil; the FCN upsampling layers have none.
     public let bias: Parameter?
+    /// Upsampling factor (height, width).
     public let stride: Size2
+    /// Amounts cropped from the full output (explicit or `.valid`).
     public let padding: Padding
+    /// Extra rows/columns at the bottom/right of the output, `< max(stride, dilation)`.
     public let outputPadding: Size2
+    /// Spacing of the kernel taps.
     public let dilation: Size2
+    /// Number of independent channel groups.
     public let groups: Int
+    /// Training or evaluation mode (no effect on a transposed convolution).
     public var isTraining = true
 
+    /// Input channels, `weight.shape[0]`.
     public var inChannels: Int { weight.shape[0] }
+    /// Output channels, `weight.shape[1] * groups`.
     public var outChannels: Int { weight.shape[1] * groups }
+    /// Kernel height and width, from the weight's shape.
     public var kernelSize: Size2 { Size2(weight.shape[2], weight.shape[3]) }
 
+    /// Creates a transposed convolution with PyTorch's default initialisation (`seed` nil:
+    /// the shared generator of `ParameterInit`). Defaults (stride 1, no padding, bias) are
+    /// PyTorch's.
     public init(inChannels: Int, outChannels: Int, kernelSize: Size2, stride: Size2 = 1, padding: Padding = 0,
                 outputPadding: Size2 = 0, dilation: Size2 = 1, groups: Int = 1, bias: Bool = true, seed: UInt64? = nil) {
         fcnCheck(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0, "ConvTranspose2d",
@@ -104,10 +131,13 @@ public final class ConvTranspose2d: Layer, @unchecked Sendable {
         self.dilation = dilation; self.groups = groups
     }
 
+    /// `weight`, then `bias` if present (PyTorch's order and names).
     public var localParameters: [(String, Parameter)] {
         bias.map { [("weight", weight), ("bias", $0)] } ?? [("weight", weight)]
     }
 
+    /// `convTranspose2d` of `x` `[N, inChannels, H, W]` with this layer's parameters and
+    /// options: `[N, outChannels, (H-1)*stride - padding + dilation*(kH-1) + outputPadding + 1, ...]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         convTranspose2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
                         outputPadding: outputPadding, dilation: dilation, groups: groups)

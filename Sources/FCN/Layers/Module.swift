@@ -59,8 +59,11 @@ public protocol Layer: Module {
 }
 
 extension Module {
+    /// No children (the default for leaf layers).
     public var children: [(String, any Module)] { [] }
+    /// No parameters of its own (the default).
     public var localParameters: [(String, Parameter)] { [] }
+    /// No buffers of its own (the default).
     public var localBuffers: [(String, Buffer)] { [] }
 }
 
@@ -131,6 +134,7 @@ public final class Parameter: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
+    /// `Parameter(shape: [...])`, with `frozen` when it requires no gradient.
     public var description: String { "Parameter(shape: \(shape)\(requiresGrad ? "" : ", frozen"))" }
 }
 
@@ -144,6 +148,7 @@ public final class Buffer: @unchecked Sendable, CustomStringConvertible {
     }
     private var _value: Tensor
 
+    /// A buffer holding `value` (its autograd history is dropped).
     public init(_ value: Tensor) { _value = value.detached() }
 
     /// The buffer's shape.
@@ -156,6 +161,7 @@ public final class Buffer: @unchecked Sendable, CustomStringConvertible {
         _value = newValue.detached()
     }
 
+    /// `Buffer(shape: [...])`.
     public var description: String { "Buffer(shape: \(shape))" }
 }
 

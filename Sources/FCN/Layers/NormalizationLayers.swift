@@ -13,14 +13,24 @@
 ///
 /// Training-mode calls mutate the buffers: one thread at a time.
 public final class BatchNorm2d: Layer, @unchecked Sendable {
+    /// Number of channels C.
     public let numFeatures: Int
+    /// Added to the variance before the square root.
     public let eps: Float
+    /// Weight of a new batch in the running statistics; nil for the cumulative average.
     public let momentum: Float?
+    /// Affine scale `[C]` (name `weight`), nil when built with `affine: false`.
     public let weight: Parameter?
+    /// Affine shift `[C]` (name `bias`), nil when built with `affine: false`.
     public let bias: Parameter?
+    /// Running mean `[C]` (buffer `running_mean`), nil without `trackRunningStats`.
     public let runningMean: Buffer?
+    /// Running (unbiased) variance `[C]` (buffer `running_var`), nil without `trackRunningStats`.
     public let runningVar: Buffer?
+    /// Number of training batches seen, a scalar (buffer `num_batches_tracked`).
     public let numBatchesTracked: Buffer?
+    /// Training mode normalises with batch statistics and updates the running ones; eval
+    /// mode uses the running statistics.
     public var isTraining = true
 
     /// Defaults as PyTorch: eps 1e-5, momentum 0.1, affine (weight 1, bias 0), running
@@ -36,16 +46,20 @@ public final class BatchNorm2d: Layer, @unchecked Sendable {
         numBatchesTracked = trackRunningStats ? Buffer(Tensor(0)) : nil
     }
 
+    /// `weight` and `bias` when affine.
     public var localParameters: [(String, Parameter)] {
         guard let weight, let bias else { return [] }
         return [("weight", weight), ("bias", bias)]
     }
 
+    /// `running_mean`, `running_var`, `num_batches_tracked` when tracking statistics.
     public var localBuffers: [(String, Buffer)] {
         guard let runningMean, let runningVar, let numBatchesTracked else { return [] }
         return [("running_mean", runningMean), ("running_var", runningVar), ("num_batches_tracked", numBatchesTracked)]
     }
 
+    /// Normalises `[N, numFeatures, H, W]` per channel (same shape out); see the type's
+    /// description for the two modes.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         fcnCheck(x.rank == 4 && x.shape[1] == numFeatures, "BatchNorm2d",
                  "expected input [N, \(numFeatures), H, W], got \(x.shape)")

@@ -7,12 +7,15 @@
 public final class Sequential: Layer, @unchecked Sendable {
     /// The layers with their names, in order.
     public let namedLayers: [(String, any Layer)]
+    /// This container's own mode flag; `train()`/`eval()` set it on every layer too.
     public var isTraining = true
 
+    /// The layers in order, named "0", "1", ...
     public init(_ layers: [any Layer]) {
         namedLayers = layers.enumerated().map { (String($0.offset), $0.element) }
     }
 
+    /// Variadic form: `Sequential(Conv2d(...), ReLU(), MaxPool2d(kernel: 2))`.
     public convenience init(_ layers: any Layer...) { self.init(layers) }
 
     /// Explicit child names (non-empty, no '.', distinct), like `Sequential(OrderedDict)`.
@@ -32,8 +35,10 @@ public final class Sequential: Layer, @unchecked Sendable {
     /// The layer at `index`.
     public subscript(index: Int) -> any Layer { namedLayers[index].1 }
 
+    /// The layers under their names, in order.
     public var children: [(String, any Module)] { namedLayers.map { ($0.0, $0.1 as any Module) } }
 
+    /// Applies every layer in order to `x`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var y = x
         for (_, l) in namedLayers { y = l(y) }

@@ -11,6 +11,7 @@
 /// Dense layer `y = x W^T + b` applied along `axis` of `x`.
 ///
 /// - Parameters:
+///   - x: input with `in` elements along `axis`, e.g. `[N, in]` or `[N, in, H, W]`.
 ///   - weight: `[out, in]` (PyTorch's layout).
 ///   - bias: optional `[out]`.
 ///   - axis: the axis holding the `in` features. `-1` (default, as PyTorch) for `[N, in]`

@@ -23,10 +23,12 @@ private struct BNLayout {
 /// Batch normalisation over the channel axis 1 of `[N, C]` or `[N, C, H, W]` input.
 ///
 /// - Parameters:
-///   - weight, bias: optional affine parameters `[C]` (PyTorch's `affine=True` has both;
-///     nil means 1 and 0).
-///   - runningMean, runningVar: `[C]` running statistics; updated in place when
-///     `training` (with the unbiased batch variance, as PyTorch), read when not.
+///   - x: input `[N, C]` or `[N, C, H, W]` (any `[N, C, ...]`).
+///   - weight: optional affine scale `[C]` (PyTorch's `affine=True` has it); nil means 1.
+///   - bias: optional affine shift `[C]`; nil means 0.
+///   - runningMean: `[C]` running mean; updated in place when `training`, read when not.
+///   - runningVar: `[C]` running variance; updated in place when `training` (with the
+///     unbiased batch variance, as PyTorch), read when not.
 ///   - training: use and update batch statistics (true) or use the running ones (false).
 ///     Training needs more than one value per channel (N * H * W > 1).
 ///   - momentum: weight of the new batch in the running statistics; 0.1 is PyTorch's default.

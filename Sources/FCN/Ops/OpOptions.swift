@@ -3,15 +3,22 @@
 /// A pair of sizes for the height and width axes. Write `2` for both or `[2, 1]` for
 /// (height, width).
 public struct Size2: Sendable, Equatable, Hashable, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, CustomStringConvertible {
+    /// The height component.
     public var h: Int
+    /// The width component.
     public var w: Int
+    /// (height, width).
     public init(_ h: Int, _ w: Int) { self.h = h; self.w = w }
+    /// The same size for both axes.
     public init(_ both: Int) { self.h = both; self.w = both }
+    /// `2` means 2 for both axes.
     public init(integerLiteral value: Int) { self.init(value) }
+    /// `[h, w]`; exactly two elements.
     public init(arrayLiteral elements: Int...) {
         precondition(elements.count == 2, "Size2: expected [height, width], got \(elements)")
         self.init(elements[0], elements[1])
     }
+    /// `2` when both sizes are equal, else `[h, w]`.
     public var description: String { h == w ? "\(h)" : "[\(h), \(w)]" }
 }
 
@@ -25,11 +32,17 @@ public struct Size2: Sendable, Equatable, Hashable, ExpressibleByIntegerLiteral,
 ///   `total = max(0, (out-1)*stride + dilation*(k-1) + 1 - in)`, `total/2` before and
 ///   the rest after (bottom/right). With stride 1 this is PyTorch's `padding='same'`.
 public enum Padding: Sendable, Equatable, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, CustomStringConvertible {
+    /// No padding.
     case valid
+    /// TensorFlow's SAME: `out = ceil(in / stride)`, the padding split evenly with the extra
+    /// row/column at the bottom/right.
     case same
+    /// Given amounts on each side (asymmetric allowed).
     case explicit(top: Int, bottom: Int, left: Int, right: Int)
 
+    /// `1` pads every side by 1 (PyTorch's `padding=1`).
     public init(integerLiteral value: Int) { self = .explicit(top: value, bottom: value, left: value, right: value) }
+    /// `[h, w]` pads `h` at the top and bottom and `w` at the left and right.
     public init(arrayLiteral elements: Int...) {
         precondition(elements.count == 2, "Padding: expected [height, width], got \(elements)")
         self = .explicit(top: elements[0], bottom: elements[0], left: elements[1], right: elements[1])
@@ -37,6 +50,7 @@ public enum Padding: Sendable, Equatable, ExpressibleByIntegerLiteral, Expressib
     /// The same amount on every side.
     public static func symmetric(_ p: Int) -> Padding { .explicit(top: p, bottom: p, left: p, right: p) }
 
+    /// `valid`, `same` or the four amounts.
     public var description: String {
         switch self {
         case .valid: return "valid"

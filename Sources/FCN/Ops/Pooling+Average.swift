@@ -17,7 +17,8 @@
 ///
 /// - Parameters:
 ///   - x: input `[N, C, H, W]`.
-///   - kernel: window size; stride `nil` means `kernel` (the PyTorch default).
+///   - kernel: window size (height, width).
+///   - stride: step between windows; `nil` means `kernel` (the PyTorch default).
 ///   - padding: implicit zero border, at most `kernel/2`.
 ///   - ceilMode: round the output size up (same rule as `maxPool2d`).
 ///   - countIncludePad: divide by the window area including padding (PyTorch's default),

@@ -69,7 +69,9 @@ public func maxPool2dWithIndices(_ x: Tensor, kernel: Size2, stride: Size2? = ni
 /// - Parameters:
 ///   - x: pooled values `[N, C, h, w]`.
 ///   - indices: same shape as `x`, integer values as from `maxPool2dWithIndices`.
-///   - kernel, stride (`nil` = kernel), padding: the options of the pooling being undone.
+///   - kernel: window size of the pooling being undone.
+///   - stride: its stride; `nil` means `kernel`, as in `maxPool2d`.
+///   - padding: its padding.
 ///   - outputSize: the spatial output size; by default `(in-1)*s - 2p + k`. As in PyTorch
 ///     it must lie strictly between `default - s` and `default + s` (use it to recover
 ///     odd sizes that the pooling rounded away).

@@ -19,6 +19,7 @@ public enum FCNError: Error, Equatable, CustomStringConvertible, Sendable {
     /// A feature of a format that this library does not support.
     case unsupported(String)
 
+    /// The kind of error followed by its message, e.g. `invalid format: ...`.
     public var description: String {
         switch self {
         case .io(let m): return "I/O error: \(m)"

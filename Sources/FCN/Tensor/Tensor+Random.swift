@@ -12,8 +12,10 @@ public struct FCNRandom: RandomNumberGenerator, Sendable, Equatable {
     /// The internal state; save and restore it to resume a sequence exactly.
     public var state: UInt64
 
+    /// A generator whose sequence is determined by `seed`.
     public init(seed: UInt64) { state = seed }
 
+    /// The next 64 random bits (SplitMix64 step).
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

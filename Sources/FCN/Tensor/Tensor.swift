@@ -143,6 +143,7 @@ public struct Tensor: Sendable {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// The shape and the elements (the first 8 when there are more than 16).
     public var description: String {
         let preview = count <= 16 ? "\(scalars)" : "\(Array(scalars.prefix(8))) ... (\(count) elements)"
         return "Tensor(shape: \(shape), \(preview)\(requiresGrad ? ", requiresGrad" : ""))"

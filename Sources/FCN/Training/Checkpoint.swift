@@ -41,6 +41,7 @@ public struct TrainingCheckpoint: Sendable {
     static let format = "swift-fcn.checkpoint"
     static let version = "1"
 
+    /// A checkpoint of the given parts. `scheduleStep` defaults to `step`.
     public init(model: [String: Tensor], optimizer: OptimizerState? = nil, ema: [String: Tensor] = [:],
                 step: Int, scheduleStep: Int? = nil, rngState: UInt64? = nil, info: [String: String] = [:]) {
         fcnCheck(step >= 0, "TrainingCheckpoint", "step must be >= 0, got \(step)")

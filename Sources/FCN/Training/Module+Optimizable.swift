@@ -4,14 +4,18 @@
 /// A module parameter under its dotted name, as the optimizers see it. Updates go straight
 /// into the parameter's storage (same leaf, no copy unless shared).
 public final class NamedParameter: Optimizable, @unchecked Sendable {
+    /// The dotted name (`conv1_1.weight`), the key of optimizer state and checkpoints.
     public let name: String
+    /// The module's parameter (shared, not copied).
     public let parameter: Parameter
 
+    /// Wraps `parameter` under `name`.
     public init(name: String, parameter: Parameter) {
         self.name = name
         self.parameter = parameter
     }
 
+    /// The parameter's tensor; in-place updates write into the parameter's storage.
     public var value: Tensor {
         get { parameter.value }
         set { parameter.value = newValue }

@@ -24,7 +24,9 @@ public protocol Optimizable: AnyObject {
 
 /// A minimal `Optimizable`: a name and a tensor leaf that requires grad.
 public final class TrainableTensor: Optimizable, @unchecked Sendable {
+    /// The unique name (key of the optimizer state).
     public let name: String
+    /// The tensor, a leaf requiring grad; updated in place by optimizers.
     public var value: Tensor
 
     /// Wraps `value` as a leaf requiring grad (shares its storage).

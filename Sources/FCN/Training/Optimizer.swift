@@ -22,6 +22,8 @@ public struct OptimizerState: Sendable {
     /// Integer counters by name (Adam: `"<parameter name>.step"`).
     public var counters: [String: Int]
 
+    /// A state with the given parts (normally made by `Optimizer.state()` or read from a
+    /// checkpoint).
     public init(kind: String, step: Int, tensors: [String: Tensor], counters: [String: Int] = [:]) {
         self.kind = kind; self.step = step; self.tensors = tensors; self.counters = counters
     }
@@ -114,12 +116,20 @@ func validateOptimizerState(_ s: OptimizerState, kind: String, shapes: [String: 
 /// group.decayMultiplier`. Caffe's SGD (`v = m v + lr g; w -= v`) equals this one while the
 /// learning rate is constant, which is how the FCN reference trains (fixed lr).
 public final class SGD: Optimizer {
+    /// The parameter groups with their learning-rate and decay multipliers.
     public let groups: [ParameterGroup]
+    /// The base learning rate (times each group's `lrMultiplier`); set it from a schedule
+    /// before each step.
     public var learningRate: Float
+    /// Momentum factor (0: plain SGD; the FCN reference uses 0.99).
     public let momentum: Float
+    /// Dampening of the momentum (0, PyTorch's default).
     public let dampening: Float
+    /// L2 weight decay added to the gradient (times each group's `decayMultiplier`).
     public let weightDecay: Float
+    /// Nesterov momentum (needs momentum > 0 and dampening 0).
     public let nesterov: Bool
+    /// Number of `step()` calls made so far.
     public private(set) var stepCount = 0
     private var buffers: [String: Tensor] = [:]
     private let shapes: [String: [Int]]
@@ -143,6 +153,8 @@ public final class SGD: Optimizer {
                   dampening: dampening, weightDecay: weightDecay, nesterov: nesterov)
     }
 
+    /// Updates every parameter that has a gradient in place (see the type's formula) and
+    /// advances `stepCount`.
     public func step() {
         for group in groups {
             let lr = learningRate * group.lrMultiplier
@@ -185,11 +197,14 @@ public final class SGD: Optimizer {
         }
     }
 
+    /// The momentum buffers (`<name>.momentum_buffer`) and the step count, kind "sgd".
     public func state() -> OptimizerState {
         OptimizerState(kind: "sgd", step: stepCount,
                        tensors: Dictionary(uniqueKeysWithValues: buffers.map { ($0.key + ".momentum_buffer", $0.value) }))
     }
 
+    /// Restores a state saved by `state()`; throws `FCNError.mismatch` for another kind,
+    /// unknown parameter names or wrong shapes, leaving the optimizer unchanged.
     public func load(_ s: OptimizerState) throws {
         try validateOptimizerState(s, kind: "sgd", shapes: shapes, slots: ["momentum_buffer"], counterSlots: [])
         var b: [String: Tensor] = [:]
@@ -213,16 +228,23 @@ public final class SGD: Optimizer {
 /// is per parameter (a parameter without a gradient does not advance). Bias corrections
 /// are computed in Double, the element updates in Float, in PyTorch's order.
 public final class Adam: Optimizer {
+    /// The parameter groups with their learning-rate and decay multipliers.
     public let groups: [ParameterGroup]
+    /// The base learning rate (times each group's `lrMultiplier`); set it from a schedule
+    /// before each step.
     public var learningRate: Float
     /// Decay of the first moment. Double, like PyTorch's, so `1 - beta` is exact.
     public let beta1: Double
     /// Decay of the second moment (Double for the same reason).
     public let beta2: Double
+    /// Added to the bias-corrected root of the second moment (1e-8, PyTorch's default).
     public let eps: Float
+    /// Weight decay (times each group's `decayMultiplier`): added to the gradient for Adam,
+    /// applied to the weights for AdamW.
     public let weightDecay: Float
     /// True for AdamW (decay applied to the weights, not added to the gradient).
     public let decoupledWeightDecay: Bool
+    /// Number of `step()` calls made so far.
     public private(set) var stepCount = 0
     private var expAvg: [String: Tensor] = [:]
     private var expAvgSq: [String: Tensor] = [:]
@@ -264,6 +286,8 @@ public final class Adam: Optimizer {
 
     private var kind: String { decoupledWeightDecay ? "adamw" : "adam" }
 
+    /// Updates every parameter that has a gradient in place (see the type's formula) and
+    /// advances `stepCount` and the per-parameter step counts.
     public func step() {
         for group in groups {
             let lr = Double(learningRate * group.lrMultiplier)
@@ -317,6 +341,8 @@ public final class Adam: Optimizer {
         }
     }
 
+    /// The moments (`<name>.exp_avg`, `<name>.exp_avg_sq`), the per-parameter step counters
+    /// (`<name>.step`) and the step count; kind "adam" or "adamw".
     public func state() -> OptimizerState {
         var tensors: [String: Tensor] = [:]
         for (k, t) in expAvg { tensors[k + ".exp_avg"] = t }
@@ -325,6 +351,8 @@ public final class Adam: Optimizer {
                               counters: Dictionary(uniqueKeysWithValues: steps.map { ($0.key + ".step", $0.value) }))
     }
 
+    /// Restores a state saved by `state()`; throws `FCNError.mismatch` for another kind,
+    /// unknown names, wrong shapes or incomplete moments, leaving the optimizer unchanged.
     public func load(_ s: OptimizerState) throws {
         try validateOptimizerState(s, kind: kind, shapes: shapes, slots: ["exp_avg", "exp_avg_sq"], counterSlots: ["step"])
         var m: [String: Tensor] = [:], v: [String: Tensor] = [:], st: [String: Int] = [:]
