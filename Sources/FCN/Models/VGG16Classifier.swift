@@ -34,6 +34,7 @@ public final class VGG16Classifier: Layer, @unchecked Sendable {
     ///   - width: channel multiplier (1 = VGG16); hidden width `4096*width`, rounded as
     ///     `VGG16Config.channels`.
     ///   - dropout: probability of the two dropout layers (torchvision's default 0.5).
+    ///   - seed: seed of the default initialisation (nil: the shared `ParameterInit` generator).
     public init(classes: Int = 1000, width: Double = 1, dropout: Float = 0.5, seed: UInt64? = nil) {
         fcnCheck(classes >= 1, "VGG16Classifier", "classes must be at least 1, got \(classes)")
         fcnCheck(width > 0 && width.isFinite, "VGG16Classifier", "width must be positive, got \(width)")
