@@ -291,3 +291,10 @@ public final class VGGFCN: Layer, @unchecked Sendable {
                       dilation: conv.dilation, groups: conv.groups, fusedReLU: true)
     }
 }
+
+extension VGGFCN: SegmentationModel {
+    /// Number of output classes (`classes`).
+    public var numClasses: Int { classes }
+    /// The Caffe convention (BGR, 0...255 minus the mean): the reference weights' input.
+    public var preferredPreprocessing: InputPreprocessing { .caffe }
+}
