@@ -26,6 +26,12 @@ import Testing
             }
         }
         expectClose(y, Tensor(shape: [1, cout, 2, 2], scalars: dense), tolerance: 1e-6, "dense vs 1x1 conv")
+        // The library's dense layer over the channel axis of every pixel gives the same map.
+        let viaLinear = linear(x, weight: Tensor(shape: [cout, cin], scalars: wScalars), bias: b, axis: 1)
+        expectClose(viaLinear, y, tolerance: 1e-6, "linear(axis: 1) vs 1x1 conv")
+        // And in NHWC, as TensorFlow's dense sees it: [1, 2, 2, Cin] -> [1, 2, 2, Cout].
+        let nhwc = linear(x.permuted([0, 2, 3, 1]), weight: Tensor(shape: [cout, cin], scalars: wScalars), bias: b)
+        expectClose(nhwc.permuted([0, 3, 1, 2]), y, tolerance: 1e-6, "dense over the last axis of NHWC vs 1x1 conv")
 
         // The seed's printed numbers (one input channel, two outputs, no bias): every pixel's
         // outputs are x*k0 and x*k1, so output 1 = output 0 * (k1/k0). Feeding the printed
