@@ -16,9 +16,14 @@
 
 /// An exact fraction `numerator / denominator` (denominator > 0, reduced).
 public struct Rational: Sendable, Hashable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    /// The numerator, carrying the sign; 0 for zero (whose denominator is then 1).
     public let numerator: Int
+    /// The denominator, always positive and coprime with `numerator`.
     public let denominator: Int
 
+    /// The fraction `numerator / denominator`, reduced by the greatest common divisor and
+    /// with the sign moved to the numerator (`Rational(2, -4)` is `-1/2`). The default
+    /// denominator 1 makes `Rational(n)` the integer `n`. Traps if `denominator` is 0.
     public init(_ numerator: Int, _ denominator: Int = 1) {
         fcnCheck(denominator != 0, "Rational", "denominator is zero")
         func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? abs(a) : gcd(b, a % b) }
@@ -26,19 +31,27 @@ public struct Rational: Sendable, Hashable, CustomStringConvertible, Expressible
         self.numerator = numerator / g
         self.denominator = denominator / g
     }
+    /// The integer `value` (`value / 1`), so integer literals can stand for rationals,
+    /// as in `CoordinateMap(scale: 1, shift: 0)`.
     public init(integerLiteral value: Int) { self.init(value) }
 
     /// The value when it is an integer, else nil.
     public var integerValue: Int? { denominator == 1 ? numerator : nil }
+    /// `"n"` for an integer, else `"n/d"` (for example `"-19/2"`), as in error messages.
     public var description: String { denominator == 1 ? "\(numerator)" : "\(numerator)/\(denominator)" }
 
+    /// Exact sum `a/b + c/d = (ad + cb) / bd`, reduced.
     public static func + (a: Rational, b: Rational) -> Rational { Rational(a.numerator * b.denominator + b.numerator * a.denominator, a.denominator * b.denominator) }
+    /// Exact difference `a/b - c/d = (ad - cb) / bd`, reduced.
     public static func - (a: Rational, b: Rational) -> Rational { Rational(a.numerator * b.denominator - b.numerator * a.denominator, a.denominator * b.denominator) }
+    /// Exact product `(a/b) * (c/d) = ac / bd`, reduced.
     public static func * (a: Rational, b: Rational) -> Rational { Rational(a.numerator * b.numerator, a.denominator * b.denominator) }
+    /// Exact quotient `(a/b) / (c/d) = ad / bc`, reduced. Traps if `b` is zero.
     public static func / (a: Rational, b: Rational) -> Rational {
         fcnCheck(b.numerator != 0, "Rational", "division by zero")
         return Rational(a.numerator * b.denominator, a.denominator * b.numerator)
     }
+    /// The negation `-a`.
     public static prefix func - (a: Rational) -> Rational { Rational(-a.numerator, a.denominator) }
 }
 
@@ -59,11 +72,17 @@ public enum SpatialStep: Sendable, Hashable {
 
 /// The affine map `x_out = scale * x_in + shift` between pixel coordinates of two blobs.
 public struct CoordinateMap: Sendable, Hashable, CustomStringConvertible {
+    /// Output pixels per input pixel: `1/s` for a stride-`s` convolution or pooling, `s`
+    /// for a stride-`s` deconvolution, 1 for element-wise layers.
     public var scale: Rational
+    /// Output coordinate of input pixel 0 (for a convolution, `(2p - (K-1)) / (2s)`).
     public var shift: Rational
 
+    /// The map `x_out = scale * x_in + shift`.
     public init(scale: Rational, shift: Rational) { self.scale = scale; self.shift = shift }
 
+    /// `x_out = x_in`: the map of ReLU, dropout, sums and 1x1 stride-1 convolutions, and the
+    /// start of a composition.
     public static let identity = CoordinateMap(scale: 1, shift: 0)
 
     /// The map of one layer (see the formulas at the top of the file).
@@ -98,6 +117,7 @@ public struct CoordinateMap: Sendable, Hashable, CustomStringConvertible {
     /// The image of coordinate `x`.
     public func callAsFunction(_ x: Rational) -> Rational { scale * x + shift }
 
+    /// `"x * scale + shift"`, for example `"x * 1 + -1"` for a 3x3 convolution without padding.
     public var description: String { "x * \(scale) + \(shift)" }
 }
 

@@ -42,6 +42,7 @@ public enum InputPreprocessing: String, Sendable, CaseIterable, CustomStringConv
     /// Divisor applied to the 0...255 values before the mean: 1 (caffe) or 255 (torchvision).
     public var valueScale: Float { self == .caffe ? 1 : 255 }
 
+    /// The raw value: "caffe" or "torchvision".
     public var description: String { rawValue }
 
     /// The raw RGB (0...255) pixel that preprocesses to zero: pad images with it before

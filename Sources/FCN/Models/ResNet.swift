@@ -27,7 +27,16 @@
 
 /// ResNet variant: block type and number of blocks per layer (torchvision's table).
 public enum ResNetDepth: Int, Sendable, CaseIterable, CustomStringConvertible {
-    case resnet18 = 18, resnet34 = 34, resnet50 = 50, resnet101 = 101, resnet152 = 152
+    /// ResNet-18: BasicBlock, `[2, 2, 2, 2]` blocks, 512 output channels.
+    case resnet18 = 18
+    /// ResNet-34: BasicBlock, `[3, 4, 6, 3]` blocks, 512 output channels (the seed 002 FCN-8s backbone).
+    case resnet34 = 34
+    /// ResNet-50: Bottleneck, `[3, 4, 6, 3]` blocks, 2048 output channels (`fcn_resnet50`).
+    case resnet50 = 50
+    /// ResNet-101: Bottleneck, `[3, 4, 23, 3]` blocks, 2048 output channels (`fcn_resnet101`).
+    case resnet101 = 101
+    /// ResNet-152: Bottleneck, `[3, 8, 36, 3]` blocks, 2048 output channels.
+    case resnet152 = 152
 
     /// Blocks in layer1..layer4.
     public var blocksPerLayer: [Int] {
@@ -48,6 +57,7 @@ public enum ResNetDepth: Int, Sendable, CaseIterable, CustomStringConvertible {
     /// Channels out of layer1..layer4: `[64, 128, 256, 512] * expansion`.
     public var layerChannels: [Int] { [64, 128, 256, 512].map { $0 * expansion } }
 
+    /// torchvision's constructor name: "resnet18" ... "resnet152".
     public var description: String { "resnet\(rawValue)" }
 }
 
@@ -77,10 +87,20 @@ public final class BasicBlock: Layer, @unchecked Sendable {
     public let conv1: Conv2d, bn1: BatchNorm2d, relu = ReLU(), conv2: Conv2d, bn2: BatchNorm2d
     /// The projection shortcut (1x1 conv + BN), nil for the identity.
     public let downsample: Sequential?
+    /// Training mode (batch norms use and update batch statistics; the default, as in
+    /// PyTorch) or eval mode (running statistics). Set it with `train()` / `eval()`.
     public var isTraining = true
 
     /// A block mapping `inPlanes` to `planes` channels; `downsample` must map `inPlanes` to
     /// `planes` with the same stride when either differs (see `ResNet`).
+    ///
+    /// - Parameters:
+    ///   - inPlanes: input channels.
+    ///   - planes: output channels (expansion 1).
+    ///   - stride: stride of conv1 (1, or 2 at the start of layer2..layer4).
+    ///   - downsample: the shortcut projection; nil (default) for the identity shortcut.
+    ///   - dilation: must be 1 (torchvision's BasicBlock rejects dilation); the parameter
+    ///     exists so `ResNet` builds both block types with one call.
     public init(inPlanes: Int, planes: Int, stride: Int = 1, downsample: Sequential? = nil, dilation: Int = 1) {
         fcnCheck(dilation == 1, "BasicBlock", "dilation > 1 is not supported in BasicBlock (got \(dilation)), as in torchvision")
         fcnCheck(inPlanes > 0 && planes > 0 && stride > 0, "BasicBlock",
@@ -92,12 +112,16 @@ public final class BasicBlock: Layer, @unchecked Sendable {
         self.downsample = downsample
     }
 
+    /// conv1, bn1, relu, conv2, bn2 and downsample (when present), torchvision's names and
+    /// order: `layer1.0.conv1.weight`, `layer2.0.downsample.0.weight`, ...
     public var children: [(String, any Module)] {
         var c: [(String, any Module)] = [("conv1", conv1), ("bn1", bn1), ("relu", relu), ("conv2", conv2), ("bn2", bn2)]
         if let downsample { c.append(("downsample", downsample)) }
         return c
     }
 
+    /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`: `[N, inPlanes, H, W]` ->
+    /// `[N, planes, ceil(H/stride), ceil(W/stride)]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let out = bn2(conv2(relu(bn1(conv1(x)))))
         return relu(out + (downsample?(x) ?? x))
@@ -117,10 +141,22 @@ public final class Bottleneck: Layer, @unchecked Sendable {
     public let relu = ReLU()
     /// The projection shortcut (1x1 conv + BN), nil for the identity.
     public let downsample: Sequential?
+    /// Training mode (batch norms use and update batch statistics; the default, as in
+    /// PyTorch) or eval mode (running statistics). Set it with `train()` / `eval()`.
     public var isTraining = true
 
     /// A block mapping `inPlanes` to `4*planes` channels; `downsample` must map `inPlanes`
     /// to `4*planes` with the same stride when either differs (see `ResNet`).
+    ///
+    /// - Parameters:
+    ///   - inPlanes: input channels.
+    ///   - planes: width of the 1x1 reduce and the 3x3 convolution; the block outputs
+    ///     `4*planes` channels.
+    ///   - stride: stride of the 3x3 conv2 (torchvision "v1.5"; 1, or 2 at the start of a
+    ///     non-dilated layer2..layer4).
+    ///   - downsample: the shortcut projection; nil (default) for the identity shortcut.
+    ///   - dilation: dilation (and padding) of conv2; 1 (default) except in the dilated
+    ///     layers of a segmentation backbone.
     public init(inPlanes: Int, planes: Int, stride: Int = 1, downsample: Sequential? = nil, dilation: Int = 1) {
         fcnCheck(inPlanes > 0 && planes > 0 && stride > 0 && dilation > 0, "Bottleneck",
                  "inPlanes \(inPlanes), planes \(planes), stride \(stride) and dilation \(dilation) must be positive")
@@ -133,6 +169,8 @@ public final class Bottleneck: Layer, @unchecked Sendable {
         self.downsample = downsample
     }
 
+    /// conv1, bn1, conv2, bn2, conv3, bn3, relu and downsample (when present), torchvision's
+    /// names and order.
     public var children: [(String, any Module)] {
         var c: [(String, any Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2),
                                          ("conv3", conv3), ("bn3", bn3), ("relu", relu)]
@@ -140,6 +178,8 @@ public final class Bottleneck: Layer, @unchecked Sendable {
         return c
     }
 
+    /// `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))`:
+    /// `[N, inPlanes, H, W]` -> `[N, 4*planes, ceil(H/stride), ceil(W/stride)]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var out = relu(bn1(conv1(x)))
         out = relu(bn2(conv2(out)))
@@ -166,14 +206,21 @@ public final class ResNet: Layer, @unchecked Sendable {
     public let layerDilations: [Int]
     /// Stem: 7x7 stride-2 convolution (no bias), batch norm, ReLU, 3x3 stride-2 max pool.
     public let conv1: Conv2d
+    /// Batch norm of the stem (64 channels).
     public let bn1: BatchNorm2d
+    /// ReLU of the stem.
     public let relu = ReLU()
+    /// 3x3 stride-2 max pool with padding 1 of the stem: `n -> ceil(n/2)`.
     public let maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
     /// The four stages of residual blocks (strides 1, 2, 2, 2 unless dilated).
     public let layer1: Sequential, layer2: Sequential, layer3: Sequential, layer4: Sequential
-    /// Global average pooling and the classifier, present when built with `numClasses`.
+    /// Global average pooling to 1x1, present when built with `numClasses`.
     public let avgpool: AdaptiveAvgPool2d?
+    /// The classifier `Linear(512*expansion, numClasses)` (PyTorch's default
+    /// initialisation), nil for a backbone.
     public let fc: Linear?
+    /// Training mode (batch norms use and update batch statistics; the default, as in
+    /// PyTorch) or eval mode (running statistics). Set it with `train()` / `eval()`.
     public var isTraining = true
 
     /// Builds a ResNet with torchvision's initialisation (see the file comment).
@@ -231,6 +278,8 @@ public final class ResNet: Layer, @unchecked Sendable {
         }
     }
 
+    /// conv1, bn1, relu, maxpool, layer1 ... layer4, then avgpool and fc when present:
+    /// torchvision's names and order (state-dict names `conv1.weight`, `layer3.1.bn2.bias`, ...).
     public var children: [(String, any Module)] {
         var c: [(String, any Module)] = [("conv1", conv1), ("bn1", bn1), ("relu", relu), ("maxpool", maxpool),
                                          ("layer1", layer1), ("layer2", layer2), ("layer3", layer3), ("layer4", layer4)]

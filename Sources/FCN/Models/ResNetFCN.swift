@@ -45,6 +45,8 @@ public final class ResNetFCN8s: SegmentationModel, @unchecked Sendable {
     public let scores1: Conv2d, scores2: Conv2d, scores3: Conv2d
     /// Bilinear-initialised transposed convolutions (PyTorch names upsample_8x, _4x, _2x).
     public let upsample8x: ConvTranspose2d, upsample4x: ConvTranspose2d, upsample2x: ConvTranspose2d
+    /// Training mode (batch norms use and update batch statistics; the default, as in
+    /// PyTorch) or eval mode (running statistics). Set it with `train()` / `eval()`.
     public var isTraining = true
 
     /// torchvision's ImageNet normalisation: the backbone is torchvision's ResNet.
@@ -76,6 +78,9 @@ public final class ResNetFCN8s: SegmentationModel, @unchecked Sendable {
         upsample2x = ConvTranspose2d(weight: bilinearUpsamplingKernel(channels: numClasses, kernelSize: 4), stride: 2, padding: 1)
     }
 
+    /// stage1, stage2, stage3, scores1 ... scores3, upsample_8x, upsample_4x, upsample_2x:
+    /// the post's module names and registration order (state-dict names `stage1.0.weight`,
+    /// `scores1.bias`, `upsample_8x.weight`, ...).
     public var children: [(String, any Module)] {
         [("stage1", stage1), ("stage2", stage2), ("stage3", stage3),
          ("scores1", scores1), ("scores2", scores2), ("scores3", scores3),
@@ -110,6 +115,8 @@ public final class ResNetFCN8s: SegmentationModel, @unchecked Sendable {
 public final class FCNHead: Layer, @unchecked Sendable {
     /// Layers "0" (3x3 conv), "1" (batch norm), "2" (ReLU), "3" (dropout 0.1), "4" (1x1 score conv).
     public let conv: Conv2d, bn: BatchNorm2d, relu = ReLU(), dropout: Dropout, score: Conv2d
+    /// Training mode (batch statistics, dropout active; the default, as in PyTorch) or eval
+    /// mode (running statistics, no dropout). Set it with `train()` / `eval()`.
     public var isTraining = true
 
     /// A head from `inChannels` (divisible by 4 in torchvision's models) to `channels` classes.
@@ -122,10 +129,14 @@ public final class FCNHead: Layer, @unchecked Sendable {
         score = Conv2d(inChannels: inter, outChannels: channels, kernelSize: 1)
     }
 
+    /// The five layers named "0" ... "4", as the indices of torchvision's Sequential
+    /// (state-dict names `classifier.0.weight`, `classifier.1.running_mean`, `classifier.4.bias`).
     public var children: [(String, any Module)] {
         [("0", conv), ("1", bn), ("2", relu), ("3", dropout), ("4", score)]
     }
 
+    /// `score(dropout(relu(bn(conv(x)))))`: `[N, inChannels, H, W]` -> `[N, channels, H, W]`
+    /// (the 3x3 conv has padding 1, so the size is kept).
     public func callAsFunction(_ x: Tensor) -> Tensor { score(dropout(relu(bn(conv(x))))) }
 }
 
@@ -142,6 +153,8 @@ public final class FCNResNet: SegmentationModel, @unchecked Sendable {
     public let classifier: FCNHead
     /// FCNHead(1024, numClasses) on layer3, when built with `auxiliary: true`.
     public let auxClassifier: FCNHead?
+    /// Training mode (batch statistics, dropout active; the default, as in PyTorch) or eval
+    /// mode (running statistics, no dropout). Set it with `train()` / `eval()`.
     public var isTraining = true
 
     /// torchvision's ImageNet normalisation, as the published weights expect.
@@ -165,6 +178,8 @@ public final class FCNResNet: SegmentationModel, @unchecked Sendable {
         auxClassifier = auxiliary ? FCNHead(inChannels: ch[2], channels: numClasses) : nil
     }
 
+    /// backbone, classifier and aux_classifier (when present): torchvision's names, so the
+    /// state dict reads `backbone.conv1.weight`, `classifier.4.bias`, `aux_classifier.0.weight`, ...
     public var children: [(String, any Module)] {
         var c: [(String, any Module)] = [("backbone", backbone), ("classifier", classifier)]
         if let auxClassifier { c.append(("aux_classifier", auxClassifier)) }

@@ -18,11 +18,22 @@
 /// cell), output `[N, classes]` logits. The adaptive average pool makes any such size
 /// valid; at 224x224 it is the identity.
 public final class VGG16Classifier: Layer, @unchecked Sendable {
+    /// The 13 3x3 convolutions (pad 1) with their ReLUs and the five 2x2 stride-2 max pools
+    /// (floor mode), 31 layers named "0" ... "30" as in torchvision: `[N, 3, H, W]` ->
+    /// `[N, 512*width, floor(H/32), floor(W/32)]`.
     public let features: Sequential
+    /// Adaptive average pool to 7x7 (torchvision's `avgpool`): the classifier always sees
+    /// `512*width * 49` features whatever the input size.
     public let avgpool: AdaptiveAvgPool2d
+    /// Linear(25088, 4096) "0", ReLU "1", Dropout "2", Linear(4096, 4096) "3", ReLU "4",
+    /// Dropout "5", Linear(4096, classes) "6" (sizes for width 1), as in torchvision.
     public let classifier: Sequential
+    /// Number of output classes (rows of `classifier.6.weight`).
     public let classes: Int
+    /// The channel multiplier the network was built with (1 = VGG16).
     public let width: Double
+    /// Training mode (dropout active; the default for a new network, as in PyTorch) or eval
+    /// mode. Set it for the whole tree with `train()` / `eval()`.
     public var isTraining = true
 
     /// Builds the network with torchvision's initialisation distributions (conv weights
@@ -61,6 +72,8 @@ public final class VGG16Classifier: Layer, @unchecked Sendable {
                                 fc(f, classes))
     }
 
+    /// `features`, `avgpool`, `classifier`: torchvision's module names, which give the
+    /// state-dict names `features.0.weight` ... `classifier.6.bias`.
     public var children: [(String, any Module)] { [("features", features), ("avgpool", avgpool), ("classifier", classifier)] }
 
     /// Logits `[N, classes]`: `classifier(flatten(avgpool(features(x))))`.

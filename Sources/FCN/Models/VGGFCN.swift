@@ -52,6 +52,7 @@ public enum VGGFCNVariant: String, Sendable, CaseIterable, CustomStringConvertib
         }
     }
 
+    /// The paper's name: "FCN-32s", "FCN-16s", "FCN-8s" or "FCN-8s-atonce".
     public var description: String { "FCN-" + rawValue }
 }
 
@@ -112,7 +113,10 @@ public struct VGGFCNTaps: Sendable {
 ///
 /// New networks start in training mode (dropout active), as PyTorch modules do.
 public final class VGGFCN: Layer, @unchecked Sendable {
+    /// Which reference net this is; fixes the skip layers and upsampling modules present.
     public let variant: VGGFCNVariant
+    /// Number of output classes: channels of score_fr, score_pool4/3 and of the output
+    /// `[N, classes, H, W]`.
     public let classes: Int
     /// The width multiplier the network was built with.
     public let width: Double
@@ -142,6 +146,8 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     /// FCN-8s: 16x16 stride 8 upsampling of the pool3 fuse.
     public let upscore8: ConvTranspose2d?
 
+    /// Training mode (dropout active; the default for a new network, as in PyTorch) or eval
+    /// mode (dropout is the identity). Set it for the whole tree with `train()` / `eval()`.
     public var isTraining = true
 
     /// Crop offsets (Caffe Crop layer, from the top-left) derived from the layer geometry:
