@@ -253,6 +253,7 @@ public enum SegmentCommand {
                 outputs.append(SegmentOutput(input: file, labels: labelsPath, overlay: overlayPath, legend: legendPath,
                                              scores: scoresPath, entries: entries))
                 if !o.quiet {
+                    status("\r\u{1B}[K")   // clear the progress line before the report
                     log("\(file): \(result.width)x\(result.height), \(result.tiles) tile\(result.tiles == 1 ? "" : "s") -> \(labelsPath), \(overlayPath), \(legendPath)"
                         + (scoresPath.map { ", \($0)" } ?? ""))
                     log(table)
