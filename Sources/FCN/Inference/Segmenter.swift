@@ -8,10 +8,14 @@
 //     let result = seg.segment(try readImage(path: "cat.jpg"))
 //     try PNG.write(result.labelImage(), to: "cat-labels.png")
 //
-// Inference runs without recording a graph (`withoutGrad`). A `Segmenter` holds no
-// mutable state: every call allocates its own tile buffers (reused from tile to tile
-// within the call), so one segmenter (and its network, in eval mode) serves any number of
-// threads at once.
+// Inference runs without recording a graph (`withoutGrad`); VGG conv+ReLU pairs run fused
+// (see `VGGFCN`), and models with batch norm are wrapped in their folded copy
+// (`foldedForInference`, see ModelRegistry.swift). A `Segmenter` holds no mutable state:
+// each call owns its tile tensors and row buffers (freed tile by tile, so the allocator
+// hands the same memory back to the next tile) and writes only its own result, so one
+// segmenter (and its network, in eval mode) serves any number of threads at once. Buffers
+// are deliberately not cached across calls: a shared scratch would need locking or would
+// race between threads, for a saving that is small next to the convolutions.
 
 /// How to run a segmentation.
 public struct SegmentationOptions: Sendable, Equatable {

@@ -32,8 +32,14 @@
 // S <= T + 2R + 2A + 2f the tile input side; the raw scores, C * S_h * S_w floats; and the
 // network's activations for an S_h x S_w input (for a VGG FCN of width w, the largest are
 // conv1_1's and conv1_2's outputs, 2 * 64w * (S+198)^2 floats, plus bounded im2col
-// scratch). None of this depends on the image size. With test-time augmentation one more
+// scratch; the last deconvolution's uncropped output, C * (S+62)^2 for FCN-8s, before its
+// crop). None of this depends on the image size. With test-time augmentation one more
 // tile-sized `C * S_h * S_w` accumulator (and one resized copy per scale) is held.
+// Example: VGG FCN-8s, width 1/16, 21 classes, tile 512: S <= 512 + 2*290 + 2*32 = 1156;
+// input 2*3*S^2 = 8.0M, scores 21 * (1218^2 + 1156^2) = 59.2M, conv1 2*4*1354^2 = 14.7M:
+// about 82M floats (330 MB) per tile, whatever the image size. Outside the tiles the
+// image itself (3 bytes per pixel, as decoded) and the label map (1 byte per pixel) are
+// held; fcn-segment blends the overlay into the decoded image in place.
 //
 // Test-time augmentation (flip, scales) averages softmax probabilities per tile, over the
 // whole tile, then keeps the core. For flip alone on a network with f = 1 this equals the
