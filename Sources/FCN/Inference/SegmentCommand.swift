@@ -1,0 +1,295 @@
+// The fcn-segment command: argument parsing and the run loop, as a library API so that
+// the executable is a thin shell and the behaviour is testable.
+//
+// Every problem with the arguments or with input files is thrown as a
+// `CommandLineError` / `FCNError` with a message naming the argument or file; the
+// executable prints it and exits with status 2. Nothing the user passes can trap.
+
+import Foundation
+
+/// A bad command line (unknown option, missing or malformed value, inconsistent options).
+public struct CommandLineError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The parsed options of fcn-segment (see `SegmentCommand.usage`).
+public struct SegmentCommandOptions: Sendable, Equatable {
+    public var inputs: [String] = []
+    public var weights: String?
+    public var model: SegmentationModelKind = .fcn8s
+    /// nil: from the weights file (VGG: score_fr's channels), else 21.
+    public var classes: Int?
+    /// nil: from the weights file (VGG: conv1_1's channels / 64), else 1.
+    public var width: Double?
+    public var outputDirectory = "fcn-segment-output"
+    public var saveScores: String?
+    public var classNames: [String]?
+    /// Core side of the tiles; nil runs each image whole.
+    public var tileSize: Int? = 1024
+    public var flip = false
+    public var scales: [Double] = [1]
+    public var alpha: Float = 0.5
+    /// Use the model's own random initialisation with this seed instead of `--weights`.
+    public var randomSeed: UInt64?
+    /// Write the (random) weights of the configured model to this file and stop.
+    public var exportWeights: String?
+    public var threads: Int?
+    public var quiet = false
+    public var showHelp = false
+
+    public init() {}
+}
+
+/// What fcn-segment wrote for one input.
+public struct SegmentOutput: Sendable, Equatable {
+    public var input: String
+    public var labels: String, overlay: String, legend: String
+    public var scores: String?
+    public var entries: [LegendEntry]
+}
+
+public enum SegmentCommand {
+    public static let usage = """
+    usage: fcn-segment [options] IMAGE|FOLDER ...
+
+    Segments images (PNG, JPEG, PPM/PGM) with a fully convolutional network and writes, for
+    each input NAME: NAME_labels.png (class ids, PASCAL VOC palette), NAME_overlay.png (the
+    image blended with the label colours) and NAME_legend.txt (classes present, pixel shares).
+
+    options:
+      --weights FILE.safetensors  model weights (state-dict names of the model)
+      --model NAME                fcn32s | fcn16s | fcn8s (default) | fcn8s-atonce |
+                                  resnet34-fcn8s | fcn_resnet50 | fcn_resnet101
+      --classes N                 number of classes (default: from the weights, else 21)
+      --width W                   VGG channel multiplier (default: from the weights, else 1)
+      --class-names a,b,c         names for the legend, by class id
+      --out DIR                   output folder (default fcn-segment-output)
+      --save-scores FILE          raw scores [1, C, H, W] as safetensors tensor "scores"
+                                  (one input image only)
+      --tile N                    tile core size in pixels (default 1024; 0: whole image)
+      --tta flip                  average with the mirrored image
+      --scales 0.75,1,1.25        multi-scale average (softmax probabilities)
+      --alpha A                   overlay colour weight 0...1 (default 0.5)
+      --threads N                 compute threads (default: all cores)
+      --random-weights SEED       no weights file: the model's random initialisation
+      --export-weights FILE       write the configured model's weights to FILE and stop
+      --quiet                     no progress bar, no legend tables
+      -h, --help                  this text
+
+    Input conventions: VGG models take Caffe BGR minus the mean pixel, ResNet models
+    torchvision's ImageNet mean/std. Exit status 2 on bad arguments or unreadable files.
+    """
+
+    /// Parses the arguments (without the program name).
+    public static func parse(_ args: [String]) throws -> SegmentCommandOptions {
+        var o = SegmentCommandOptions()
+        var i = 0
+        func value(_ name: String) throws -> String {
+            guard i + 1 < args.count else { throw CommandLineError("\(name) needs a value") }
+            i += 1
+            return args[i]
+        }
+        func int(_ name: String, _ s: String, min lo: Int) throws -> Int {
+            guard let v = Int(s), v >= lo else { throw CommandLineError("\(name) needs an integer >= \(lo), got '\(s)'") }
+            return v
+        }
+        func double(_ name: String, _ s: String) throws -> Double {
+            guard let v = Double(s), v.isFinite, v > 0 else { throw CommandLineError("\(name) needs a positive number, got '\(s)'") }
+            return v
+        }
+        var widthGiven = false
+        while i < args.count {
+            let a = args[i]
+            switch a {
+            case "-h", "--help": o.showHelp = true
+            case "--weights": o.weights = try value(a)
+            case "--model":
+                let v = try value(a)
+                guard let k = SegmentationModelKind(rawValue: v) else {
+                    throw CommandLineError("unknown model '\(v)'; expected one of \(SegmentationModelKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                o.model = k
+            case "--classes":
+                let v = try int(a, try value(a), min: 1)
+                guard v <= 256 else { throw CommandLineError("--classes must be at most 256 (labels are bytes), got \(v)") }
+                o.classes = v
+            case "--width": o.width = try double(a, try value(a)); widthGiven = true
+            case "--class-names":
+                let names = try value(a).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard !names.contains(where: \.isEmpty) else { throw CommandLineError("--class-names has an empty name") }
+                o.classNames = names
+            case "--out": o.outputDirectory = try value(a)
+            case "--save-scores": o.saveScores = try value(a)
+            case "--tile":
+                let v = try int(a, try value(a), min: 0)
+                o.tileSize = v == 0 ? nil : v
+            case "--tta":
+                let v = try value(a)
+                guard v == "flip" else { throw CommandLineError("--tta supports 'flip', got '\(v)'") }
+                o.flip = true
+            case "--scales":
+                let v = try value(a)
+                o.scales = try v.split(separator: ",", omittingEmptySubsequences: false).map { try double("--scales", String($0)) }
+                guard o.scales.allSatisfy({ $0 <= 8 }) else { throw CommandLineError("--scales must be at most 8, got '\(v)'") }
+            case "--alpha":
+                let v = try value(a)
+                guard let f = Float(v), f >= 0, f <= 1 else { throw CommandLineError("--alpha needs a number in 0...1, got '\(v)'") }
+                o.alpha = f
+            case "--threads": o.threads = try int(a, try value(a), min: 1)
+            case "--random-weights":
+                let v = try value(a)
+                guard let s = UInt64(v) else { throw CommandLineError("--random-weights needs a seed (unsigned integer), got '\(v)'") }
+                o.randomSeed = s
+            case "--export-weights": o.exportWeights = try value(a)
+            case "--quiet", "-q": o.quiet = true
+            default:
+                if a.hasPrefix("-") && a.count > 1 { throw CommandLineError("unknown option '\(a)' (see --help)") }
+                o.inputs.append(a)
+            }
+            i += 1
+        }
+        if o.showHelp { return o }
+        if widthGiven && !o.model.supportsWidth { throw CommandLineError("--width applies to the VGG models only, not \(o.model)") }
+        if o.weights != nil && o.randomSeed != nil { throw CommandLineError("give either --weights or --random-weights, not both") }
+        if o.exportWeights != nil {
+            guard o.randomSeed != nil || o.weights != nil else { throw CommandLineError("--export-weights needs --random-weights SEED or --weights") }
+            return o
+        }
+        guard !o.inputs.isEmpty else { throw CommandLineError("no input images given (see --help)") }
+        guard o.weights != nil || o.randomSeed != nil else { throw CommandLineError("--weights FILE is required (or --random-weights SEED)") }
+        return o
+    }
+
+    /// Image files of a folder (by extension), sorted by name.
+    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "ppm", "pgm", "pnm"]
+
+    /// Expands folders into their image files; checks that every file exists.
+    public static func expandInputs(_ inputs: [String]) throws -> [String] {
+        let fm = FileManager.default
+        var out: [String] = []
+        for path in inputs {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDir) else { throw CommandLineError("no such file or folder: '\(path)'") }
+            if isDir.boolValue {
+                guard let names = try? fm.contentsOfDirectory(atPath: path) else { throw CommandLineError("cannot list folder '\(path)'") }
+                let files = names.filter { imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+                guard !files.isEmpty else { throw CommandLineError("folder '\(path)' holds no image files (\(imageExtensions.sorted().joined(separator: ", ")))") }
+                out += files.map { (path as NSString).appendingPathComponent($0) }
+            } else {
+                out.append(path)
+            }
+        }
+        return out
+    }
+
+    /// The model configuration: classes and width from the options, else from the weights.
+    public static func configuration(_ o: SegmentCommandOptions) throws -> SegmentationModelConfiguration {
+        var classes = o.classes, width = o.width
+        if o.model.supportsWidth, let w = o.weights, classes == nil || width == nil {
+            let inferred = try ModelRegistry.inferVGGConfiguration(weights: w)
+            classes = classes ?? inferred.classes
+            width = width ?? inferred.width
+        }
+        return SegmentationModelConfiguration(kind: o.model, classes: classes ?? 21, width: width ?? 1)
+    }
+
+    /// Runs the command. `log` receives the human-readable report (stdout), `status` the
+    /// progress bar (stderr). Per-image failures (unreadable or corrupt files) do not stop
+    /// the other images; they are thrown together at the end as one `CommandLineError`.
+    @discardableResult
+    public static func run(_ o: SegmentCommandOptions, log: (String) -> Void = { print($0) },
+                           status: @escaping (String) -> Void = { _ in }) throws -> [SegmentOutput] {
+        if let t = o.threads { Compute.threads = t }
+        let config = try configuration(o)
+        if let names = o.classNames, names.count > config.classes {
+            throw CommandLineError("--class-names gives \(names.count) names for \(config.classes) classes")
+        }
+        let network = try ModelRegistry.network(for: config, weights: o.weights, seed: o.randomSeed ?? 0)
+        if let path = o.exportWeights {
+            guard let vgg = network as? VGGFCNSegmentation else { throw CommandLineError("--export-weights supports the VGG models only") }
+            try vgg.model.save(to: path, metadata: ["model": config.kind.rawValue, "classes": "\(config.classes)", "width": "\(config.width)"])
+            log("wrote \(path) (\(config.kind), \(config.classes) classes, width \(config.width), \(vgg.model.parameterCount) parameters)")
+            return []
+        }
+        let files = try expandInputs(o.inputs)
+        if o.saveScores != nil && files.count != 1 {
+            throw CommandLineError("--save-scores needs exactly one input image, got \(files.count)")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: o.outputDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw CommandLineError("cannot create output folder '\(o.outputDirectory)': \(error.localizedDescription)")
+        }
+        let segmenter = Segmenter(network: network, options: SegmentationOptions(tileSize: o.tileSize, flip: o.flip, scales: o.scales))
+        let stems = outputStems(files)
+        var outputs: [SegmentOutput] = []
+        var failures: [String] = []
+        let palette = vocPalette()
+        for (k, file) in files.enumerated() {
+            let name = (file as NSString).lastPathComponent
+            status(progressLine(done: k, total: files.count, tile: nil, name: name))
+            do {
+                var image = try readImage(path: file)
+                let result = segmenter.segment(image, keepScores: o.saveScores != nil) { done, total in
+                    status(progressLine(done: k, total: files.count, tile: (done, total), name: name))
+                }
+                let base = (o.outputDirectory as NSString).appendingPathComponent(stems[k])
+                let labelsPath = base + "_labels.png", overlayPath = base + "_overlay.png", legendPath = base + "_legend.txt"
+                try PNG.write(result.labelImage(palette: palette), to: labelsPath)
+                let entries = segmentationLegend(labels: result.labels, classNames: o.classNames, palette: palette)
+                let table = formatLegend(entries)
+                do { try table.write(toFile: legendPath, atomically: true, encoding: .utf8) } catch {
+                    throw FCNError.io("cannot write '\(legendPath)': \(error.localizedDescription)")
+                }
+                blendLabelColors(into: &image, labels: result.labels, palette: palette, alpha: o.alpha)
+                try PNG.write(image, to: overlayPath)
+                var scoresPath: String? = nil
+                if let path = o.saveScores, let scores = result.scores {
+                    try saveSafeTensors(["scores": scores], metadata: ["model": config.kind.rawValue, "input": name], to: path)
+                    scoresPath = path
+                }
+                outputs.append(SegmentOutput(input: file, labels: labelsPath, overlay: overlayPath, legend: legendPath,
+                                             scores: scoresPath, entries: entries))
+                if !o.quiet {
+                    status("\r\u{1B}[K")   // clear the progress line before the report
+                    log("\(file): \(result.width)x\(result.height), \(result.tiles) tile\(result.tiles == 1 ? "" : "s") -> \(labelsPath), \(overlayPath), \(legendPath)"
+                        + (scoresPath.map { ", \($0)" } ?? ""))
+                    log(table)
+                }
+            } catch let e as FCNError {
+                failures.append("\(file): \(e)")
+            }
+        }
+        status(progressLine(done: files.count, total: files.count, tile: nil, name: "done") + "\n")
+        if !failures.isEmpty {
+            throw CommandLineError("\(failures.count) of \(files.count) input\(files.count == 1 ? "" : "s") failed:\n  " + failures.joined(separator: "\n  "))
+        }
+        return outputs
+    }
+
+    /// Output name stems: the file name without extension, or with it when two inputs
+    /// would collide.
+    static func outputStems(_ files: [String]) -> [String] {
+        let names = files.map { ($0 as NSString).lastPathComponent }
+        let stems = names.map { ($0 as NSString).deletingPathExtension }
+        var seen: [String: Int] = [:]
+        for s in stems { seen[s, default: 0] += 1 }
+        return zip(names, stems).enumerated().map { k, p in
+            let base = seen[p.1]! > 1 ? p.0.replacingOccurrences(of: ".", with: "_") : p.1
+            return seen[p.1]! > 1 && names.filter({ $0 == p.0 }).count > 1 ? "\(base)_\(k)" : base
+        }
+    }
+
+    /// `\r[########------------] 3/10 name (tile 4/16)`: a carriage-return progress line.
+    public static func progressLine(done: Int, total: Int, tile: (Int, Int)?, name: String) -> String {
+        let width = 24
+        var frac = total > 0 ? Double(done) / Double(total) : 1
+        if let tl = tile, total > 0 { frac += Double(tl.0) / Double(max(1, tl.1)) / Double(total) }
+        let filled = min(width, Int(frac * Double(width)))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let tileText = tile.map { " (tile \($0.0)/\($0.1))" } ?? ""
+        return "\r[\(bar)] \(done)/\(total) \(name)\(tileText)\u{1B}[K"
+    }
+}
