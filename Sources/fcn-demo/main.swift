@@ -55,7 +55,7 @@ func runDemo() {
 
     // MARK: 2. Model and training
     let model = VGGFCN(variant: .fcn8s, classes: SyntheticShapes.classes, width: width, seed: seed, zeroScoreLayers: false)
-    let norm = InputNormalization.caffe
+    let norm = InputPreprocessing.caffe
     let optimizer = Adam(model.optimizableParameters(), learningRate: learningRate)
     // Background covers most pixels: weight classes by 1/sqrt(frequency) (normalised to mean 1)
     // so that the thin bars and small shapes matter from the start.

@@ -9,7 +9,7 @@
 //
 //     case .resnet34FCN8s:
 //         let m = ResNetFCN8s(numClasses: config.classes); try loadWeights(m, weights); m.eval()
-//         return ClosureSegmentation(numClasses: config.classes, inputNormalization: .torchvision,
+//         return ClosureSegmentation(numClasses: config.classes, inputPreprocessing: .torchvision,
 //                                    scoreStride: 1, translationStride: 32, receptiveFieldRadius: 544) { m($0) }
 //     case .fcnResNet50, .fcnResNet101:
 //         let aux = try weights.map { try SafeTensorsFile(path: $0).entries["aux_classifier.0.weight"] != nil } ?? false
@@ -19,7 +19,7 @@
 //         let b = m.backbone
 //         let trunk = foldedForInference(Sequential(b.conv1, b.bn1, b.relu, b.maxpool, b.layer1, b.layer2, b.layer3, b.layer4))
 //         let head = foldedForInference(m.classifier)     // with FCNHead: BatchNormFoldable
-//         return ClosureSegmentation(numClasses: config.classes, inputNormalization: .torchvision,
+//         return ClosureSegmentation(numClasses: config.classes, inputPreprocessing: .torchvision,
 //                                    scoreStride: 8, translationStride: 8,
 //                                    receptiveFieldRadius: config.kind == .fcnResNet50 ? 240 : 512) { head(trunk($0)) }
 //
@@ -57,7 +57,7 @@ public enum SegmentationModelKind: String, Sendable, CaseIterable, CustomStringC
 
     /// The input convention of the model's published weights: Caffe BGR mean for the VGG
     /// FCNs, torchvision's ImageNet mean/std for the ResNet ones.
-    public var inputNormalization: InputNormalization { vggVariant != nil ? .caffe : .torchvision }
+    public var inputPreprocessing: InputPreprocessing { vggVariant != nil ? .caffe : .torchvision }
 
     /// True for the models whose channel width can be scaled (`--width`).
     public var supportsWidth: Bool { vggVariant != nil }
@@ -80,17 +80,17 @@ public struct SegmentationModelConfiguration: Sendable, Equatable {
 /// one `Layer`, e.g. a backbone and a head run separately).
 public final class ClosureSegmentation: SegmentationNetwork, @unchecked Sendable {
     public let numClasses: Int
-    public let inputNormalization: InputNormalization
+    public let inputPreprocessing: InputPreprocessing
     public let scoreStride: Int
     public let translationStride: Int
     public let receptiveFieldRadius: Int
     private let body: @Sendable (Tensor) -> Tensor
 
-    public init(numClasses: Int, inputNormalization: InputNormalization, scoreStride: Int = 1, translationStride: Int,
+    public init(numClasses: Int, inputPreprocessing: InputPreprocessing, scoreStride: Int = 1, translationStride: Int,
                 receptiveFieldRadius: Int, _ body: @escaping @Sendable (Tensor) -> Tensor) {
         fcnCheck(scoreStride >= 1 && translationStride % scoreStride == 0, "ClosureSegmentation",
                  "translationStride \(translationStride) must be a positive multiple of scoreStride \(scoreStride)")
-        self.numClasses = numClasses; self.inputNormalization = inputNormalization
+        self.numClasses = numClasses; self.inputPreprocessing = inputPreprocessing
         self.scoreStride = scoreStride; self.translationStride = translationStride
         self.receptiveFieldRadius = receptiveFieldRadius; self.body = body
     }

@@ -31,7 +31,7 @@ public protocol SegmentationNetwork: AnyObject, Sendable {
     /// Number of classes C (channels of the scores).
     var numClasses: Int { get }
     /// How RGB 0...255 images must be normalised before `rawScores`.
-    var inputNormalization: InputNormalization { get }
+    var inputPreprocessing: InputPreprocessing { get }
     /// f: 1 when `rawScores` is full resolution, else the stride of the map that is
     /// bilinearly resized to the input size.
     var scoreStride: Int { get }
@@ -69,7 +69,7 @@ public final class VGGFCNSegmentation: SegmentationNetwork, @unchecked Sendable 
     /// The wrapped model, switched to eval mode.
     public let model: VGGFCN
     public var numClasses: Int { model.classes }
-    public var inputNormalization: InputNormalization { .caffe }
+    public var inputPreprocessing: InputPreprocessing { .caffe }
     public var scoreStride: Int { 1 }
     public var translationStride: Int { 32 }
     public var receptiveFieldRadius: Int { VGGFCNSegmentation.receptiveFieldRadius }
@@ -90,7 +90,7 @@ public final class VGGFCNSegmentation: SegmentationNetwork, @unchecked Sendable 
 public final class LayerSegmentation: SegmentationNetwork, @unchecked Sendable {
     public let layer: any Layer
     public let numClasses: Int
-    public let inputNormalization: InputNormalization
+    public let inputPreprocessing: InputPreprocessing
     public let scoreStride: Int
     public let translationStride: Int
     public let receptiveFieldRadius: Int
@@ -99,14 +99,14 @@ public final class LayerSegmentation: SegmentationNetwork, @unchecked Sendable {
     ///   - layer: maps `[N, 3, H, W]` to the raw scores (see `SegmentationNetwork.rawScores`);
     ///     put in eval mode here.
     ///   - translationStride: must be a positive multiple of `scoreStride`.
-    public init(_ layer: any Layer, numClasses: Int, inputNormalization: InputNormalization,
+    public init(_ layer: any Layer, numClasses: Int, inputPreprocessing: InputPreprocessing,
                 scoreStride: Int = 1, translationStride: Int, receptiveFieldRadius: Int) {
         fcnCheck(numClasses >= 1, "LayerSegmentation", "numClasses must be >= 1, got \(numClasses)")
         fcnCheck(scoreStride >= 1 && translationStride >= 1 && translationStride % scoreStride == 0, "LayerSegmentation",
                  "translationStride \(translationStride) must be a positive multiple of scoreStride \(scoreStride)")
         fcnCheck(receptiveFieldRadius >= 0, "LayerSegmentation", "receptiveFieldRadius must be >= 0, got \(receptiveFieldRadius)")
         layer.eval()
-        self.layer = layer; self.numClasses = numClasses; self.inputNormalization = inputNormalization
+        self.layer = layer; self.numClasses = numClasses; self.inputPreprocessing = inputPreprocessing
         self.scoreStride = scoreStride; self.translationStride = translationStride
         self.receptiveFieldRadius = receptiveFieldRadius
     }

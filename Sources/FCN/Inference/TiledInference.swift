@@ -140,7 +140,7 @@ struct TiledRun {
             for tx in cols {
                 let rgb = source.tile(y0: ty.inputStart, y1: ty.inputEnd, x0: tx.inputStart, x1: tx.inputEnd)
                 let tileScores: Tensor = withoutGrad {
-                    tta ? augmentedProbabilities(rgb) : network.rawScores(network.inputNormalization.apply(rgb))
+                    tta ? augmentedProbabilities(rgb) : network.rawScores(network.inputPreprocessing.apply(rgb))
                 }
                 labels.withUnsafeMutableBufferPointer { lb in
                     if var s = scores {
@@ -170,7 +170,7 @@ struct TiledRun {
         for scale in options.scales {
             let sh = max(1, Int((Double(h) * scale).rounded())), sw = max(1, Int((Double(w) * scale).rounded()))
             let x = sh == h && sw == w ? rgb : interpolateBilinear(rgb, size: Size2(sh, sw), alignCorners: false)
-            let input = network.inputNormalization.apply(x)
+            let input = network.inputPreprocessing.apply(x)
             for flip in options.flip ? [false, true] : [false] {
                 var s = network.scores(normalized: flip ? SegmentationTransforms.flipHorizontal(input) : input)
                 if flip { s = SegmentationTransforms.flipHorizontal(s) }

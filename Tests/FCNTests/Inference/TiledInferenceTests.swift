@@ -40,7 +40,7 @@ final class MiniFCN: Layer, @unchecked Sendable {
     /// As a SegmentationNetwork; radius 5 (+4 for the deconvolution taps, +4 slack).
     static func network(classes: Int = 4, fullResolution: Bool) -> LayerSegmentation {
         LayerSegmentation(MiniFCN(classes: classes, fullResolution: fullResolution), numClasses: classes,
-                          inputNormalization: .torchvision, scoreStride: fullResolution ? 1 : 4,
+                          inputPreprocessing: .torchvision, scoreStride: fullResolution ? 1 : 4,
                           translationStride: 4, receptiveFieldRadius: 13)
     }
 }
@@ -61,7 +61,7 @@ func testImage(height: Int, width: Int, seed: UInt64 = 1) -> Tensor {
 
 /// The whole-image reference: the network once on the normalised image.
 func wholeScores(_ net: any SegmentationNetwork, _ rgb: Tensor) -> Tensor {
-    net.scores(normalized: net.inputNormalization.apply(rgb.unsqueezed(axis: 0)))
+    net.scores(normalized: net.inputPreprocessing.apply(rgb.unsqueezed(axis: 0)))
 }
 
 @Suite struct TiledInferenceTests {
@@ -163,7 +163,7 @@ func wholeScores(_ net: any SegmentationNetwork, _ rgb: Tensor) -> Tensor {
         let x = rgb.unsqueezed(axis: 0)
         let p1 = softmax(wholeScores(net, rgb), axis: 1)
         let small = interpolateBilinear(x, size: Size2(12, 10))
-        let s05 = interpolateBilinear(net.scores(normalized: net.inputNormalization.apply(small)), size: Size2(24, 20))
+        let s05 = interpolateBilinear(net.scores(normalized: net.inputPreprocessing.apply(small)), size: Size2(24, 20))
         let expected = (p1 + softmax(s05, axis: 1)) * 0.5
         expectClose(r.scores!, expected, tolerance: 1e-5, "scales 0.5, 1")
     }
