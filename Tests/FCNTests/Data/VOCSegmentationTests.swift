@@ -12,8 +12,8 @@ import Testing
             try! fm.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true)
         }
         for id in ids {
-            fm.createFile(atPath: root + "/JPEGImages/\(id).jpg", contents: Data("3x\(id.count)".utf8))
-            if id != skipLabel { fm.createFile(atPath: root + "/SegmentationClass/\(id).png", contents: Data("lab".utf8)) }
+            _ = fm.createFile(atPath: root + "/JPEGImages/\(id).jpg", contents: Data("3x\(id.count)".utf8))
+            if id != skipLabel { _ = fm.createFile(atPath: root + "/SegmentationClass/\(id).png", contents: Data("lab".utf8)) }
         }
         try! (list ?? ids.joined(separator: "\n") + "\n").write(toFile: root + "/ImageSets/Segmentation/train.txt", atomically: true, encoding: .utf8)
         return root
