@@ -2,37 +2,10 @@
 // and wrap them for inference (input convention, geometry, batch-norm folding).
 //
 // Adding a model is one `case` in `SegmentationModelKind` and one branch in
-// `ModelRegistry.network(for:weights:)`. The ResNet FCNs (Models/ResNet*.swift, torchvision
-// layout, torchvision input convention) plug in like this once their sources are in the
-// library (until then their names parse and report `FCNError.unsupported`; radii from
-// `ReceptiveField`, see the numbers below, to verify with `estimatedReceptiveFieldRadius`):
-//
-//     case .resnet34FCN8s:
-//         let m = ResNetFCN8s(numClasses: config.classes); try loadWeights(m, weights); m.eval()
-//         return ClosureSegmentation(numClasses: config.classes, inputPreprocessing: .torchvision,
-//                                    scoreStride: 1, translationStride: 32, receptiveFieldRadius: 544) { m($0) }
-//     case .fcnResNet50, .fcnResNet101:
-//         let aux = try weights.map { try SafeTensorsFile(path: $0).entries["aux_classifier.0.weight"] != nil } ?? false
-//         let m = FCNResNet(depth: config.kind == .fcnResNet50 ? .resnet50 : .resnet101,
-//                           numClasses: config.classes, auxiliary: aux)
-//         try loadWeights(m, weights); m.eval()
-//         let b = m.backbone
-//         let trunk = foldedForInference(Sequential(b.conv1, b.bn1, b.relu, b.maxpool, b.layer1, b.layer2, b.layer3, b.layer4))
-//         let head = foldedForInference(m.classifier)     // with FCNHead: BatchNormFoldable
-//         return ClosureSegmentation(numClasses: config.classes, inputPreprocessing: .torchvision,
-//                                    scoreStride: 8, translationStride: 8,
-//                                    receptiveFieldRadius: config.kind == .fcnResNet50 ? 240 : 512) { head(trunk($0)) }
-//
-// (`foldedForInference` folds Conv2d+BatchNorm2d(+ReLU) runs of Sequentials; BasicBlock,
-// Bottleneck and FCNHead need the three short `BatchNormFoldable` conformances sketched in
-// BatchNormFolding.swift.)
-//
-// Receptive fields (one axis, `ReceptiveField` over the longest path; + one final jump for
-// the upsampling taps, + one jump of slack for the centring):
-//   VGG16 FCN (Caffe):      score_fr 404 -> 290 (see `VGGFCNSegmentation`)
-//   ResNet-34 FCN-8s:       layer4 899 -> 449 + 32+16+8 (three deconvolutions) + 32 -> 544
-//   fcn_resnet50 (dilated): classifier 443 -> 222 + 8 + 8 -> 240 (raw scores at stride 8)
-//   fcn_resnet101:          classifier 987 -> 494 + 8 + 8 -> 512
+// `ModelRegistry.network(for:weights:)`: build the model, load its weights, wrap it in
+// `ModelSegmentation` (any `TileableSegmentationModel`: the model states its input
+// convention, geometry and folded inference copy; see SegmentationNetwork.swift and
+// ResNet+Folding.swift for the receptive-field numbers).
 
 import Foundation
 
@@ -56,8 +29,18 @@ public enum SegmentationModelKind: String, Sendable, CaseIterable, CustomStringC
     }
 
     /// The input convention of the model's published weights: Caffe BGR mean for the VGG
-    /// FCNs, torchvision's ImageNet mean/std for the ResNet ones.
+    /// FCNs, torchvision's ImageNet mean/std for the ResNet ones (the built models'
+    /// `preferredPreprocessing`).
     public var inputPreprocessing: InputPreprocessing { vggVariant != nil ? .caffe : .torchvision }
+
+    /// The weights tensor whose first dimension is the number of classes.
+    var classifierWeightName: String {
+        switch self {
+        case .resnet34FCN8s: return "scores1.weight"
+        case .fcnResNet50, .fcnResNet101: return "classifier.4.weight"
+        default: return "score_fr.weight"
+        }
+    }
 
     /// True for the models whose channel width can be scaled (`--width`).
     public var supportsWidth: Bool { vggVariant != nil }
@@ -76,28 +59,6 @@ public struct SegmentationModelConfiguration: Sendable, Equatable {
     }
 }
 
-/// Any closure as a `SegmentationNetwork` (models whose raw scores are not the output of
-/// one `Layer`, e.g. a backbone and a head run separately).
-public final class ClosureSegmentation: SegmentationNetwork, @unchecked Sendable {
-    public let numClasses: Int
-    public let inputPreprocessing: InputPreprocessing
-    public let scoreStride: Int
-    public let translationStride: Int
-    public let receptiveFieldRadius: Int
-    private let body: @Sendable (Tensor) -> Tensor
-
-    public init(numClasses: Int, inputPreprocessing: InputPreprocessing, scoreStride: Int = 1, translationStride: Int,
-                receptiveFieldRadius: Int, _ body: @escaping @Sendable (Tensor) -> Tensor) {
-        fcnCheck(scoreStride >= 1 && translationStride % scoreStride == 0, "ClosureSegmentation",
-                 "translationStride \(translationStride) must be a positive multiple of scoreStride \(scoreStride)")
-        self.numClasses = numClasses; self.inputPreprocessing = inputPreprocessing
-        self.scoreStride = scoreStride; self.translationStride = translationStride
-        self.receptiveFieldRadius = receptiveFieldRadius; self.body = body
-    }
-
-    public func rawScores(_ input: Tensor) -> Tensor { withoutGrad { body(input) } }
-}
-
 /// Builds networks by name and loads their weights.
 public enum ModelRegistry {
     /// Reads `classes` and `width` of a VGG FCN from a weights file's header (score_fr's
@@ -107,6 +68,12 @@ public enum ModelRegistry {
         let classes = file.entries["score_fr.weight"]?.shape.first
         let width = file.entries["conv1_1.weight"]?.shape.first.map { Double($0) / 64 }
         return (classes, width)
+    }
+
+    /// Reads the number of classes of a `kind` model from a weights file's header (the
+    /// output channels of its score layer), nil where the file lacks that tensor.
+    public static func inferClasses(kind: SegmentationModelKind, weights path: String) throws -> Int? {
+        try SafeTensorsFile(path: path).entries[kind.classifierWeightName]?.shape.first
     }
 
     /// The inference network for `config`, with weights from `weights` (a safetensors file
@@ -121,14 +88,27 @@ public enum ModelRegistry {
         guard config.width > 0 && config.width.isFinite else {
             throw FCNError.mismatch("width must be a positive number, got \(config.width)")
         }
-        if let variant = config.kind.vggVariant {
-            let model = VGGFCN(variant: variant, classes: config.classes, width: config.width, seed: seed,
+        switch config.kind {
+        case .fcn32s, .fcn16s, .fcn8s, .fcn8sAtOnce:
+            let model = VGGFCN(variant: config.kind.vggVariant!, classes: config.classes, width: config.width, seed: seed,
                                zeroScoreLayers: weights != nil)
             try loadWeights(model, weights)
-            return VGGFCNSegmentation(model)
+            return ModelSegmentation(model)
+        case .resnet34FCN8s:
+            if weights == nil { ParameterInit.seed(seed) }
+            let model = ResNetFCN8s(numClasses: config.classes, backbone: ResNet(.resnet34))
+            try loadWeights(model, weights)
+            return ModelSegmentation(model)
+        case .fcnResNet50, .fcnResNet101:
+            if weights == nil { ParameterInit.seed(seed) }
+            // torchvision's published weights include the auxiliary head: build it when the
+            // file has it, so that the strict load accepts the file (it is not run).
+            let auxiliary = try weights.map { try SafeTensorsFile(path: $0).entries["aux_classifier.0.weight"] != nil } ?? false
+            let model = FCNResNet(depth: config.kind == .fcnResNet50 ? .resnet50 : .resnet101, numClasses: config.classes,
+                                  auxiliary: auxiliary)
+            try loadWeights(model, weights)
+            return ModelSegmentation(model)
         }
-        throw FCNError.unsupported("model \(config.kind) is not available in this build (the ResNet models are not compiled in); available: "
-                                   + SegmentationModelKind.allCases.filter { $0.vggVariant != nil }.map(\.rawValue).joined(separator: ", "))
     }
 
     /// Loads `path` into `model` strictly (nil: nothing), with the file name in errors.

@@ -191,6 +191,8 @@ public enum SegmentCommand {
             let inferred = try ModelRegistry.inferVGGConfiguration(weights: w)
             classes = classes ?? inferred.classes
             width = width ?? inferred.width
+        } else if let w = o.weights, classes == nil {
+            classes = try ModelRegistry.inferClasses(kind: o.model, weights: w)
         }
         return SegmentationModelConfiguration(kind: o.model, classes: classes ?? 21, width: width ?? 1)
     }
@@ -208,9 +210,14 @@ public enum SegmentCommand {
         }
         let network = try ModelRegistry.network(for: config, weights: o.weights, seed: o.randomSeed ?? 0)
         if let path = o.exportWeights {
-            guard let vgg = network as? VGGFCNSegmentation else { throw CommandLineError("--export-weights supports the VGG models only") }
-            try vgg.model.save(to: path, metadata: ["model": config.kind.rawValue, "classes": "\(config.classes)", "width": "\(config.width)"])
-            log("wrote \(path) (\(config.kind), \(config.classes) classes, width \(config.width), \(vgg.model.parameterCount) parameters)")
+            guard let model = (network as? any ModelBackedNetwork)?.wrappedModel else {
+                throw CommandLineError("--export-weights: \(config.kind) is not backed by a model")
+            }
+            var metadata = ["model": config.kind.rawValue, "classes": "\(config.classes)"]
+            if config.kind.supportsWidth { metadata["width"] = "\(config.width)" }
+            try model.save(to: path, metadata: metadata)
+            log("wrote \(path) (\(config.kind), \(config.classes) classes"
+                + (config.kind.supportsWidth ? ", width \(config.width)" : "") + ", \(model.parameterCount) parameters)")
             return []
         }
         let files = try expandInputs(o.inputs)

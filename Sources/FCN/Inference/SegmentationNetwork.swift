@@ -56,33 +56,82 @@ extension SegmentationNetwork {
     }
 }
 
-/// A VGG16 FCN (Caffe layout, see `VGGFCN`) as a `SegmentationNetwork`: Caffe BGR-mean input,
-/// full-resolution scores, translation stride 32.
+/// A `SegmentationModel` that also states the geometry tiled inference relies on and can
+/// build its inference copy (the library's VGG and ResNet FCNs conform; see
+/// `ModelSegmentation`). The three numbers mean what they mean in `SegmentationNetwork`.
+public protocol TileableSegmentationModel: SegmentationModel {
+    /// f: 1 when the raw scores are full resolution, else their stride (the model's own
+    /// output is then their bilinear resize to the input size).
+    var scoreStride: Int { get }
+    /// A: input shifts by multiples of A shift the raw scores by A/f.
+    var translationStride: Int { get }
+    /// R: an upper bound on the receptive-field radius of one raw score, in input pixels.
+    var receptiveFieldRadius: Int { get }
+    /// An eval-mode copy for inference mapping a normalised batch to the raw scores, batch
+    /// norms folded into convolutions where the model has them (`foldedForInference`).
+    /// It reads the weights as they are now: build it after loading or training.
+    func rawScoreLayer() -> any Layer
+}
+
+/// Any `TileableSegmentationModel` as a `SegmentationNetwork`: the model's classes, input
+/// convention and geometry, and its folded raw-score layer (built once, here).
 ///
+/// The model is switched to eval mode. Its weights are read when the adapter is built: a
+/// model with batch norms must be wrapped again after its weights change.
+public final class ModelSegmentation<Model: TileableSegmentationModel>: SegmentationNetwork, @unchecked Sendable {
+    /// The wrapped model (eval mode).
+    public let model: Model
+    /// The inference copy `model.rawScoreLayer()` that `rawScores` runs.
+    public let rawScoreLayer: any Layer
+    public var numClasses: Int { model.numClasses }
+    public var inputPreprocessing: InputPreprocessing { model.preferredPreprocessing }
+    public let scoreStride: Int
+    public let translationStride: Int
+    public let receptiveFieldRadius: Int
+
+    /// Wraps `model`, puts it in eval mode and builds its raw-score layer.
+    public init(_ model: Model) {
+        model.eval()
+        self.model = model
+        rawScoreLayer = model.rawScoreLayer()
+        scoreStride = model.scoreStride; translationStride = model.translationStride
+        receptiveFieldRadius = model.receptiveFieldRadius
+        fcnCheck(scoreStride >= 1 && translationStride % scoreStride == 0 && receptiveFieldRadius >= 0, "ModelSegmentation",
+                 "\(Model.self): translationStride \(translationStride) must be a positive multiple of scoreStride \(scoreStride), radius \(receptiveFieldRadius) >= 0")
+    }
+
+    public func rawScores(_ input: Tensor) -> Tensor { withoutGrad { rawScoreLayer(input) } }
+}
+
+/// A network that wraps a trainable model (so its weights can be saved).
+protocol ModelBackedNetwork {
+    var wrappedModel: any Module { get }
+}
+
+extension ModelSegmentation: ModelBackedNetwork {
+    var wrappedModel: any Module { model }
+}
+
+/// A VGG16 FCN (Caffe layout, see `VGGFCN`) as a `SegmentationNetwork`: Caffe BGR-mean
+/// input, full-resolution scores, translation stride 32, radius 290 (see `VGGFCN`'s
+/// `receptiveFieldRadius`).
+public typealias VGGFCNSegmentation = ModelSegmentation<VGGFCN>
+
 /// Receptive field: score_fr sees 404 input pixels (conv1_1 ... pool5 see 212, fc6 adds
 /// 6 * 32); an output pixel of FCN-32s mixes two neighbouring score_fr positions through the
 /// 64x64 stride-32 deconvolution (+32), and the 16s/8s skips add at most 16 + 8 more
 /// through their deconvolutions; the crops centre everything. R = 202 + 32 + 16 + 8 + 32
 /// (slack for the half-pixel asymmetries of even kernels and ceil-mode pools) = 290, a bound
-/// the tests check numerically (measured: see `InferenceGeometryTests`).
-public final class VGGFCNSegmentation: SegmentationNetwork, @unchecked Sendable {
-    /// The wrapped model, switched to eval mode.
-    public let model: VGGFCN
-    public var numClasses: Int { model.classes }
-    public var inputPreprocessing: InputPreprocessing { .caffe }
+/// the tests check numerically (`estimatedReceptiveFieldRadius`).
+extension VGGFCN: TileableSegmentationModel {
+    /// 1: the VGG FCNs end with a deconvolution and a crop to the input size.
     public var scoreStride: Int { 1 }
+    /// 32: five 2x2 stride-2 pools.
     public var translationStride: Int { 32 }
-    public var receptiveFieldRadius: Int { VGGFCNSegmentation.receptiveFieldRadius }
-    /// The bound stated above (all four variants).
-    public static let receptiveFieldRadius = 290
-
-    /// Wraps `model` and puts it in eval mode (dropout off); do not train it while wrapped.
-    public init(_ model: VGGFCN) {
-        model.eval()
-        self.model = model
-    }
-
-    public func rawScores(_ input: Tensor) -> Tensor { withoutGrad { model(input) } }
+    /// 290, all four variants (see above).
+    public var receptiveFieldRadius: Int { 290 }
+    /// The model itself: no batch norm to fold (its conv+ReLU pairs already run fused).
+    public func rawScoreLayer() -> any Layer { self }
 }
 
 /// Any `Layer` as a `SegmentationNetwork`, with its geometry given by the caller (custom
@@ -121,18 +170,30 @@ public final class LayerSegmentation: SegmentationNetwork, @unchecked Sendable {
 /// `radius` = `ceil((extent - 1) / 2)`: half the field around its centre; the alignment
 /// of that centre with the output pixel is what the crops / paddings of a model fix, so
 /// models add a slack of one jump when they use this.
+///
+/// With the paddings given, `start` also places the field: output position o sees the
+/// input pixels `[start + o*jump, start + o*jump + extent)`, and `radius(covering:)` is
+/// then the exact radius of `SegmentationNetwork.receptiveFieldRadius` for a chain of
+/// convolutions / poolings (no slack needed).
 public struct ReceptiveField: Sendable, Equatable {
     public var extent = 1
     public var jump = 1
+    /// Input pixel of the first tap of output position 0 (minus the paddings so far).
+    public var start = 0
     public init() {}
 
-    /// Adds a convolution or pooling window.
-    public mutating func add(kernel: Int, stride: Int = 1, dilation: Int = 1) {
+    /// Adds a convolution or pooling window (`padding`: the amount before the axis).
+    public mutating func add(kernel: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+        start -= padding * jump
         extent += dilation * (kernel - 1) * jump
         jump *= stride
     }
 
     public var radius: Int { (extent - 1 + 1) / 2 }
+
+    /// How far outside the pixels `[o*f, o*f + f)` an output position o sees (f the score
+    /// stride, normally `jump`): `max(-start, start + extent - f)`.
+    public func radius(covering f: Int) -> Int { max(0, -start, start + extent - f) }
 }
 
 /// Measures the receptive-field radius of `network` along the width: runs a random input

@@ -2,15 +2,16 @@
 // `SegmentationNetwork`, whole-image or tiled (TiledInference.swift), with optional
 // flip / multi-scale test-time augmentation.
 //
-//     let net = VGGFCNSegmentation(VGGFCN(variant: .fcn8s, classes: 21))
-//     try net.model.load(from: "fcn8s.safetensors")
+//     let model = VGGFCN(variant: .fcn8s, classes: 21)
+//     try model.load(from: "fcn8s.safetensors")
+//     let net = ModelSegmentation(model)        // or ModelRegistry.network(for:weights:)
 //     let seg = Segmenter(network: net, options: SegmentationOptions(tileSize: 512))
 //     let result = seg.segment(try readImage(path: "cat.jpg"))
 //     try PNG.write(result.labelImage(), to: "cat-labels.png")
 //
 // Inference runs without recording a graph (`withoutGrad`); VGG conv+ReLU pairs run fused
 // (see `VGGFCN`), and models with batch norm are wrapped in their folded copy
-// (`foldedForInference`, see ModelRegistry.swift). A `Segmenter` holds no mutable state:
+// (`foldedForInference`, built once by `ModelSegmentation`). A `Segmenter` holds no mutable state:
 // each call owns its tile tensors and row buffers (freed tile by tile, so the allocator
 // hands the same memory back to the next tile) and writes only its own result, so one
 // segmenter (and its network, in eval mode) serves any number of threads at once. Buffers

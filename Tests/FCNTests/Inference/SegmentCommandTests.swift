@@ -104,9 +104,12 @@ import Foundation
         } catch let e as FCNError {
             #expect("\(e)".contains("do not fit the model") && "\(e)".contains("missing"))
         }
-        #expect(throws: FCNError.self) {
-            try SegmentCommand.run(try SegmentCommand.parse(["--model", "resnet34-fcn8s", "--random-weights", "1", dir]), log: { _ in })
-        }
+        // ResNet kinds: the number of classes comes from the weights' score layer.
+        try saveSafeTensors(["classifier.4.weight": Tensor.zeros([7, 4, 1, 1])], to: dir + "/head.safetensors")
+        try saveSafeTensors(["scores1.weight": Tensor.zeros([5, 4, 1, 1])], to: dir + "/fcn8s.safetensors")
+        let c50 = try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/head.safetensors", "--model", "fcn_resnet50", "x.png"]))
+        let c34 = try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/fcn8s.safetensors", "--model", "resnet34-fcn8s", "x.png"]))
+        #expect(c50.classes == 7 && c34.classes == 5)
     }
 
     @Test func executableExitsWithStatus2() throws {
