@@ -147,7 +147,12 @@ public final class LayerSegmentation: SegmentationNetwork, @unchecked Sendable {
     /// - Parameters:
     ///   - layer: maps `[N, 3, H, W]` to the raw scores (see `SegmentationNetwork.rawScores`);
     ///     put in eval mode here.
+    ///   - numClasses: channels of the score map.
+    ///   - inputPreprocessing: the input convention of the layer's weights.
+    ///   - scoreStride: input pixels per score pixel of the raw scores (1: full resolution).
     ///   - translationStride: must be a positive multiple of `scoreStride`.
+    ///   - receptiveFieldRadius: input pixels on each side that can affect a score pixel;
+    ///     tiles get at least this margin.
     public init(_ layer: any Layer, numClasses: Int, inputPreprocessing: InputPreprocessing,
                 scoreStride: Int = 1, translationStride: Int, receptiveFieldRadius: Int) {
         fcnCheck(numClasses >= 1, "LayerSegmentation", "numClasses must be >= 1, got \(numClasses)")

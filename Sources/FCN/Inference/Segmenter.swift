@@ -85,6 +85,7 @@ public final class Segmenter: Sendable {
     /// Segments an image (any channel count: gray is replicated, alpha dropped).
     ///
     /// - Parameters:
+    ///   - image: the decoded image, 8-bit samples.
     ///   - keepScores: also return the `[1, C, H, W]` scores (C * H * W floats: only for
     ///     images that fit in memory that way).
     ///   - progress: called after each tile with (tiles done, tiles total).

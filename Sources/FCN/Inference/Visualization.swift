@@ -13,6 +13,8 @@ import Foundation
 /// RGB first). `labels` holds `width * height` class ids.
 ///
 /// - Parameters:
+///   - image: the image to colour, modified in place.
+///   - labels: `width * height` class ids, row-major.
 ///   - alpha: weight of the label colour, 0...1 (0.5 default: image and labels equally visible).
 ///   - palette: colour per class id (default `vocPalette()`).
 public func blendLabelColors(into image: inout Image, labels: [UInt8], palette: [PaletteColor] = vocPalette(),
