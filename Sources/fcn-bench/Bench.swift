@@ -24,6 +24,9 @@ final class Bench {
         var quick = false
         var filter: String? = nil
         var repeats = 3
+        /// Time with the process CPU clock instead of the wall clock (for single-thread
+        /// measurements on a machine shared with other jobs).
+        var cpuTime = false
     }
 
     let options: Options
@@ -32,7 +35,7 @@ final class Bench {
 
     init(options: Options) { self.options = options }
 
-    /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`.
+    /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`, `--cpu`.
     static func parseOptions(_ args: [String]) -> Options {
         var o = Options()
         var i = 1
@@ -48,8 +51,9 @@ final class Bench {
             case "--quick": o.quick = true
             case "--filter": o.filter = value()
             case "--repeats": o.repeats = max(1, Int(value()) ?? o.repeats)
+            case "--cpu": o.cpuTime = true
             case "-h", "--help":
-                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N]")
+                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N] [--cpu]")
                 exit(0)
             default: fatalError("fcn-bench: unknown argument \(args[i])")
             }
@@ -66,6 +70,13 @@ final class Bench {
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+    /// CPU time of the whole process (all threads), nanoseconds.
+    static func cpuNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// Times `body` (one warm-up run, then best of `options.repeats`) and records a row.
     /// `flops` is the work of one run (0: no GFLOP/s column).
     func run(_ name: String, flops: Double, _ body: () -> Void) {
@@ -73,9 +84,10 @@ final class Bench {
         body()
         var best = Double.infinity
         for _ in 0..<options.repeats {
-            let t0 = Self.now()
+            let clock = options.cpuTime ? Self.cpuNow : Self.now
+            let t0 = clock()
             body()
-            best = min(best, Double(Self.now() - t0) / 1e6)
+            best = min(best, Double(clock() - t0) / 1e6)
         }
         rows.append(BenchRow(row: name, ms: best, gflops: flops > 0 ? flops / (best * 1e6) : 0))
         if !options.json {

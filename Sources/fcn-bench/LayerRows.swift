@@ -132,10 +132,10 @@ func convRow(_ bench: Bench, _ s: ConvSpec, tag: String, check: Bool) {
         y = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(s.pad), fusedReLU: s.relu) }
     }
     guard check else { return }
-    var r = conv2dReference(x, weight: w, bias: b, padding: .symmetric(s.pad))
+    var r = FCNReference.conv2d(x, weight: w, bias: b, padding: .symmetric(s.pad))
     if s.relu { r = relu(r) }
     let e = relativeError(y, r)
-    if !(e <= 1e-5) { bench.fail("\(name): relative error \(e) vs conv2dReference") }
+    if !(e <= 1e-5) { bench.fail("\(name): relative error \(e) vs FCNReference.conv2d") }
 }
 
 func deconvRow(_ bench: Bench, _ s: DeconvSpec, tag: String, check: Bool) {
@@ -148,8 +148,8 @@ func deconvRow(_ bench: Bench, _ s: DeconvSpec, tag: String, check: Bool) {
         y = withoutGrad { convTranspose2d(x, weight: w, stride: Size2(s.s)) }
     }
     guard check else { return }
-    let e = relativeError(y, convTranspose2dReference(x, weight: w, stride: Size2(s.s)))
-    if !(e <= 1e-5) { bench.fail("\(name): relative error \(e) vs convTranspose2dReference") }
+    let e = relativeError(y, FCNReference.convTranspose2d(x, weight: w, stride: Size2(s.s)))
+    if !(e <= 1e-5) { bench.fail("\(name): relative error \(e) vs FCNReference.convTranspose2d") }
 }
 
 func poolRow(_ bench: Bench, name: String, shape: [Int], check: Bool) {
@@ -158,8 +158,8 @@ func poolRow(_ bench: Bench, name: String, shape: [Int], check: Bool) {
     var y = Tensor.zeros([1])
     bench.run(name, flops: 0) { y = withoutGrad { maxPool2d(x, kernel: 2, stride: 2, ceilMode: true) } }
     guard check else { return }
-    let e = relativeError(y, maxPool2dReference(x, kernel: 2, stride: 2, ceilMode: true))
-    if !(e == 0) { bench.fail("\(name): max pool differs from maxPool2dReference (relative error \(e))") }
+    let e = relativeError(y, FCNReference.maxPool2d(x, kernel: 2, stride: 2, ceilMode: true))
+    if !(e == 0) { bench.fail("\(name): max pool differs from FCNReference.maxPool2d (relative error \(e))") }
 }
 
 func forwardRow(_ bench: Bench, _ variant: VGGFCNVariant, size: Int, width: Double = 1, tag: String? = nil) {

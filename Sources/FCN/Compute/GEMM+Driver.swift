@@ -199,11 +199,49 @@ func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int,
                  blocks: GEMMBlocks = GEMMConfig.blocks) {
     fcnCheck(m >= 0 && n >= 0 && k >= 0, "sgemm", "sizes must be >= 0, got m=\(m) n=\(n) k=\(k)")
     if m == 0 || n == 0 { return }
-    let aCols = transA ? m : k, bCols = transB ? k : n
-    fcnCheck(lda >= max(1, aCols), "sgemm",
-             "lda=\(lda) is smaller than a row of A (\(transA ? "[k, m] = [\(k), \(m)]" : "[m, k] = [\(m), \(k)]"))")
+    let bCols = transB ? k : n
     fcnCheck(ldb >= max(1, bCols), "sgemm",
              "ldb=\(ldb) is smaller than a row of B (\(transB ? "[n, k] = [\(n), \(k)]" : "[k, n] = [\(k), \(n)]"))")
+    var src = fcn_b_source()
+    src.kind = Int32(FCN_B_MATRIX); src.transB = transB ? 1 : 0; src.b = b; src.ldb = ldb
+    sgemmCore(isa: isa, threads: threads, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+              bSource: src, beta: beta, c: c, ldc: ldc, epilogue: epilogue, blocks: blocks)
+}
+
+/// Which implicit B operand `sgemmConv` multiplies by (see `fcn_b_source` in CFCNKernels).
+enum GEMMConvOperand {
+    /// op(B) = im2col(x) `[channels*kh*kw, outH*outW]` (convolution forward).
+    case columns
+    /// op(B) = im2col(x)^T `[outH*outW, channels*kh*kw]` (convolution weight gradient).
+    case transposedColumns
+}
+
+/// `C = alpha * op(A) * op(B) + beta * C` (+ epilogue) where op(B) is the column matrix of
+/// image `x` under `geometry` (or its transpose), read straight from `x` while packing: no
+/// column matrix is stored. `n` and `k` follow from the geometry.
+func sgemmConv(transA: Bool = false, m: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+               geometry: fcn_conv_geometry, x: UnsafePointer<Float>, operand: GEMMConvOperand,
+               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue = .none,
+               isa: GEMMISA = GEMMConfig.defaultISA, threads: Int = Compute.threads,
+               blocks: GEMMBlocks = GEMMConfig.blocks) {
+    let taps = Int(geometry.channels * geometry.kh * geometry.kw), pixels = Int(geometry.out_h * geometry.out_w)
+    var src = fcn_b_source()
+    src.kind = Int32(operand == .columns ? FCN_B_IM2COL : FCN_B_IM2COL_T)
+    src.g = geometry; src.x = x
+    let (n, k) = operand == .columns ? (pixels, taps) : (taps, pixels)
+    sgemmCore(isa: isa, threads: threads, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+              bSource: src, beta: beta, c: c, ldc: ldc, epilogue: epilogue, blocks: blocks)
+}
+
+/// The engine proper, for any B source.
+private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                       a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source, beta: Float,
+                       c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, blocks: GEMMBlocks) {
+    fcnCheck(m >= 0 && n >= 0 && k >= 0, "sgemm", "sizes must be >= 0, got m=\(m) n=\(n) k=\(k)")
+    if m == 0 || n == 0 { return }
+    let aCols = transA ? m : k
+    fcnCheck(lda >= max(1, aCols), "sgemm",
+             "lda=\(lda) is smaller than a row of A (\(transA ? "[k, m] = [\(k), \(m)]" : "[m, k] = [\(m), \(k)]"))")
     fcnCheck(ldc >= n, "sgemm", "ldc=\(ldc) is smaller than a row of C [m, n] = [\(m), \(n)]")
     if k == 0 || alpha == 0 {
         scaleAndEpilogue(m: m, n: n, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
@@ -213,16 +251,16 @@ func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int,
     let nThreads = ParallelState.inWorker ? 1 : threads
     let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads, blocks: blocks)
     let tiles = plan.tm * plan.tn
-    let args = UncheckedSendable((a, b, c, epilogue))
+    let args = UncheckedSendable((a, c, epilogue, bSource))
     let run: @Sendable (Int) -> Void = { t in
-        let (a, b, c, epilogue) = args.value
+        let (a, c, epilogue, bSource) = args.value
         let rows = GEMMPlan.part(t / plan.tn, of: plan.tm, total: m, align: plan.mr)
         let cols = GEMMPlan.part(t % plan.tn, of: plan.tn, total: n, align: plan.nr)
         if rows.isEmpty || cols.isEmpty { return }
         let ws = GEMMWorkspacePool.take()
         defer { GEMMWorkspacePool.give(ws) }
-        runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, transB: transB, rows: rows, cols: cols, k: k,
-                alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
+        runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, rows: rows, cols: cols, k: k,
+                alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
     }
     if tiles == 1 {
         run(0)
@@ -233,16 +271,20 @@ func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int,
     }
 }
 
-private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool, transB: Bool,
+private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool,
                      rows: Range<Int>, cols: Range<Int>, k: Int, alpha: Float,
-                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
     let ncMax = min(plan.nc, roundUp(cols.count, plan.nr))
     let mcMax = min(plan.mc, roundUp(rows.count, plan.mr))
     let kcMax = min(plan.kc, k)
     let singleRowBlock = rows.count <= plan.mc
-    ws.reserve(a: mcMax * kcMax, b: kcMax * (singleRowBlock ? plan.nr : ncMax))
-    let ta: Int32 = transA ? 1 : 0, tb: Int32 = transB ? 1 : 0
+    let bFloats = kcMax * (singleRowBlock ? plan.nr : ncMax)
+    let needsTmp = bSource.kind == Int32(FCN_B_IM2COL_T)
+    ws.reserve(a: mcMax * kcMax, b: bFloats + (needsTmp ? kcMax * plan.nr : 0))
+    var src = bSource
+    if needsTmp { src.tmp = ws.b + bFloats }
+    let ta: Int32 = transA ? 1 : 0
     let relu: Int32 = epilogue.relu ? 1 : 0
     var jc = cols.lowerBound
     while jc < cols.upperBound {
@@ -257,13 +299,13 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
                 // The A block is the whole tile height: packed B would not be reused, so B is
                 // packed panel by panel inside the macro-kernel (hot in cache, prefetched).
                 fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
-                fcn_sgemm_macro_packing_b(isa, rows.count, nc, kc, alpha, ws.a, tb, b, ldb, pc, jc, ws.b,
-                                          first ? beta : 1, c + rows.lowerBound * ldc + jc, ldc,
-                                          rb, cb, last ? relu : 0)
+                fcn_sgemm_macro_packing_b_src(isa, rows.count, nc, kc, alpha, ws.a, &src, pc, jc, ws.b,
+                                              first ? beta : 1, c + rows.lowerBound * ldc + jc, ldc,
+                                              rb, cb, last ? relu : 0)
                 pc += kc
                 continue
             }
-            fcn_sgemm_pack_b(isa, tb, b, ldb, pc, jc, kc, nc, ws.b)
+            fcn_sgemm_pack_b_src(isa, &src, pc, jc, kc, nc, ws.b)
             var ic = rows.lowerBound
             while ic < rows.upperBound {
                 let mc = min(plan.mc, rows.upperBound - ic)

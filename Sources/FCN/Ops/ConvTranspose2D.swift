@@ -166,9 +166,8 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ou
 /// Naive scatter loop with the same arguments as `convTranspose2d` (no autograd): every
 /// input pixel adds `x[n, ci, h, w] * weight[ci, co, i, j]` at output
 /// `(h*stride - padTop + i*dilation, w*stride - padLeft + j*dilation)` when inside.
-/// Slow; the reference the tuned engine is tested against (tests, `fcn-bench --quick`).
-@_spi(Reference)
-public func convTranspose2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1,
+/// Slow; the reference the tuned engine is tested against (tests, and `fcn-bench --quick` through `FCNReference`).
+func convTranspose2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1,
                                      padding: Padding = 0, outputPadding: Size2 = 0, dilation: Size2 = 1,
                                      groups: Int = 1) -> Tensor {
     let g = convTranspose2dGeometry(op: "convTranspose2dReference", input: x.shape, weight: weight.shape,

@@ -281,9 +281,8 @@ func maxPoolPlaneK2S2(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Flo
 }
 
 /// Max pooling through the naive kernel only (no autograd), same arguments and result as
-/// `maxPool2d`. Slow; the reference of the tuned kernels (tests, `fcn-bench --quick`).
-@_spi(Reference)
-public func maxPool2dReference(_ x: Tensor, kernel: Size2, stride: Size2? = nil, padding: Size2 = 0,
+/// `maxPool2d`. Slow; the reference of the tuned kernels (tests, and `fcn-bench --quick` through `FCNReference`).
+func maxPool2dReference(_ x: Tensor, kernel: Size2, stride: Size2? = nil, padding: Size2 = 0,
                                dilation: Size2 = 1, ceilMode: Bool = false) -> Tensor {
     let g = PoolGeometry.make("maxPool2dReference", x, kernel: kernel, stride: stride, padding: padding,
                               dilation: dilation, ceilMode: ceilMode)

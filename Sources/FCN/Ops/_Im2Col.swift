@@ -68,10 +68,22 @@ struct ConvGeometry: Sendable, Equatable {
     }
 }
 
-/// Whether `count` work items are split over worker threads (see the file contract).
+/// Whether `count` independent work items are split over worker threads (each then runs its
+/// GEMMs on one thread) rather than run in order with the GEMM engine threading each one:
+/// only when every thread gets the same number of items or there are many (balance).
 func convSplitsItems(_ count: Int) -> Bool {
     let threads = Compute.threads
-    return threads > 1 && count >= threads && !ParallelState.inWorker
+    return threads > 1 && !ParallelState.inWorker && count >= threads && (count % threads == 0 || count >= 4 * threads)
+}
+
+/// Runs `body(item)` for every item in `0..<count`, split over workers when `convSplitsItems`.
+func convItems(_ count: Int, _ body: (Int) -> Void) {
+    if count == 0 { return }
+    if convSplitsItems(count) {
+        parallelChunks(count) { r in for i in r { body(i) } }
+    } else {
+        for i in 0..<count { body(i) }
+    }
 }
 
 /// Runs `body(range, workspace)` over `0..<count` work items with a workspace of
@@ -91,7 +103,7 @@ func convRun(_ count: Int, split: Bool? = nil, workspace: Int, _ body: (Range<In
 }
 
 /// Adds `bias[r]` (when given) to row r of a `rows x cols` block with row stride `ld`,
-/// then clamps at 0 when `relu`.
+/// then clamps at 0 when `relu` (NaN stays NaN).
 @inline(__always)
 func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int,
                   bias: UnsafePointer<Float>?, relu: Bool) {
@@ -100,7 +112,7 @@ func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: In
         let row = y + r * ld
         let b = bias?[r] ?? 0
         if relu {
-            for j in 0..<cols { let v = row[j] + b; row[j] = v > 0 ? v : 0 }
+            for j in 0..<cols { let v = row[j] + b; row[j] = v < 0 ? 0 : v }
         } else {
             for j in 0..<cols { row[j] += b }
         }
@@ -108,6 +120,8 @@ func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: In
 }
 
 /// y = conv(x, w) + bias (then ReLU when `relu`). y `[N, Cout, outH, outW]` is overwritten.
+/// One implicit GEMM per (image, group): `[Cout/g, K] x im2col(x) [K, P]`, bias and ReLU in
+/// the GEMM write-back.
 func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                  bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool = false) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
@@ -127,51 +141,68 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         }
         return
     }
-    if g.isPointwise {
-        convRun(g.batch * g.groups, workspace: 0) { range, _ in
-            for item in range {
-                let n = item / g.groups, gi = item % g.groups
-                let xg = x + (n * g.inChannels + gi * cinG) * inPlane
-                let yg = y + (n * g.outChannels + gi * coutG) * P
-                sgemm(transA: false, transB: false, m: coutG, n: P, k: cinG, alpha: 1,
-                      a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P, beta: 0, c: yg, ldc: P)
-                convEpilogue(yg, rows: coutG, cols: P, ld: P, bias: bias.map { $0 + gi * coutG }, relu: relu)
-            }
-        }
-        return
-    }
-    let T = g.tileColumns, tiles = g.tileCount
-    convRun(g.batch * g.groups * tiles, workspace: K * T) { range, cols in
-        for item in range {
-            let tile = item % tiles, ng = item / tiles
-            let n = ng / g.groups, gi = ng % g.groups
-            let p0 = tile * T, np = min(T, P - p0)
-            let xg = x + (n * g.inChannels + gi * cinG) * inPlane
-            let yg = y + (n * g.outChannels + gi * coutG) * P + p0
-            fcn_im2col_tile(&cg, xg, Int64(p0), Int64(np), cols)
-            sgemm(transA: false, transB: false, m: coutG, n: np, k: K, alpha: 1,
-                  a: w + gi * coutG * K, lda: K, b: cols, ldb: np, beta: 0, c: yg, ldc: P)
-            convEpilogue(yg, rows: coutG, cols: np, ld: P, bias: bias.map { $0 + gi * coutG }, relu: relu)
+    let pointwise = g.isPointwise
+    convItems(g.batch * g.groups) { item in
+        let n = item / g.groups, gi = item % g.groups
+        let xg = x + (n * g.inChannels + gi * cinG) * inPlane
+        let yg = y + (n * g.outChannels + gi * coutG) * P
+        let ep = GEMMEpilogue(rowBias: bias.map { $0 + gi * coutG }, relu: relu)
+        if pointwise {
+            sgemm(transA: false, transB: false, m: coutG, n: P, k: cinG, alpha: 1,
+                  a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P, beta: 0, c: yg, ldc: P, epilogue: ep)
+        } else {
+            sgemmConv(m: coutG, a: w + gi * coutG * K, lda: K, geometry: cg, x: xg, operand: .columns,
+                      beta: 0, c: yg, ldc: P, epilogue: ep)
         }
     }
 }
 
 /// gx = col2im(W^T * gy): the input gradient of `convForward` (the adjoint of the map
 /// x -> conv(x, w)). gx `[N, Cin, H, W]` is overwritten.
+///
+/// Stride 1: computed as a convolution of gy with the flipped, transposed kernel
+/// (`W'[ci, co, i, j] = W[co, ci, kH-1-i, kW-1-j]`, padding `(k-1)*d - pad`, output size
+/// H x W), one implicit GEMM of depth `Cout/g * kH * kW` per (image, group). Other strides:
+/// GEMM into bounded column tiles, then col2im.
 func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePointer<Float>,
                       gx: UnsafeMutablePointer<Float>) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
     var cg = g.cGeometry
     if g.isPointwise {
-        convRun(g.batch * g.groups, workspace: 0) { range, _ in
-            for item in range {
-                let n = item / g.groups, gi = item % g.groups
-                sgemm(transA: true, transB: false, m: cinG, n: P, k: coutG, alpha: 1,
-                      a: w + gi * coutG * cinG, lda: cinG,
-                      b: gy + (n * g.outChannels + gi * coutG) * P, ldb: P, beta: 0,
-                      c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: P)
+        convItems(g.batch * g.groups) { item in
+            let n = item / g.groups, gi = item % g.groups
+            sgemm(transA: true, transB: false, m: cinG, n: P, k: coutG, alpha: 1,
+                  a: w + gi * coutG * cinG, lda: cinG,
+                  b: gy + (n * g.outChannels + gi * coutG) * P, ldb: P, beta: 0,
+                  c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: P)
+        }
+        return
+    }
+    if g.fastPaths && g.strideH == 1 && g.strideW == 1 {
+        let kk = g.kH * g.kW, kb = coutG * kk
+        let wf = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * cinG * kk)
+        defer { wf.deallocate() }
+        for gi in 0..<g.groups {
+            for co in 0..<coutG {
+                for ci in 0..<cinG {
+                    let s = w + ((gi * coutG + co) * cinG + ci) * kk
+                    let d = wf + ((gi * cinG + ci) * coutG + co) * kk
+                    for t in 0..<kk { d[kk - 1 - t] = s[t] }
+                }
             }
+        }
+        let bg = fcn_conv_geometry(channels: Int64(coutG), height: Int64(g.outH), width: Int64(g.outW),
+                                   kh: Int64(g.kH), kw: Int64(g.kW), sh: 1, sw: 1,
+                                   pad_top: Int64((g.kH - 1) * g.dilH - g.padTop),
+                                   pad_left: Int64((g.kW - 1) * g.dilW - g.padLeft),
+                                   dh: Int64(g.dilH), dw: Int64(g.dilW), out_h: Int64(g.inH), out_w: Int64(g.inW))
+        let wfc = UnsafePointer(wf)
+        convItems(g.batch * g.groups) { item in
+            let n = item / g.groups, gi = item % g.groups
+            sgemmConv(m: cinG, a: wfc + gi * cinG * kb, lda: kb, geometry: bg,
+                      x: gy + (n * g.outChannels + gi * coutG) * P, operand: .columns, beta: 0,
+                      c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: inPlane)
         }
         return
     }
@@ -194,42 +225,29 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
     }
 }
 
-/// gw = sum over images and tiles of gy * im2col(x)^T: the weight gradient of
-/// `convForward`. gw `[Cout, Cin/groups, kH, kW]` is overwritten.
+/// gw = sum over images of gy * im2col(x)^T: the weight gradient of `convForward`.
+/// gw `[Cout, Cin/groups, kH, kW]` is overwritten. One implicit GEMM of depth P per
+/// (image, group) (`[Cout/g, P] x im2col(x)^T [P, K]`), accumulated over the images with
+/// beta = 1; groups run on separate workers when there are enough of them.
 func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
                         gw: UnsafeMutablePointer<Float>) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
-    let wCount = g.outChannels * K
-    var cg = g.cGeometry
+    let cg = g.cGeometry
     let pointwise = g.isPointwise
-    let T = pointwise ? P : g.tileColumns, tiles = pointwise ? 1 : g.tileCount
-    let items = g.batch * g.groups * tiles
-    gw.initialize(repeating: 0, count: wCount)
-    let lock = Lock()
-    let parallel = convSplitsItems(items)
-    // Workspace: the column tile, then (in parallel mode) a private weight accumulator.
-    let tileFloats = pointwise ? 0 : K * T
-    convRun(items, split: parallel, workspace: tileFloats + (parallel ? wCount : 0)) { range, ws in
-        let acc: UnsafeMutablePointer<Float>
-        if parallel { acc = ws + tileFloats; acc.initialize(repeating: 0, count: wCount) } else { acc = gw }
-        for item in range {
-            let tile = item % tiles, ng = item / tiles
-            let n = ng / g.groups, gi = ng % g.groups
+    convItems(g.groups) { gi in
+        let c = gw + gi * coutG * K
+        for n in 0..<g.batch {
             let xg = x + (n * g.inChannels + gi * cinG) * inPlane
             let gyg = gy + (n * g.outChannels + gi * coutG) * P
+            let beta: Float = n == 0 ? 0 : 1
             if pointwise {
                 sgemm(transA: false, transB: true, m: coutG, n: cinG, k: P, alpha: 1,
-                      a: gyg, lda: P, b: xg, ldb: inPlane, beta: 1, c: acc + gi * coutG * K, ldc: K)
+                      a: gyg, lda: P, b: xg, ldb: inPlane, beta: beta, c: c, ldc: K)
             } else {
-                let p0 = tile * T, np = min(T, P - p0)
-                fcn_im2col_tile(&cg, xg, Int64(p0), Int64(np), ws)
-                sgemm(transA: false, transB: true, m: coutG, n: K, k: np, alpha: 1,
-                      a: gyg + p0, lda: P, b: ws, ldb: np, beta: 1, c: acc + gi * coutG * K, ldc: K)
+                sgemmConv(m: coutG, a: gyg, lda: P, geometry: cg, x: xg, operand: .transposedColumns,
+                          beta: beta, c: c, ldc: K)
             }
-        }
-        if parallel {
-            lock.withLock { for i in 0..<wCount { gw[i] += acc[i] } }
         }
     }
 }
