@@ -27,6 +27,8 @@ final class Bench {
         /// Time with the process CPU clock instead of the wall clock (for single-thread
         /// measurements on a machine shared with other jobs).
         var cpuTime = false
+        /// `--probe CIN,COUT,K,PAD,H`: one extra convolution row named "probe" (experiments).
+        var probe: [Int]? = nil
     }
 
     let options: Options
@@ -52,6 +54,7 @@ final class Bench {
             case "--filter": o.filter = value()
             case "--repeats": o.repeats = max(1, Int(value()) ?? o.repeats)
             case "--cpu": o.cpuTime = true
+            case "--probe": o.probe = value().split(separator: ",").compactMap { Int($0) }
             case "-h", "--help":
                 print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N] [--cpu]")
                 exit(0)

@@ -197,6 +197,11 @@ func trainRow(_ bench: Bench, size: Int, width: Double = 1, tag: String? = nil) 
 }
 
 func layerRows(_ bench: Bench) {
+    if let p = bench.options.probe, p.count == 5 {
+        convRow(bench, ConvSpec(name: "probe", cin: p[0], cout: p[1], k: p[2], pad: p[3], h: p[4], relu: true),
+                tag: "\(p)", check: false)
+        return
+    }
     if bench.options.quick {
         // Small shapes (channels / 8, input 36): every layer kind checked against the naive
         // references; then tiny whole-network passes as a smoke test.

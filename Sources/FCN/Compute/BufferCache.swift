@@ -39,6 +39,10 @@ enum BufferCache {
         return nil
     }()
 
+    /// Whether new blocks ask for transparent huge pages (`FCN_HUGE_PAGES=1` turns it on: off by default, since the first faults
+    /// of a madvised region may stall in memory compaction).
+    static let useHugePages = getenvString("FCN_HUGE_PAGES") == "1"
+
     /// Bytes of idle blocks kept at most (see the file contract).
     static var limit: Int {
         get { lock.withLock { currentLimit } }
@@ -122,7 +126,7 @@ enum BufferCache {
         if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: start + capacity), tail) }
         let p = UnsafeMutableRawPointer(bitPattern: start)!
         #if os(Linux)
-        _ = madvise(p, capacity, Int32(MADV_HUGEPAGE))
+        if useHugePages { _ = madvise(p, capacity, Int32(MADV_HUGEPAGE)) }
         #endif
         return p
     }
