@@ -58,8 +58,11 @@ static inline TGT void pack_transposing(const float *src, ptrdiff_t rs, ptrdiff_
         ptrdiff_t kk = kc - p < 16 ? kc - p : 16;
         __mmask16 km = mask_n(kk);
         __m512 r[16];
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < 16; i++) {
+            // Rows are far apart (a weight row is K floats): prefetch 256 bytes ahead in each.
+            if (i < rows) _mm_prefetch((const char *)(src + i * rs + p) + 256, _MM_HINT_T0);
             r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * rs + p) : _mm512_setzero_ps();
+        }
         transpose16(r);
         for (int q = 0; q < kk; q++) _mm512_mask_storeu_ps(dst + (p + q) * W + off, rowStore, r[q]);
     }

@@ -7,20 +7,26 @@
 //
 //   convForward         y  = W * im2col(x)                 (conv2d forward, convT input grad)
 //   convBackwardData    gx = col2im(W^T * gy)              (conv2d input grad, convT forward)
-//   convBackwardWeight  gw = sum over batch/tiles gy * im2col(x)^T   (both weight grads)
+//   convBackwardWeight  gw = sum over images gy * im2col(x)^T   (both weight grads)
 //
-// All products go through `sgemm` with M = Cout/groups, K = Cin/groups*kH*kW and N = a tile
-// of output pixels. im2col/col2im run in the C target (fcn_im2col_tile / fcn_col2im_tile)
-// over tiles of at most `tileColumns` output pixels, so the column workspace is bounded
-// whatever the image size: at most max(2^20, 128*K) floats (4 MiB, or 128 columns for very
-// deep inputs) per thread, plus, for the weight gradient split over threads, one private
-// weight-sized accumulator per thread (summed at the end). Fallbacks: 1x1 stride-1 unpadded convolutions skip im2col (the
-// input plane is already the column matrix); depthwise forward (one input channel per
-// group) uses a direct loop per plane.
+// Implicit GEMM: the column matrix im2col(x) `[K, P]` (K = Cin/groups*kH*kW taps, P output
+// pixels) is never stored. `sgemmConv` (Compute/GEMM+Driver.swift) packs its panels straight
+// from x inside the GEMM engine (CFCNKernels fcn_sgemm_*_src), so one GEMM per (image, group)
+// covers the whole image: forward `[Cout/g, K] x im2col(x)` with bias and ReLU fused in the
+// write-back; weight gradient `gy [Cout/g, P] x im2col(x)^T` accumulated over images (beta 1);
+// stride-1 input gradient as the convolution of gy with the flipped kernel
+// (`convBackwardDataFlips`). Workspace: the GEMM engine's (bounded there), plus the flipped
+// weight copy (one weight's size) for the input gradient.
+// Fallbacks: 1x1 stride-1 unpadded convolutions are plain GEMMs on x; depthwise forward (one
+// input channel per group) is a direct loop per plane; input gradients with stride > 1 (and
+// transpose-convolution forwards) run GEMM `W^T gy` into column tiles of at most
+// `tileColumns` pixels, then col2im (fcn_col2im_tile): at most max(2^20, 256*K) floats
+// (4 MiB, or 256 columns of a very deep layer) of column workspace.
 //
-// Threads: when the work items (batch x group x tile) are at least `Compute.threads`, they
-// are split over workers with `parallelChunks` (sgemm then runs serially inside each worker);
-// otherwise items run one after another and sgemm threads internally. No nesting.
+// Threads: when the independent work items (images x groups) split evenly over
+// `Compute.threads` (or there are many), they run on separate workers with `parallelChunks`
+// (sgemm then runs serially inside each worker); otherwise items run one after another and
+// the GEMM engine splits each product over the threads. No nesting.
 import CFCNKernels
 
 /// Geometry of one forward convolution (see the file contract).
@@ -55,8 +61,10 @@ struct ConvGeometry: Sendable, Equatable {
 
     /// Workspace bound (floats) for one column tile, before the 128-column floor.
     static let workspaceFloats = 1 << 20
-    /// Output pixels per column tile: `workspaceFloats / K`, clamped to [128, 4096] and to the plane.
-    var tileColumns: Int { max(1, min(outPlane, max(128, min(4096, ConvGeometry.workspaceFloats / max(1, k))))) }
+    /// Output pixels per column tile: `workspaceFloats / K`, clamped to [256, 4096] and to the plane
+    /// (the floor keeps deep layers such as fc6 in one or two GEMM calls, so their weights are
+    /// packed once or twice, not once per 100 pixels).
+    var tileColumns: Int { max(1, min(outPlane, max(256, min(4096, ConvGeometry.workspaceFloats / max(1, k))))) }
     var tileCount: Int { (outPlane + tileColumns - 1) / tileColumns }
 
     /// The per-group C geometry (channels = input channels of one group).
@@ -160,7 +168,7 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
 /// gx = col2im(W^T * gy): the input gradient of `convForward` (the adjoint of the map
 /// x -> conv(x, w)). gx `[N, Cin, H, W]` is overwritten.
 ///
-/// Stride 1: computed as a convolution of gy with the flipped, transposed kernel
+/// Stride 1 (see `convBackwardDataFlips`): computed as a convolution of gy with the flipped, transposed kernel
 /// (`W'[ci, co, i, j] = W[co, ci, kH-1-i, kW-1-j]`, padding `(k-1)*d - pad`, output size
 /// H x W), one implicit GEMM of depth `Cout/g * kH * kW` per (image, group). Other strides:
 /// GEMM into bounded column tiles, then col2im.
@@ -179,15 +187,16 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
         }
         return
     }
-    if g.fastPaths && g.strideH == 1 && g.strideW == 1 {
+    if g.fastPaths && g.strideH == 1 && g.strideW == 1 && convBackwardDataFlips(g) {
         let kk = g.kH * g.kW, kb = coutG * kk
         let wf = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * cinG * kk)
         defer { wf.deallocate() }
         for gi in 0..<g.groups {
-            for co in 0..<coutG {
-                for ci in 0..<cinG {
+            for ci in 0..<cinG {
+                let d0 = wf + (gi * cinG + ci) * kb
+                for co in 0..<coutG {
                     let s = w + ((gi * coutG + co) * cinG + ci) * kk
-                    let d = wf + ((gi * cinG + ci) * coutG + co) * kk
+                    let d = d0 + co * kk
                     for t in 0..<kk { d[kk - 1 - t] = s[t] }
                 }
             }
@@ -223,6 +232,14 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
             }
         }
     }
+}
+
+/// Whether the stride-1 input gradient runs as a flipped-kernel convolution (else GEMM +
+/// col2im). The flip copies the weight once (memory traffic ~ 2 * weight count) and buys a
+/// GEMM of depth Cout/g * kH * kW instead of Cout/g; it pays unless the planes are so small
+/// that the copy rivals the GEMM (fc6 at 500 x 500: 102 M weights for a 22 x 22 plane).
+func convBackwardDataFlips(_ g: ConvGeometry) -> Bool {
+    g.outGroupChannels < 256 || g.batch * g.inPlane >= 1024
 }
 
 /// gw = sum over images of gy * im2col(x)^T: the weight gradient of `convForward`.
