@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "fcn_im2col.h"
+#include "fcn_pointwise.h"
 
 #ifdef __cplusplus
 extern "C" {

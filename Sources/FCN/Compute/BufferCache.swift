@@ -12,7 +12,7 @@
 // about half wasted); otherwise a new block is mapped (size rounded up to 2 MiB, 2 MiB
 // aligned, MADV_HUGEPAGE on Linux). A released block is kept while the cached total stays
 // within `limit`, else unmapped. Memory bound: cached (idle) bytes <= `limit`, by default
-// max(512 MiB, half the largest total of live large buffers seen); `FCN_BUFFER_CACHE_MB`
+// max(512 MiB, the largest total of live large buffers seen), so at most twice the peak; `FCN_BUFFER_CACHE_MB`
 // overrides it (0 disables caching; buffers are then unmapped when freed).
 // `Compute.releaseCachedBuffers()` unmaps every idle block. Thread-safe (one lock).
 #if canImport(Glibc)
@@ -48,7 +48,7 @@ enum BufferCache {
         get { lock.withLock { currentLimit } }
         set { lock.withLock { limitOverride = max(0, newValue) } }
     }
-    private static var currentLimit: Int { limitOverride ?? max(512 << 20, peakLiveBytes / 2) }
+    private static var currentLimit: Int { limitOverride ?? max(512 << 20, peakLiveBytes) }
 
     /// Idle bytes held now (tests).
     static var idleByteCount: Int { lock.withLock { idleBytes } }
@@ -139,6 +139,6 @@ enum BufferCache {
 extension Compute {
     /// Unmaps the idle large tensor buffers kept for reuse (see Compute/BufferCache.swift:
     /// buffers of 1 MiB and more are recycled; idle ones are bounded by
-    /// `max(512 MiB, half the peak of live large buffers)` or `FCN_BUFFER_CACHE_MB`).
+    /// `max(512 MiB, the peak of live large buffers)` or `FCN_BUFFER_CACHE_MB`).
     public static func releaseCachedBuffers() { BufferCache.releaseIdle() }
 }

@@ -274,10 +274,7 @@ func channelSums(_ t: UnsafePointer<Float>, batch: Int, channels: Int, plane: In
     Tensor.make(shape: [channels]) { out in
         for c in 0..<channels {
             var s: Float = 0
-            for n in 0..<batch {
-                let p = t + (n * channels + c) * plane
-                for i in 0..<plane { s += p[i] }
-            }
+            for n in 0..<batch { s += fcn_sum(t + (n * channels + c) * plane, Int64(plane)) }
             out[c] = s
         }
     }
