@@ -34,6 +34,7 @@ def parse():
     p.add_argument("--cpu", action="store_true", help="process CPU time instead of wall time")
     p.add_argument("--only", default=None, help="run only the row with exactly this name")
     p.add_argument("--no-ort", action="store_true", help="skip the onnxruntime rows")
+    p.add_argument("--export", nargs=3, metavar=("VARIANT", "SIZE", "PATH"), help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -46,9 +47,15 @@ import json  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-torch.set_num_threads(ARGS.threads)
+# `--only "ort ..."` (peak-memory runs) never imports torch in this process: the ONNX file
+# is exported by a child process, so the resident set is onnxruntime's alone.
+ORT_ONLY = ARGS.only is not None and ARGS.only.startswith("ort ")
+if ORT_ONLY:
+    torch = None
+else:
+    import torch  # noqa: E402
+    torch.set_num_threads(ARGS.threads)
 
 
 class Bench:
@@ -78,7 +85,8 @@ class Bench:
 
     def header(self):
         if not self.args.json:
-            print(f"pytorch_bench (torch {torch.__version__}, numpy {np.__version__}), threads = {self.args.threads}")
+            version = torch.__version__ if torch is not None else "not loaded"
+            print(f"pytorch_bench (torch {version}, numpy {np.__version__}), threads = {self.args.threads}")
             print(f"{'row':<28}{'ms':>12}{'GFLOP/s':>10}")
 
     def finish(self):
@@ -219,11 +227,23 @@ def make_net(variant):
     return net
 
 
-def ort_session(net, size, tmpdir):
-    import onnxruntime as ort
-    path = os.path.join(tmpdir, f"fcn_{size}.onnx")
+def export_onnx(variant, size, path):
+    """Builds the network (seeded as make_net) and writes it as ONNX (legacy exporter)."""
+    import warnings
+    net = make_net(variant).eval()
     x = torch.zeros(1, 3, size, size)
-    torch.onnx.export(net, (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+
+
+def ort_session(variant, size, tmpdir):
+    """An onnxruntime session for the network, exported by a child process (so that this
+    process's memory holds only what onnxruntime needs)."""
+    import subprocess
+    import onnxruntime as ort
+    path = os.path.join(tmpdir, f"fcn{variant}_{size}.onnx")
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
     so = ort.SessionOptions()
     so.intra_op_num_threads = ARGS.threads
     so.inter_op_num_threads = 1
@@ -234,6 +254,9 @@ def ort_session(net, size, tmpdir):
 
 def layer_rows(bench):
     import tempfile
+    if ORT_ONLY:
+        network_rows(bench, None)
+        return
     import torch.nn.functional as F
     gen = torch.Generator().manual_seed(1)
     convs, deconvs = vgg_fcn_layers(500)
@@ -263,6 +286,11 @@ def layer_rows(bench):
             x = bench_tensor((1, 64, 698, 698), gen)
             bench.run("pool pool1 500", 0, lambda: F.max_pool2d(x, 2, 2, ceil_mode=True))
             del x
+    network_rows(bench, gen)
+
+
+def network_rows(bench, gen):
+    import tempfile
     tmp = tempfile.TemporaryDirectory()
     for size in (224, 500):
         for variant in ("32s", "16s", "8s"):
@@ -271,22 +299,22 @@ def layer_rows(bench):
             want_t, want_o = bench.wants(row), bench.wants(ort_row) and not ARGS.no_ort
             if not (want_t or want_o):
                 continue
-            net = make_net(variant).eval()
-            x = bench_tensor((1, 3, size, size), gen) * 100
             flops = fcn_flops(variant, size)[0]
+            x = (np.random.default_rng(size).random((1, 3, size, size), dtype=np.float32) * 2 - 1) * 100
             if want_t:
+                net = make_net(variant).eval()
+                xt = torch.from_numpy(x)
                 with torch.no_grad():
-                    bench.run(row, flops, lambda: net(x))
+                    bench.run(row, flops, lambda: net(xt))
+                del net, xt
             if want_o:
-                sess = ort_session(net, size, tmp.name)
-                feed = {"x": x.numpy()}
-                del net
+                sess = ort_session(variant, size, tmp.name)
+                feed = {"x": x}
                 bench.run(ort_row, flops, lambda: sess.run(None, feed))
                 del sess
-            else:
-                del net
     row = "fcn8s train step 256"
-    if bench.wants(row):
+    if bench.wants(row) and torch is not None:
+        import torch.nn.functional as F
         net = make_net("8s").train()
         x = bench_tensor((1, 3, 256, 256), gen) * 100
         labels = torch.randint(0, 21, (1, 256, 256), generator=gen)
@@ -301,8 +329,15 @@ def layer_rows(bench):
 
 
 def main():
+    if ARGS.export:
+        export_onnx(ARGS.export[0], int(ARGS.export[1]), ARGS.export[2])
+        return 0
     bench = Bench(ARGS)
     bench.header()
+    if ORT_ONLY:
+        layer_rows(bench)
+        bench.finish()
+        return 0
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for s in (256, 512, 1024, 2048):

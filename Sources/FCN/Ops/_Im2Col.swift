@@ -176,7 +176,7 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
                       gx: UnsafeMutablePointer<Float>) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
-    var cg = g.cGeometry
+    let cg = g.cGeometry
     if g.isPointwise {
         convItems(g.batch * g.groups) { item in
             let n = item / g.groups, gi = item % g.groups
@@ -228,7 +228,15 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
                 let p0 = tile * T, np = min(T, P - p0)
                 sgemm(transA: true, transB: false, m: K, n: np, k: coutG, alpha: 1,
                       a: w + gi * coutG * K, lda: K, b: gyg + p0, ldb: P, beta: 0, c: cols, ldc: np)
-                fcn_col2im_tile(&cg, cols, Int64(p0), Int64(np), gxg)
+                // Each input channel receives only its own rows of the tile: when the items
+                // are not split over workers, the channels are (inside a worker this runs serially).
+                let taps = g.kH * g.kW
+                let colsC = UnsafePointer(cols), gxC = gxg
+                parallelChunks(cinG, minChunk: max(1, 65_536 / max(1, taps * np))) { r in
+                    var sub = cg
+                    sub.channels = Int64(r.count)
+                    fcn_col2im_tile(&sub, colsC + r.lowerBound * taps * np, Int64(p0), Int64(np), gxC + r.lowerBound * inPlane)
+                }
             }
         }
     }
