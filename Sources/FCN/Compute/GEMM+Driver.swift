@@ -5,7 +5,7 @@
 // the same order whatever the thread count). Each thread walks its tile with
 //   for jc in N step NC { for pc in K step KC { pack B[pc, jc] (KC x NC, NR-column panels)
 //     for ic in M step MC { pack A[ic, pc] (MC x KC, MR-row panels); macro-kernel } } }
-// When the tile height fits one MC block (conv layers: M = Cout <= 336), packed B would not be
+// When the tile height fits one MC block (conv layers: M = Cout <= 512), packed B would not be
 // reused, so B is instead packed one NR panel at a time inside the macro-kernel while the next
 // panel's rows are prefetched (fcn_sgemm_macro_packing_b): DRAM reads overlap the FMAs.
 // The macro-kernel loops over MR x NR register tiles in C. beta is applied in the first KC
@@ -191,8 +191,11 @@ struct GEMMPlan {
             let mBlocks = max(1, (mTile + max(mr, blocks.mc) - 1) / max(mr, blocks.mc))
             mc = roundUp((mTile + mBlocks - 1) / mBlocks, mr)
         }
-        if mTile <= mc && blocks.singleRowA > 0 {
-            kcLimit = max(blocks.kc, min(blocks.singleRowKC, blocks.singleRowA / mc))
+        // The K blocking depends on m only (not on the thread grid), so that every element of
+        // C is summed in the same order whatever the thread count.
+        let mAll = roundUp(m, mr)
+        if mAll <= max(blocks.mc, blocks.singleRowMC) && blocks.singleRowA > 0 {
+            kcLimit = max(blocks.kc, min(blocks.singleRowKC, blocks.singleRowA / mAll))
         }
         let kBlocks = max(1, (k + kcLimit - 1) / kcLimit)
         kc = (k + kBlocks - 1) / kBlocks
