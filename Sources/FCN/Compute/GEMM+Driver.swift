@@ -194,7 +194,7 @@ struct GEMMPlan {
         // The K blocking depends on m only (not on the thread grid), so that every element of
         // C is summed in the same order whatever the thread count.
         let mAll = roundUp(m, mr)
-        if mAll <= max(blocks.mc, blocks.singleRowMC) && blocks.singleRowA > 0 {
+        if m <= max(blocks.mc, blocks.singleRowMC) && blocks.singleRowA > 0 {
             kcLimit = max(blocks.kc, min(blocks.singleRowKC, blocks.singleRowA / mAll))
         }
         let kBlocks = max(1, (k + kcLimit - 1) / kcLimit)
