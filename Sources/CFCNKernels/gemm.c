@@ -6,6 +6,7 @@
 
 static int kernel_for(int isa, fcn_gemm_kernel *k) {
     if (!(fcn_cpu_isa_flags() & isa)) return 0;
+    *k = (fcn_gemm_kernel){0};
     switch (isa) {
     case FCN_ISA_PORTABLE: return fcn_gemm_kernel_portable(k);
     case FCN_ISA_AVX2_FMA: return fcn_gemm_kernel_avx2(k);
@@ -69,6 +70,56 @@ void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc
     for (ptrdiff_t j = 0; j < nc; j += k->nr) {
         ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
         k->pack_b(transB, b, ldb, p0, j0 + j, kc, w, buf);
+        k->macro(mc, w, kc, alpha, packA, buf, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
+    }
+}
+
+// MARK: Convolution B sources (implicit im2col)
+
+// One NR-wide panel of a convolution source, generic path: the im2col rows are written
+// straight into the panel (FCN_B_IM2COL) or into `tmp` and transposed (FCN_B_IM2COL_T).
+static void pack_b_conv_panel(const fcn_gemm_kernel *k, const fcn_b_source *src, ptrdiff_t p0, ptrdiff_t j0,
+                              ptrdiff_t kc, ptrdiff_t w, float *dst) {
+    if (k->pack_b_conv && k->pack_b_conv(src, p0, j0, kc, w, dst)) return;
+    const int NR = k->nr;
+    if (src->kind == FCN_B_IM2COL) {
+        fcn_im2col_rows(&src->g, src->x, p0, kc, j0, w, dst, NR);
+        if (w < NR)
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t q = w; q < NR; q++) dst[p * NR + q] = 0.0f;
+    } else {
+        fcn_im2col_rows(&src->g, src->x, j0, w, p0, kc, src->tmp, kc);
+        fcn_pack_generic(src->tmp, kc, 1, w, kc, NR, dst);
+    }
+}
+
+void fcn_sgemm_pack_b_src(int isa, const fcn_b_source *src, ptrdiff_t p0, ptrdiff_t j0,
+                          ptrdiff_t kc, ptrdiff_t nc, float *dst) {
+    const fcn_gemm_kernel *k = get_kernel(isa);
+    if (src->kind == FCN_B_MATRIX) {
+        k->pack_b(src->transB, src->b, src->ldb, p0, j0, kc, nc, dst);
+        return;
+    }
+    for (ptrdiff_t j = 0; j < nc; j += k->nr) {
+        ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
+        pack_b_conv_panel(k, src, p0, j0 + j, kc, w, dst + j * kc);
+    }
+}
+
+void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                                   const float *packA, const fcn_b_source *src,
+                                   ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
+                                   float *c, ptrdiff_t ldc,
+                                   const float *rowBias, const float *colBias, int relu) {
+    if (src->kind == FCN_B_MATRIX) {
+        fcn_sgemm_macro_packing_b(isa, mc, nc, kc, alpha, packA, src->transB, src->b, src->ldb, p0, j0, buf,
+                                  beta, c, ldc, rowBias, colBias, relu);
+        return;
+    }
+    const fcn_gemm_kernel *k = get_kernel(isa);
+    for (ptrdiff_t j = 0; j < nc; j += k->nr) {
+        ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
+        pack_b_conv_panel(k, src, p0, j0 + j, kc, w, buf);
         k->macro(mc, w, kc, alpha, packA, buf, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
     }
 }

@@ -58,8 +58,11 @@ static inline TGT void pack_transposing(const float *src, ptrdiff_t rs, ptrdiff_
         ptrdiff_t kk = kc - p < 16 ? kc - p : 16;
         __mmask16 km = mask_n(kk);
         __m512 r[16];
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < 16; i++) {
+            // Rows are far apart (a weight row is K floats): prefetch 256 bytes ahead in each.
+            if (i < rows) _mm_prefetch((const char *)(src + i * rs + p) + 256, _MM_HINT_T0);
             r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * rs + p) : _mm512_setzero_ps();
+        }
         transpose16(r);
         for (int q = 0; q < kk; q++) _mm512_mask_storeu_ps(dst + (p + q) * W + off, rowStore, r[q]);
     }
@@ -125,12 +128,13 @@ static inline TGT __m512 epi(__m512 acc, __m512 va, float beta, __m512 vb, const
     return v;
 }
 
-// One k step of the MR x 32 tile: 2 loads of B, MR broadcasts of A, 2*MR FMAs.
-#define FCN_K_STEP()                                                    \
+// One k step of a ROWS x 32 tile: 2 loads of B, ROWS broadcasts of A, 2*ROWS FMAs. The
+// packed A panel is always MR wide (zero rows past the edge), so pa advances by MR.
+#define FCN_K_STEP(ROWS)                                                \
     do {                                                                \
         __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16); \
         _Pragma("clang loop unroll(full)")                              \
-        for (int i = 0; i < MR; i++) {                                  \
+        for (int i = 0; i < ROWS; i++) {                                \
             __m512 av = _mm512_set1_ps(pa[i]);                          \
             acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);                 \
             acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);                 \
@@ -139,42 +143,62 @@ static inline TGT __m512 epi(__m512 acc, __m512 va, float beta, __m512 vb, const
         pb += NR;                                                       \
     } while (0)
 
-// MR x 32 microkernel over packed panels. While it runs it prefetches `pfRows` rows of
-// 128 bytes (pf, pf + pfStride, ...) into L2: the source of the next B panel when B is
-// packed panel by panel (see macro_packing_b), so DRAM reads overlap the FMAs.
+// ROWS x 32 microkernel over packed panels (ROWS = MR for full panels; 8 and 4 for the last
+// panel of an M that is not a multiple of MR, so e.g. M = 64 = 4*14 + 8 wastes no FMAs).
+// While it runs it prefetches `pfRows` rows of 128 bytes (pf, pf + pfStride, ...) into L2:
+// the source of the next B panel when B is packed panel by panel (see macro_packing_b), so
+// DRAM reads overlap the FMAs.
+#define FCN_DEFINE_KERNEL(NAME, ROWS)                                                           \
+static TGT void NAME(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,      \
+                     int mr, int nr, float alpha, float beta,                                     \
+                     const float *rb, const float *cb, int relu,                                  \
+                     const char *pf, ptrdiff_t pfStride, ptrdiff_t pfRows) {                      \
+    __m512 acc0[ROWS], acc1[ROWS];                                                                \
+    _Pragma("clang loop unroll(full)")                                                            \
+    for (int i = 0; i < ROWS; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); } \
+    for (int i = 0; i < ROWS; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);        \
+    for (int i = 0; i < ROWS; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);   \
+    ptrdiff_t p = 0;                                                                              \
+    ptrdiff_t np = pfRows < kc ? pfRows : kc;                                                     \
+    for (; p < np; p++) {                                                                         \
+        _mm_prefetch(pf, _MM_HINT_T1);                                                            \
+        _mm_prefetch(pf + 64, _MM_HINT_T1);                                                       \
+        _mm_prefetch(pf + 127, _MM_HINT_T1);                                                      \
+        pf += pfStride;                                                                           \
+        FCN_K_STEP(ROWS);                                                                         \
+    }                                                                                             \
+    _Pragma("clang loop unroll_count(4)")                                                         \
+    for (; p < kc; p++) FCN_K_STEP(ROWS);                                                         \
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                 \
+    __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);                                              \
+    __m512 cb0 = cb ? _mm512_maskz_loadu_ps(m0, cb) : _mm512_setzero_ps();                        \
+    __m512 cb1 = cb ? _mm512_maskz_loadu_ps(m1, cb + 16) : _mm512_setzero_ps();                   \
+    _Pragma("clang loop unroll(full)")                                                            \
+    for (int i = 0; i < ROWS; i++) {                                                              \
+        if (i < mr) {                                                                             \
+            float *ci = c + i * ldc;                                                              \
+            __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();                          \
+            _mm512_mask_storeu_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm512_add_ps(cb0, r), relu));      \
+            _mm512_mask_storeu_ps(ci + 16, m1, epi(acc1[i], va, beta, vb, ci + 16, m1, _mm512_add_ps(cb1, r), relu)); \
+        }                                                                                         \
+    }                                                                                             \
+}
+
+FCN_DEFINE_KERNEL(kernel_full, MR)
+FCN_DEFINE_KERNEL(kernel_8, 8)
+FCN_DEFINE_KERNEL(kernel_4, 4)
+
+// The microkernel for an edge of `mr` rows: the smallest of 4, 8, MR rows that covers it.
 static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
                        int mr, int nr, float alpha, float beta,
                        const float *rb, const float *cb, int relu,
                        const char *pf, ptrdiff_t pfStride, ptrdiff_t pfRows) {
-    __m512 acc0[MR], acc1[MR];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < MR; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); }
-    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
-    ptrdiff_t p = 0;
-    ptrdiff_t np = pfRows < kc ? pfRows : kc;
-    for (; p < np; p++) {
-        _mm_prefetch(pf, _MM_HINT_T1);
-        _mm_prefetch(pf + 64, _MM_HINT_T1);
-        _mm_prefetch(pf + 127, _MM_HINT_T1);
-        pf += pfStride;
-        FCN_K_STEP();
-    }
-#pragma clang loop unroll_count(4)
-    for (; p < kc; p++) FCN_K_STEP();
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
-    __m512 cb0 = cb ? _mm512_maskz_loadu_ps(m0, cb) : _mm512_setzero_ps();
-    __m512 cb1 = cb ? _mm512_maskz_loadu_ps(m1, cb + 16) : _mm512_setzero_ps();
-#pragma clang loop unroll(full)
-    for (int i = 0; i < MR; i++) {
-        if (i < mr) {
-            float *ci = c + i * ldc;
-            __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();
-            _mm512_mask_storeu_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm512_add_ps(cb0, r), relu));
-            _mm512_mask_storeu_ps(ci + 16, m1, epi(acc1[i], va, beta, vb, ci + 16, m1, _mm512_add_ps(cb1, r), relu));
-        }
-    }
+    if (mr > 8 || MR <= 8)
+        kernel_full(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu, pf, pfStride, pfRows);
+    else if (mr > 4)
+        kernel_8(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu, pf, pfStride, pfRows);
+    else
+        kernel_4(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu, pf, pfStride, pfRows);
 }
 
 static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
@@ -215,7 +239,135 @@ static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float 
     }
 }
 
+// One 32-wide panel of a convolution B source (see fcn_kernels.h).
+//   FCN_B_IM2COL, stride 1 (any dilation, padding, kernel width <= 16): panel row p (tap
+//   (c, i, j)) holds the 32 output pixels j0.. as runs along output rows ("segments"); each
+//   segment is one contiguous piece of an input row, loaded with a masked load (lanes in
+//   the padding or outside the segment stay 0; masked-off lanes are never read).
+//   FCN_B_IM2COL_T: the im2col rows of the panel's taps go to `tmp` ([w, kc]) and are
+//   transposed 16 x 16 into the panel.
+// Other cases return 0 (generic packer).
+#ifndef PF_AHEAD
+#define PF_AHEAD 64 // floats ahead (2 panels) that the convolution packer prefetches
+#endif
+static TGT int pack_b_conv(const void *srcv, ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t w, float *dst) {
+    const fcn_b_source *src = (const fcn_b_source *)srcv;
+    const fcn_conv_geometry *g = &src->g;
+    if (src->kind == FCN_B_IM2COL_T) {
+        fcn_im2col_rows(g, src->x, j0, w, p0, kc, src->tmp, kc);
+        pack_transposing(src->tmp, kc, w < 16 ? w : 16, kc, NR, 0, 16, dst);
+        if (w > 16) {
+            pack_transposing(src->tmp + 16 * kc, kc, w - 16, kc, NR, 16, 16, dst);
+        } else {
+            for (ptrdiff_t p = 0; p < kc; p++) _mm512_storeu_ps(dst + p * NR + 16, _mm512_setzero_ps());
+        }
+        return 1;
+    }
+    if (src->kind != FCN_B_IM2COL || g->sw != 1 || g->kw > 16) return 0;
+    const int64_t H = g->height, W = g->width, plane = H * W, kw = g->kw, taps = g->kh * kw;
+    // Segments: runs of the panel's pixels along one output row.
+    int64_t segIh0[NR], segIw0[NR]; // input row / column of tap (0, 0) for the segment's first pixel
+    int segQ[NR], nseg = 0;
+    {
+        int64_t oh = j0 / g->out_w, ow = j0 % g->out_w;
+        for (ptrdiff_t q = 0; q < w; nseg++) {
+            int64_t run = g->out_w - ow;
+            if (run > w - q) run = w - q;
+            segIh0[nseg] = oh * g->sh - g->pad_top;
+            segIw0[nseg] = ow - g->pad_left;
+            segQ[nseg] = (int)q;
+            q += run; oh++; ow = 0;
+        }
+    }
+    // Per segment and kernel column j: lane mask of valid input columns, and the offset of
+    // lane 0 from the start of the input row.
+    uint32_t mask[NR][16];
+    int64_t off[NR][16];
+    for (int s = 0; s < nseg; s++) {
+        int64_t len = (s + 1 < nseg ? segQ[s + 1] : (int64_t)w) - segQ[s];
+        for (int64_t j = 0; j < kw; j++) {
+            int64_t iw0 = segIw0[s] + j * g->dw;
+            int64_t lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0 < len ? W - iw0 : len;
+            mask[s][j] = lo < hi ? (uint32_t)((((uint64_t)1 << (hi - lo)) - 1) << (segQ[s] + lo)) : 0;
+            off[s][j] = iw0 - segQ[s];
+        }
+    }
+    int64_t c = p0 / taps, i = p0 % taps / kw, j = p0 % kw;
+    // Interior panel (one segment, every tap inside the input): plain loads, no masks.
+    if (nseg == 1 && w == NR) {
+        int64_t ihLo = segIh0[0], ihHi = segIh0[0] + (g->kh - 1) * g->dh;
+        int64_t iwLo = segIw0[0], iwHi = segIw0[0] + (kw - 1) * g->dw + NR - 1;
+        if (ihLo >= 0 && ihHi < H && iwLo >= 0 && iwHi < W) {
+            const float *xp = src->x + c * plane + (segIh0[0] + i * g->dh) * W + segIw0[0];
+            const ptrdiff_t dw = g->dw, rowStep = g->dh * W;
+            float *d = dst;
+            for (ptrdiff_t p = 0; p < kc;) {
+                const float *r = xp + j * dw;
+                for (; j < kw && p < kc; j++, p++, r += dw, d += NR) {
+                    __m512 v0 = _mm512_loadu_ps(r), v1 = _mm512_loadu_ps(r + 16);
+                    _mm512_storeu_ps(d, v0);
+                    _mm512_storeu_ps(d + 16, v1);
+                }
+                j = 0;
+                if (++i == g->kh) {
+                    i = 0; c++;
+                    xp = src->x + c * plane + segIh0[0] * W + segIw0[0];
+                } else {
+                    xp += rowStep;
+                }
+                // Prefetch the part of this row two panels ahead (see below).
+                _mm_prefetch((const char *)(xp + PF_AHEAD), _MM_HINT_T1);
+                _mm_prefetch((const char *)(xp + PF_AHEAD) + 64, _MM_HINT_T1);
+                _mm_prefetch((const char *)(xp + PF_AHEAD) + 128, _MM_HINT_T1);
+            }
+            return 1;
+        }
+    }
+    const float *rowp[NR];
+    int64_t pfCol = segIw0[nseg - 1] + (w - segQ[nseg - 1]) + PF_AHEAD - NR;
+    if (pfCol < 0) pfCol = 0;
+    for (ptrdiff_t p = 0; p < kc;) {
+        // New (c, i): input row of every segment, or NULL in the padding.
+        const float *xc = src->x + c * plane;
+        for (int s = 0; s < nseg; s++) {
+            int64_t ih = segIh0[s] + i * g->dh;
+            rowp[s] = (ih >= 0 && ih < H) ? xc + ih * W : 0;
+        }
+        // Prefetch what the next panel reads from this input row (it continues the last
+        // segment): the hardware prefetchers cannot follow channels*kh interleaved streams.
+        if (rowp[nseg - 1] && pfCol < W) {
+            const char *pf = (const char *)(rowp[nseg - 1] + pfCol);
+            _mm_prefetch(pf, _MM_HINT_T1);
+            _mm_prefetch(pf + 64, _MM_HINT_T1);
+            _mm_prefetch(pf + 128, _MM_HINT_T1);
+        }
+        for (; j < kw && p < kc; j++, p++) {
+            __m512 v0, v1;
+            if (nseg == 1 && mask[0][j] == 0xFFFFFFFFu && rowp[0]) {
+                const float *base = rowp[0] + off[0][j];
+                v0 = _mm512_loadu_ps(base);
+                v1 = _mm512_loadu_ps(base + 16);
+            } else {
+                v0 = _mm512_setzero_ps(); v1 = _mm512_setzero_ps();
+                for (int s = 0; s < nseg; s++) {
+                    uint32_t m = mask[s][j];
+                    if (!rowp[s] || !m) continue;
+                    const float *base = rowp[s] + off[s][j];
+                    v0 = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v0), _mm512_castps_si512(_mm512_maskz_loadu_ps((__mmask16)m, base))));
+                    v1 = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v1), _mm512_castps_si512(_mm512_maskz_loadu_ps((__mmask16)(m >> 16), base + 16))));
+                }
+            }
+            _mm512_storeu_ps(dst + p * NR, v0);
+            _mm512_storeu_ps(dst + p * NR + 16, v1);
+        }
+        j = 0;
+        if (++i == g->kh) { i = 0; c++; }
+    }
+    return 1;
+}
+
 int fcn_gemm_kernel_avx512(fcn_gemm_kernel *k) {
+    k->pack_b_conv = pack_b_conv;
     k->mr = MR;
     k->nr = NR;
     k->pack_a = pack_a;

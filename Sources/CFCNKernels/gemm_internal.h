@@ -17,12 +17,19 @@ typedef void (*fcn_macro_packing_b_fn)(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
                                        float *buf, float beta, float *c, ptrdiff_t ldc,
                                        const float *rowBias, const float *colBias, int relu);
 
+// Packs one NR-wide panel (w <= NR valid columns, the rest zero) of a convolution B source
+// (FCN_B_IM2COL or FCN_B_IM2COL_T); returns 0 when this ISA has no fast path for the source
+// (the caller then uses the generic packer).
+typedef int (*fcn_pack_b_conv_fn)(const void *src, ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t w,
+                                  float *dst);
+
 typedef struct {
     int mr, nr;
     fcn_pack_a_fn pack_a;
     fcn_pack_b_fn pack_b;
     fcn_macro_fn macro;
     fcn_macro_packing_b_fn macro_packing_b; // optional (NULL: generic panel loop)
+    fcn_pack_b_conv_fn pack_b_conv;         // optional (NULL: generic im2col packer)
 } fcn_gemm_kernel;
 
 // Each returns 1 and fills *k when the ISA is compiled in (the caller checks the CPU).

@@ -16,39 +16,42 @@ static inline void valid_range(int64_t iw0, int64_t s, int64_t width, int64_t ru
     *lo = l; *hi = h;
 }
 
-void fcn_im2col_tile(const fcn_conv_geometry *g, const float *x, int64_t p0, int64_t np, float *cols) {
+void fcn_im2col_rows(const fcn_conv_geometry *g, const float *x, int64_t r0, int64_t nr,
+                     int64_t p0, int64_t np, float *dst, int64_t ld) {
     const int64_t H = g->height, W = g->width, plane = H * W;
-    const int64_t sw = g->sw;
-    for (int64_t c = 0; c < g->channels; c++) {
+    const int64_t sw = g->sw, taps = g->kh * g->kw;
+    int64_t c = r0 / taps, i = r0 % taps / g->kw, j = r0 % g->kw;
+    for (int64_t r = 0; r < nr; r++) {
         const float *xc = x + c * plane;
-        for (int64_t i = 0; i < g->kh; i++) {
-            for (int64_t j = 0; j < g->kw; j++) {
-                float *row = cols + ((c * g->kh + i) * g->kw + j) * np;
-                int64_t oh = p0 / g->out_w, ow = p0 % g->out_w, q = 0;
-                while (q < np) {
-                    int64_t run = g->out_w - ow;
-                    if (run > np - q) run = np - q;
-                    float *dst = row + q;
-                    int64_t ih = oh * g->sh - g->pad_top + i * g->dh;
-                    if (ih < 0 || ih >= H) {
-                        memset(dst, 0, (size_t)run * sizeof(float));
-                    } else {
-                        const float *src = xc + ih * W;
-                        int64_t iw0 = ow * sw - g->pad_left + j * g->dw, lo, hi;
-                        valid_range(iw0, sw, W, run, &lo, &hi);
-                        if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
-                        if (sw == 1) {
-                            if (hi > lo) memcpy(dst + lo, src + (iw0 + lo), (size_t)(hi - lo) * sizeof(float));
-                        } else {
-                            for (int64_t t = lo; t < hi; t++) dst[t] = src[iw0 + t * sw];
-                        }
-                        if (hi < run) memset(dst + hi, 0, (size_t)(run - hi) * sizeof(float));
-                    }
-                    q += run; oh++; ow = 0;
+        float *row = dst + r * ld;
+        int64_t oh = p0 / g->out_w, ow = p0 % g->out_w, q = 0;
+        while (q < np) {
+            int64_t run = g->out_w - ow;
+            if (run > np - q) run = np - q;
+            float *d = row + q;
+            int64_t ih = oh * g->sh - g->pad_top + i * g->dh;
+            if (ih < 0 || ih >= H) {
+                memset(d, 0, (size_t)run * sizeof(float));
+            } else {
+                const float *src = xc + ih * W;
+                int64_t iw0 = ow * sw - g->pad_left + j * g->dw, lo, hi;
+                valid_range(iw0, sw, W, run, &lo, &hi);
+                if (lo > 0) memset(d, 0, (size_t)lo * sizeof(float));
+                if (sw == 1) {
+                    if (hi > lo) memcpy(d + lo, src + (iw0 + lo), (size_t)(hi - lo) * sizeof(float));
+                } else {
+                    for (int64_t t = lo; t < hi; t++) d[t] = src[iw0 + t * sw];
                 }
+                if (hi < run) memset(d + hi, 0, (size_t)(run - hi) * sizeof(float));
             }
+            q += run; oh++; ow = 0;
         }
+        if (++j == g->kw) { j = 0; if (++i == g->kh) { i = 0; c++; } }
     }
+}
+
+void fcn_im2col_tile(const fcn_conv_geometry *g, const float *x, int64_t p0, int64_t np, float *cols) {
+    fcn_im2col_rows(g, x, 0, g->channels * g->kh * g->kw, p0, np, cols, np);
 }
 
 void fcn_col2im_tile(const fcn_conv_geometry *g, const float *cols, int64_t p0, int64_t np, float *x) {

@@ -24,6 +24,11 @@ final class Bench {
         var quick = false
         var filter: String? = nil
         var repeats = 3
+        /// Time with the process CPU clock instead of the wall clock (for single-thread
+        /// measurements on a machine shared with other jobs).
+        var cpuTime = false
+        /// `--probe CIN,COUT,K,PAD,H`: one extra convolution row named "probe" (experiments).
+        var probe: [Int]? = nil
     }
 
     let options: Options
@@ -32,7 +37,7 @@ final class Bench {
 
     init(options: Options) { self.options = options }
 
-    /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`.
+    /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`, `--cpu`.
     static func parseOptions(_ args: [String]) -> Options {
         var o = Options()
         var i = 1
@@ -48,8 +53,10 @@ final class Bench {
             case "--quick": o.quick = true
             case "--filter": o.filter = value()
             case "--repeats": o.repeats = max(1, Int(value()) ?? o.repeats)
+            case "--cpu": o.cpuTime = true
+            case "--probe": o.probe = value().split(separator: ",").compactMap { Int($0) }
             case "-h", "--help":
-                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N]")
+                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N] [--cpu]")
                 exit(0)
             default: fatalError("fcn-bench: unknown argument \(args[i])")
             }
@@ -66,6 +73,13 @@ final class Bench {
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+    /// CPU time of the whole process (all threads), nanoseconds.
+    static func cpuNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// Times `body` (one warm-up run, then best of `options.repeats`) and records a row.
     /// `flops` is the work of one run (0: no GFLOP/s column).
     func run(_ name: String, flops: Double, _ body: () -> Void) {
@@ -73,9 +87,10 @@ final class Bench {
         body()
         var best = Double.infinity
         for _ in 0..<options.repeats {
-            let t0 = Self.now()
+            let clock = options.cpuTime ? Self.cpuNow : Self.now
+            let t0 = clock()
             body()
-            best = min(best, Double(Self.now() - t0) / 1e6)
+            best = min(best, Double(clock() - t0) / 1e6)
         }
         rows.append(BenchRow(row: name, ms: best, gflops: flops > 0 ? flops / (best * 1e6) : 0))
         if !options.json {

@@ -8,8 +8,18 @@
 //   gemm <layer> 500   the im2col GEMM of a VGG16-FCN layer at a 500 x 500 input
 //                      (M = Cout, K = Cin * kh * kw, N = Hout * Wout; conv1_1 pad 100,
 //                      other 3x3 convs pad 1, 2x2/2 ceil-mode pools, fc6 7x7 valid).
-// --quick: a CI smoke run on small sizes that also checks each result against
-// sgemmReference and exits non-zero on a mismatch.
+//   conv <layer> 500   conv2d of every distinct VGG16-FCN convolution at a 500 x 500 input
+//                      (bias, fused ReLU where the net has one; under withoutGrad)
+//   deconv <layer> 500 the bilinear upsampling layers (upscore2, upscore_pool4, upscore8,
+//                      upscore, upscore16) at their 500 x 500 input sizes
+//   pool pool1 500     2x2 stride-2 ceil-mode max pool of conv1_2's output
+//   fcn{32,16,8}s forward {224,500}   whole network, 21 classes, full width, random weights,
+//                      eval mode, withoutGrad
+//   fcn8s train step 256   forward + softmax cross-entropy + backward, batch 1, train mode
+// GFLOP counts: 2 * multiply-adds of the convolution layers (LayerRows.swift).
+// --quick: a CI smoke run on small sizes that checks each GEMM, convolution, transpose
+// convolution and pool against the naive references (sgemmReference, conv2dReference, ...)
+// and exits non-zero on a mismatch.
 import FCN
 #if canImport(Glibc)
 import Glibc
@@ -22,4 +32,5 @@ Compute.threads = options.threads
 let bench = Bench(options: options)
 bench.printHeader()
 gemmRows(bench)
+layerRows(bench)
 exit(bench.finish())

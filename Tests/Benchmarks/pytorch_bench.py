@@ -7,7 +7,17 @@ Rows: `sgemm S` (torch.mm, S x S x S), `numpy sgemm S` (numpy.matmul, float32), 
 `gemm <layer> 500`: the im2col GEMM of each VGG16-FCN layer at a 500 x 500 input
 (M = Cout, K = Cin*kh*kw, N = Hout*Wout; conv1_1 pad 100, other 3x3 convs pad 1,
 2x2/2 ceil-mode pools, fc6 7x7 valid), computed as torch.mm([M, K], [K, N]).
-Timing: monotonic clock, one warm-up run, best of N. --json prints
+Layer and network rows (same names and shapes as fcn-bench, see LayerRows.swift there):
+`conv <layer> 500` (F.conv2d + bias, ReLU where the net has one), `deconv <layer> 500`
+(F.conv_transpose2d with the bilinear kernel), `pool pool1 500`,
+`fcn{32,16,8}s forward {224,500}` (the Caffe-layout VGGFCN of
+Tests/FCNTests/Fixtures/gen_models.py, 21 classes, full width, random weights, eval,
+no_grad), `fcn8s train step 256` (train mode, cross-entropy, backward; upsampling weights
+frozen as in the reference), and `ort fcn{32,16,8}s forward {224,500}`: the same network
+exported with torch.onnx.export and run by onnxruntime (intra_op_num_threads = threads,
+inter_op_num_threads = 1). GFLOP = 2 * multiply-adds of the convolution layers.
+--only NAME runs exactly one row (for peak-memory measurements).
+Timing: monotonic clock (process CPU clock with --cpu), one warm-up run, best of N. --json prints
 {"threads": N, "rows": [{"row": ..., "ms": ..., "gflops": ...}, ...]} like fcn-bench.
 """
 import argparse
@@ -21,6 +31,10 @@ def parse():
     p.add_argument("--json", action="store_true")
     p.add_argument("--filter", default=None)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cpu", action="store_true", help="process CPU time instead of wall time")
+    p.add_argument("--only", default=None, help="run only the row with exactly this name")
+    p.add_argument("--no-ort", action="store_true", help="skip the onnxruntime rows")
+    p.add_argument("--export", nargs=3, metavar=("VARIANT", "SIZE", "PATH"), help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -33,9 +47,15 @@ import json  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-torch.set_num_threads(ARGS.threads)
+# `--only "ort ..."` (peak-memory runs) never imports torch in this process: the ONNX file
+# is exported by a child process, so the resident set is onnxruntime's alone.
+ORT_ONLY = ARGS.only is not None and ARGS.only.startswith("ort ")
+if ORT_ONLY:
+    torch = None
+else:
+    import torch  # noqa: E402
+    torch.set_num_threads(ARGS.threads)
 
 
 class Bench:
@@ -44,6 +64,8 @@ class Bench:
         self.rows = []
 
     def wants(self, name):
+        if self.args.only is not None:
+            return name == self.args.only
         return self.args.filter is None or self.args.filter in name
 
     def run(self, name, flops, fn):
@@ -51,10 +73,11 @@ class Bench:
             return
         fn()
         best = float("inf")
+        clock = time.process_time_ns if self.args.cpu else time.perf_counter_ns
         for _ in range(max(1, self.args.repeats)):
-            t0 = time.perf_counter_ns()
+            t0 = clock()
             fn()
-            best = min(best, (time.perf_counter_ns() - t0) / 1e6)
+            best = min(best, (clock() - t0) / 1e6)
         gflops = flops / (best * 1e6) if flops > 0 else 0.0
         self.rows.append({"row": name, "ms": round(best, 3), "gflops": round(gflops, 1)})
         if not self.args.json:
@@ -62,7 +85,8 @@ class Bench:
 
     def header(self):
         if not self.args.json:
-            print(f"pytorch_bench (torch {torch.__version__}, numpy {np.__version__}), threads = {self.args.threads}")
+            version = torch.__version__ if torch is not None else "not loaded"
+            print(f"pytorch_bench (torch {version}, numpy {np.__version__}), threads = {self.args.threads}")
             print(f"{'row':<28}{'ms':>12}{'GFLOP/s':>10}")
 
     def finish(self):
@@ -103,9 +127,217 @@ def fcn_layer_gemms(size):
     return rows
 
 
+# MARK: layer and network rows
+
+def vgg_fcn_layers(size, classes=21):
+    """Distinct convolutions (name, cin, cout, k, pad, h, relu) and upsampling layers
+    (name, c, k, s, h) of VGG16-FCN for a size x size input, as fcn-bench's vggFCNLayers."""
+    convs, seen = [], set()
+    st = {"h": size, "cin": 3}
+    pools = {}
+
+    def conv(name, cout, k, pad, relu=True):
+        key = (st["cin"], cout, k, pad, st["h"])
+        if key not in seen:
+            convs.append((name, st["cin"], cout, k, pad, st["h"], relu))
+            seen.add(key)
+        st["h"] = st["h"] + 2 * pad - k + 1
+        st["cin"] = cout
+
+    for s, stage in enumerate([[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]):
+        for i, c in enumerate(stage):
+            conv(f"conv{s + 1}_{i + 1}", c, 3, 100 if (s, i) == (0, 0) else 1)
+        st["h"] = (st["h"] - 1) // 2 + 1
+        pools[s + 1] = st["h"]
+    conv("fc6", 4096, 7, 0)
+    conv("fc7", 4096, 1, 0)
+    conv("score_fr", classes, 1, 0, relu=False)
+    convs.append(("score_pool4", 512, classes, 1, 0, pools[4], False))
+    convs.append(("score_pool3", 256, classes, 1, 0, pools[3], False))
+    h = st["h"]
+    up2 = ("upscore2", classes, 4, 2, h)
+    h2 = (h - 1) * 2 + 4
+    up_p4 = ("upscore_pool4", classes, 4, 2, h2)
+    h4 = (h2 - 1) * 2 + 4
+    return convs, [up2, up_p4, ("upscore8", classes, 16, 8, h4), ("upscore", classes, 64, 32, h),
+                   ("upscore16", classes, 32, 16, h2)]
+
+
+def conv_flops(cin, cout, k, pad, h):
+    o = h + 2 * pad - k + 1
+    return 2.0 * cin * cout * k * k * o * o
+
+
+def fcn_flops(variant, size, classes=21):
+    """(forward, train step) GFLOP counts as fcn-bench's vggFCNFlops."""
+    convs = []
+    st = {"h": size, "cin": 3}
+    pools = {}
+
+    def conv(cout, k, pad):
+        convs.append((st["cin"], cout, k, pad, st["h"]))
+        st["h"] = st["h"] + 2 * pad - k + 1
+        st["cin"] = cout
+
+    for s, stage in enumerate([[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]):
+        for c in stage:
+            conv(c, 3, 100 if not convs else 1)
+        st["h"] = (st["h"] - 1) // 2 + 1
+        pools[s + 1] = st["h"]
+    conv(4096, 7, 0)
+    conv(4096, 1, 0)
+    conv(classes, 1, 0)
+    h = st["h"]
+    dec = []
+    if variant == "32s":
+        dec.append((64, h))
+    else:
+        h2 = (h - 1) * 2 + 4
+        dec.append((4, h))
+        if variant == "16s":
+            convs.append((512, classes, 1, 0, h2))
+            dec.append((32, h2))
+        else:
+            convs.append((512, classes, 1, 0, pools[4]))
+            convs.append((256, classes, 1, 0, pools[3]))
+            dec += [(4, h2), (16, (h2 - 1) * 2 + 4)]
+    cf = [conv_flops(*c) for c in convs]
+    df = sum(2.0 * classes * classes * k * k * hh * hh for k, hh in dec)
+    return sum(cf) + df, 3 * sum(cf) - cf[0] + 2 * df
+
+
+def bench_tensor(shape, gen):
+    return torch.rand(*shape, generator=gen) * 2 - 1
+
+
+def load_vggfcn():
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "..", "FCNTests", "Fixtures"))
+    from gen_models import VGGFCN  # noqa: E402
+    return VGGFCN
+
+
+def make_net(variant):
+    VGGFCN = load_vggfcn()
+    torch.manual_seed(1)
+    net = VGGFCN(variant, 21, 1)
+    for n, p in net.named_parameters():
+        if "upscore" in n:
+            p.requires_grad_(False)  # frozen bilinear upsampling, as the reference (and fcn-bench)
+    return net
+
+
+def export_onnx(variant, size, path):
+    """Builds the network (seeded as make_net) and writes it as ONNX (legacy exporter)."""
+    import warnings
+    net = make_net(variant).eval()
+    x = torch.zeros(1, 3, size, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+
+
+def ort_session(variant, size, tmpdir):
+    """An onnxruntime session for the network, exported by a child process (so that this
+    process's memory holds only what onnxruntime needs)."""
+    import subprocess
+    import onnxruntime as ort
+    path = os.path.join(tmpdir, f"fcn{variant}_{size}.onnx")
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = ARGS.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def layer_rows(bench):
+    import tempfile
+    if ORT_ONLY:
+        network_rows(bench, None)
+        return
+    import torch.nn.functional as F
+    gen = torch.Generator().manual_seed(1)
+    convs, deconvs = vgg_fcn_layers(500)
+    with torch.no_grad():
+        for name, cin, cout, k, pad, h, relu in convs:
+            row = f"conv {name} 500"
+            if not bench.wants(row):
+                continue
+            x = bench_tensor((1, cin, h, h), gen)
+            bound = 1 / (cin * k * k) ** 0.5
+            w = bench_tensor((cout, cin, k, k), gen) * bound
+            b = bench_tensor((cout,), gen) * bound
+            if relu:
+                fn = lambda: F.relu(F.conv2d(x, w, b, padding=pad), inplace=True)  # noqa: E731
+            else:
+                fn = lambda: F.conv2d(x, w, b, padding=pad)  # noqa: E731
+            bench.run(row, conv_flops(cin, cout, k, pad, h), fn)
+            del x, w, b
+        for name, c, k, s, h in deconvs:
+            row = f"deconv {name} 500"
+            if not bench.wants(row):
+                continue
+            x = bench_tensor((1, c, h, h), gen)
+            w = bench_tensor((c, c, k, k), gen)
+            bench.run(row, 2.0 * c * c * k * k * h * h, lambda: F.conv_transpose2d(x, w, stride=s))
+        if bench.wants("pool pool1 500"):
+            x = bench_tensor((1, 64, 698, 698), gen)
+            bench.run("pool pool1 500", 0, lambda: F.max_pool2d(x, 2, 2, ceil_mode=True))
+            del x
+    network_rows(bench, gen)
+
+
+def network_rows(bench, gen):
+    import tempfile
+    tmp = tempfile.TemporaryDirectory()
+    for size in (224, 500):
+        for variant in ("32s", "16s", "8s"):
+            row = f"fcn{variant} forward {size}"
+            ort_row = "ort " + row
+            want_t, want_o = bench.wants(row), bench.wants(ort_row) and not ARGS.no_ort
+            if not (want_t or want_o):
+                continue
+            flops = fcn_flops(variant, size)[0]
+            x = (np.random.default_rng(size).random((1, 3, size, size), dtype=np.float32) * 2 - 1) * 100
+            if want_t:
+                net = make_net(variant).eval()
+                xt = torch.from_numpy(x)
+                with torch.no_grad():
+                    bench.run(row, flops, lambda: net(xt))
+                del net, xt
+            if want_o:
+                sess = ort_session(variant, size, tmp.name)
+                feed = {"x": x}
+                bench.run(ort_row, flops, lambda: sess.run(None, feed))
+                del sess
+    row = "fcn8s train step 256"
+    if bench.wants(row) and torch is not None:
+        import torch.nn.functional as F
+        net = make_net("8s").train()
+        x = bench_tensor((1, 3, 256, 256), gen) * 100
+        labels = torch.randint(0, 21, (1, 256, 256), generator=gen)
+
+        def step():
+            net.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(x), labels, ignore_index=255)
+            loss.backward()
+
+        bench.run(row, fcn_flops("8s", 256)[1], step)
+    tmp.cleanup()
+
+
 def main():
+    if ARGS.export:
+        export_onnx(ARGS.export[0], int(ARGS.export[1]), ARGS.export[2])
+        return 0
     bench = Bench(ARGS)
     bench.header()
+    if ORT_ONLY:
+        layer_rows(bench)
+        bench.finish()
+        return 0
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for s in (256, 512, 1024, 2048):
@@ -131,6 +363,7 @@ def main():
             out = torch.empty(m, n)
             bench.run(name, 2.0 * m * n * k, lambda: torch.mm(a, b, out=out))
             del a, b, out
+    layer_rows(bench)
     bench.finish()
     return 0
 

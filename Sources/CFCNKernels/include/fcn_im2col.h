@@ -30,6 +30,11 @@ typedef struct {
 /// ([channels*kh*kw, np], row stride np). Padding positions become 0.
 void fcn_im2col_tile(const fcn_conv_geometry *g, const float *x, int64_t p0, int64_t np, float *cols);
 
+/// Rows r0 ..< r0+nr of the column tile of output pixels [p0, p0+np): row r of `dst`
+/// (row stride `ld` >= np) is tile row r0 + r. fcn_im2col_tile is the case r0 = 0, nr = all.
+void fcn_im2col_rows(const fcn_conv_geometry *g, const float *x, int64_t r0, int64_t nr,
+                     int64_t p0, int64_t np, float *dst, int64_t ld);
+
 /// The adjoint of fcn_im2col_tile: adds every entry of the column tile `cols` into the
 /// input position it was read from (entries that map to padding are dropped). `x` must be
 /// initialised by the caller (usually zeros).

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "fcn_im2col.h"
+#include "fcn_pointwise.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,6 +63,38 @@ void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc
                                ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
                                float *c, ptrdiff_t ldc,
                                const float *rowBias, const float *colBias, int relu);
+
+// MARK: Implicit-GEMM B operands (convolution lowering without a column matrix)
+//
+// A B source describes op(B) without storing it: the packing routines read it straight
+// from the input image. Kinds:
+//   FCN_B_MATRIX    op(B) from a stored matrix (b, ldb, transB), as fcn_sgemm_pack_b
+//   FCN_B_IM2COL    op(B) = cols    [K, P]: the column matrix of image x (fcn_im2col.h), K = taps
+//                   (channels*kh*kw), P = output pixels (out_h*out_w)   -- conv forward
+//   FCN_B_IM2COL_T  op(B) = cols^T  [P, K]                              -- conv weight gradient
+// `tmp` is scratch of kc * NR floats owned by the calling thread (FCN_B_IM2COL_T only).
+enum { FCN_B_MATRIX = 0, FCN_B_IM2COL = 1, FCN_B_IM2COL_T = 2 };
+
+typedef struct {
+    int kind;
+    int transB;
+    const float *b;
+    ptrdiff_t ldb;
+    fcn_conv_geometry g;
+    const float *x;
+    float *tmp;
+} fcn_b_source;
+
+/// fcn_sgemm_pack_b for any B source: packs op(B)[p0 ..< p0+kc, j0 ..< j0+nc] into `dst`.
+void fcn_sgemm_pack_b_src(int isa, const fcn_b_source *src, ptrdiff_t p0, ptrdiff_t j0,
+                          ptrdiff_t kc, ptrdiff_t nc, float *dst);
+
+/// fcn_sgemm_macro_packing_b for any B source (`buf`: kc * NR floats).
+void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                                   const float *packA, const fcn_b_source *src,
+                                   ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
+                                   float *c, ptrdiff_t ldc,
+                                   const float *rowBias, const float *colBias, int relu);
 
 #ifdef __cplusplus
 }

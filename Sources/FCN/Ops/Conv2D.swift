@@ -94,7 +94,8 @@ func reluMask(_ grad: Tensor, _ y: Tensor) -> Tensor {
 }
 
 /// Naive direct-loop convolution with the same arguments as `conv2d` (no autograd).
-/// Slow; kept as the reference the tuned engine is tested against.
+/// Slow; kept as the reference the tuned engine is tested against (tests and
+/// `fcn-bench --quick` through `FCNReference`).
 func conv2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1, padding: Padding = 0,
                      dilation: Size2 = 1, groups: Int = 1) -> Tensor {
     let g = conv2dGeometry(op: "conv2dReference", input: x.shape, weight: weight.shape, bias: bias?.shape,

@@ -162,3 +162,51 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, ou
                            padding: .explicit(top: ph.begin, bottom: ph.end, left: pw.begin, right: pw.end),
                            outputPadding: Size2(ph.extra, pw.extra))
 }
+
+/// Naive scatter loop with the same arguments as `convTranspose2d` (no autograd): every
+/// input pixel adds `x[n, ci, h, w] * weight[ci, co, i, j]` at output
+/// `(h*stride - padTop + i*dilation, w*stride - padLeft + j*dilation)` when inside.
+/// Slow; the reference the tuned engine is tested against (tests, and `fcn-bench --quick` through `FCNReference`).
+func convTranspose2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1,
+                                     padding: Padding = 0, outputPadding: Size2 = 0, dilation: Size2 = 1,
+                                     groups: Int = 1) -> Tensor {
+    let g = convTranspose2dGeometry(op: "convTranspose2dReference", input: x.shape, weight: weight.shape,
+                                    bias: bias?.shape, stride: stride, padding: padding,
+                                    outputPadding: outputPadding, dilation: dilation, groups: groups)
+    // In the geometry, the transpose convolution's output is `in*` and its input is `out*`.
+    let xp = x.storage.pointer, wp = weight.storage.pointer
+    let cin = g.outChannels, cout = g.inChannels
+    let cinG = cin / g.groups, coutG = cout / g.groups
+    var out = Tensor.zeros([g.batch, cout, g.inH, g.inW])
+    out.withUnsafeMutableBufferPointer { ob in
+        let o = ob.baseAddress!
+        for n in 0..<g.batch {
+            for ci in 0..<cin {
+                let gi = ci / cinG
+                for h in 0..<g.outH {
+                    for w in 0..<g.outW {
+                        let v = xp[((n * cin + ci) * g.outH + h) * g.outW + w]
+                        for co in 0..<coutG {
+                            let oc = gi * coutG + co
+                            for i in 0..<g.kH {
+                                let oh = h * g.strideH - g.padTop + i * g.dilH
+                                if oh < 0 || oh >= g.inH { continue }
+                                for j in 0..<g.kW {
+                                    let ow = w * g.strideW - g.padLeft + j * g.dilW
+                                    if ow < 0 || ow >= g.inW { continue }
+                                    o[((n * cout + oc) * g.inH + oh) * g.inW + ow] +=
+                                        v * wp[((ci * coutG + co) * g.kH + i) * g.kW + j]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let bias {
+            let b = bias.storage.pointer, plane = g.inH * g.inW
+            for n in 0..<g.batch { for c in 0..<cout { for i in 0..<plane { o[(n * cout + c) * plane + i] += b[c] } } }
+        }
+    }
+    return out
+}

@@ -6,12 +6,15 @@
 // propagates), exactly as ATen's CPU kernel. Indices are flat within each HxW input plane.
 // Backward routes each output gradient to its argmax (summing where windows overlap).
 //
-// Kernels: `maxPoolPlaneNaive` follows ATen's loop for any options; `maxPoolPlaneK2S2`
-// is the tuned path for the FCN pools (k2 s2 p0 d1, either rounding mode): straight-line
-// compare/select per 2x2 window, no inner window loop. Tests hold them equal.
+// Kernels: `maxPoolPlaneNaive` follows ATen's loop for any options; the FCN pools (k2 s2 p0
+// d1, either rounding mode) run `fcn_maxpool2x2_plane` (CFCNKernels pointwise.c: 16 windows
+// per AVX-512 step, the same compare/select sequence as `maxPoolPlaneK2S2`, which is kept as
+// the Swift statement of it). Tests hold them equal.
 //
 // maxUnpool2d scatters each input value to its index in a zero output plane
 // (`out = (in-1)*s - 2p + k` unless an output size is given); backward gathers.
+
+import CFCNKernels
 
 // MARK: - Public API
 
@@ -152,7 +155,11 @@ func maxPoolForward(_ x: Tensor, _ g: PoolGeometry, wantIndices: Bool, forceNaiv
             parallelFor(g.planes) { p in
                 let src = xp + p * g.inPlane, dst = o + p * g.outPlane
                 let ids = ip.map { $0 + p * g.outPlane }
-                if fast { maxPoolPlaneK2S2(src, dst, ids, g) } else { maxPoolPlaneNaive(src, dst, ids, g) }
+                if fast {
+                    fcn_maxpool2x2_plane(src, Int64(g.inH), Int64(g.inW), dst, Int64(g.outH), Int64(g.outW), ids)
+                } else {
+                    maxPoolPlaneNaive(src, dst, ids, g)
+                }
             }
         }
         if wantIndices {
@@ -278,4 +285,13 @@ func maxPoolPlaneK2S2(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Flo
             }
         }
     }
+}
+
+/// Max pooling through the naive kernel only (no autograd), same arguments and result as
+/// `maxPool2d`. Slow; the reference of the tuned kernels (tests, and `fcn-bench --quick` through `FCNReference`).
+func maxPool2dReference(_ x: Tensor, kernel: Size2, stride: Size2? = nil, padding: Size2 = 0,
+                               dilation: Size2 = 1, ceilMode: Bool = false) -> Tensor {
+    let g = PoolGeometry.make("maxPool2dReference", x, kernel: kernel, stride: stride, padding: padding,
+                              dilation: dilation, ceilMode: ceilMode)
+    return maxPoolForward(x, g, wantIndices: false, forceNaive: true).0
 }

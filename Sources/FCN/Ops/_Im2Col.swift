@@ -7,20 +7,26 @@
 //
 //   convForward         y  = W * im2col(x)                 (conv2d forward, convT input grad)
 //   convBackwardData    gx = col2im(W^T * gy)              (conv2d input grad, convT forward)
-//   convBackwardWeight  gw = sum over batch/tiles gy * im2col(x)^T   (both weight grads)
+//   convBackwardWeight  gw = sum over images gy * im2col(x)^T   (both weight grads)
 //
-// All products go through `sgemm` with M = Cout/groups, K = Cin/groups*kH*kW and N = a tile
-// of output pixels. im2col/col2im run in the C target (fcn_im2col_tile / fcn_col2im_tile)
-// over tiles of at most `tileColumns` output pixels, so the column workspace is bounded
-// whatever the image size: at most max(2^20, 128*K) floats (4 MiB, or 128 columns for very
-// deep inputs) per thread, plus, for the weight gradient split over threads, one private
-// weight-sized accumulator per thread (summed at the end). Fallbacks: 1x1 stride-1 unpadded convolutions skip im2col (the
-// input plane is already the column matrix); depthwise forward (one input channel per
-// group) uses a direct loop per plane.
+// Implicit GEMM: the column matrix im2col(x) `[K, P]` (K = Cin/groups*kH*kW taps, P output
+// pixels) is never stored. `sgemmConv` (Compute/GEMM+Driver.swift) packs its panels straight
+// from x inside the GEMM engine (CFCNKernels fcn_sgemm_*_src), so one GEMM per (image, group)
+// covers the whole image: forward `[Cout/g, K] x im2col(x)` with bias and ReLU fused in the
+// write-back; weight gradient `gy [Cout/g, P] x im2col(x)^T` accumulated over images (beta 1);
+// stride-1 input gradient as the convolution of gy with the flipped kernel
+// (`convBackwardDataFlips`). Workspace: the GEMM engine's (bounded there), plus the flipped
+// weight copy (one weight's size) for the input gradient.
+// Fallbacks: 1x1 stride-1 unpadded convolutions are plain GEMMs on x; depthwise forward (one
+// input channel per group) is a direct loop per plane; input gradients with stride > 1 (and
+// transpose-convolution forwards) run GEMM `W^T gy` into column tiles of at most
+// `tileColumns` pixels, then col2im (fcn_col2im_tile): at most max(2^20, 256*K) floats
+// (4 MiB, or 256 columns of a very deep layer) of column workspace.
 //
-// Threads: when the work items (batch x group x tile) are at least `Compute.threads`, they
-// are split over workers with `parallelChunks` (sgemm then runs serially inside each worker);
-// otherwise items run one after another and sgemm threads internally. No nesting.
+// Threads: when the independent work items (images x groups) split evenly over
+// `Compute.threads` (or there are many), they run on separate workers with `parallelChunks`
+// (sgemm then runs serially inside each worker); otherwise items run one after another and
+// the GEMM engine splits each product over the threads. No nesting.
 import CFCNKernels
 
 /// Geometry of one forward convolution (see the file contract).
@@ -55,8 +61,10 @@ struct ConvGeometry: Sendable, Equatable {
 
     /// Workspace bound (floats) for one column tile, before the 128-column floor.
     static let workspaceFloats = 1 << 20
-    /// Output pixels per column tile: `workspaceFloats / K`, clamped to [128, 4096] and to the plane.
-    var tileColumns: Int { max(1, min(outPlane, max(128, min(4096, ConvGeometry.workspaceFloats / max(1, k))))) }
+    /// Output pixels per column tile: `workspaceFloats / K`, clamped to [256, 4096] and to the plane
+    /// (the floor keeps deep layers such as fc6 in one or two GEMM calls, so their weights are
+    /// packed once or twice, not once per 100 pixels).
+    var tileColumns: Int { max(1, min(outPlane, max(256, min(4096, ConvGeometry.workspaceFloats / max(1, k))))) }
     var tileCount: Int { (outPlane + tileColumns - 1) / tileColumns }
 
     /// The per-group C geometry (channels = input channels of one group).
@@ -68,10 +76,22 @@ struct ConvGeometry: Sendable, Equatable {
     }
 }
 
-/// Whether `count` work items are split over worker threads (see the file contract).
+/// Whether `count` independent work items are split over worker threads (each then runs its
+/// GEMMs on one thread) rather than run in order with the GEMM engine threading each one:
+/// only when every thread gets the same number of items or there are many (balance).
 func convSplitsItems(_ count: Int) -> Bool {
     let threads = Compute.threads
-    return threads > 1 && count >= threads && !ParallelState.inWorker
+    return threads > 1 && !ParallelState.inWorker && count >= threads && (count % threads == 0 || count >= 4 * threads)
+}
+
+/// Runs `body(item)` for every item in `0..<count`, split over workers when `convSplitsItems`.
+func convItems(_ count: Int, _ body: (Int) -> Void) {
+    if count == 0 { return }
+    if convSplitsItems(count) {
+        parallelChunks(count) { r in for i in r { body(i) } }
+    } else {
+        for i in 0..<count { body(i) }
+    }
 }
 
 /// Runs `body(range, workspace)` over `0..<count` work items with a workspace of
@@ -91,7 +111,7 @@ func convRun(_ count: Int, split: Bool? = nil, workspace: Int, _ body: (Range<In
 }
 
 /// Adds `bias[r]` (when given) to row r of a `rows x cols` block with row stride `ld`,
-/// then clamps at 0 when `relu`.
+/// then clamps at 0 when `relu` (NaN stays NaN).
 @inline(__always)
 func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int,
                   bias: UnsafePointer<Float>?, relu: Bool) {
@@ -100,7 +120,7 @@ func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: In
         let row = y + r * ld
         let b = bias?[r] ?? 0
         if relu {
-            for j in 0..<cols { let v = row[j] + b; row[j] = v > 0 ? v : 0 }
+            for j in 0..<cols { let v = row[j] + b; row[j] = v < 0 ? 0 : v }
         } else {
             for j in 0..<cols { row[j] += b }
         }
@@ -108,6 +128,8 @@ func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: In
 }
 
 /// y = conv(x, w) + bias (then ReLU when `relu`). y `[N, Cout, outH, outW]` is overwritten.
+/// One implicit GEMM per (image, group): `[Cout/g, K] x im2col(x) [K, P]`, bias and ReLU in
+/// the GEMM write-back.
 func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                  bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool = false) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
@@ -127,51 +149,69 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         }
         return
     }
-    if g.isPointwise {
-        convRun(g.batch * g.groups, workspace: 0) { range, _ in
-            for item in range {
-                let n = item / g.groups, gi = item % g.groups
-                let xg = x + (n * g.inChannels + gi * cinG) * inPlane
-                let yg = y + (n * g.outChannels + gi * coutG) * P
-                sgemm(transA: false, transB: false, m: coutG, n: P, k: cinG, alpha: 1,
-                      a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P, beta: 0, c: yg, ldc: P)
-                convEpilogue(yg, rows: coutG, cols: P, ld: P, bias: bias.map { $0 + gi * coutG }, relu: relu)
-            }
-        }
-        return
-    }
-    let T = g.tileColumns, tiles = g.tileCount
-    convRun(g.batch * g.groups * tiles, workspace: K * T) { range, cols in
-        for item in range {
-            let tile = item % tiles, ng = item / tiles
-            let n = ng / g.groups, gi = ng % g.groups
-            let p0 = tile * T, np = min(T, P - p0)
-            let xg = x + (n * g.inChannels + gi * cinG) * inPlane
-            let yg = y + (n * g.outChannels + gi * coutG) * P + p0
-            fcn_im2col_tile(&cg, xg, Int64(p0), Int64(np), cols)
-            sgemm(transA: false, transB: false, m: coutG, n: np, k: K, alpha: 1,
-                  a: w + gi * coutG * K, lda: K, b: cols, ldb: np, beta: 0, c: yg, ldc: P)
-            convEpilogue(yg, rows: coutG, cols: np, ld: P, bias: bias.map { $0 + gi * coutG }, relu: relu)
+    let pointwise = g.isPointwise
+    convItems(g.batch * g.groups) { item in
+        let n = item / g.groups, gi = item % g.groups
+        let xg = x + (n * g.inChannels + gi * cinG) * inPlane
+        let yg = y + (n * g.outChannels + gi * coutG) * P
+        let ep = GEMMEpilogue(rowBias: bias.map { $0 + gi * coutG }, relu: relu)
+        if pointwise {
+            sgemm(transA: false, transB: false, m: coutG, n: P, k: cinG, alpha: 1,
+                  a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P, beta: 0, c: yg, ldc: P, epilogue: ep)
+        } else {
+            sgemmConv(m: coutG, a: w + gi * coutG * K, lda: K, geometry: cg, x: xg, operand: .columns,
+                      beta: 0, c: yg, ldc: P, epilogue: ep)
         }
     }
 }
 
 /// gx = col2im(W^T * gy): the input gradient of `convForward` (the adjoint of the map
 /// x -> conv(x, w)). gx `[N, Cin, H, W]` is overwritten.
+///
+/// Stride 1 (see `convBackwardDataFlips`): computed as a convolution of gy with the flipped, transposed kernel
+/// (`W'[ci, co, i, j] = W[co, ci, kH-1-i, kW-1-j]`, padding `(k-1)*d - pad`, output size
+/// H x W), one implicit GEMM of depth `Cout/g * kH * kW` per (image, group). Other strides:
+/// GEMM into bounded column tiles, then col2im.
 func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePointer<Float>,
                       gx: UnsafeMutablePointer<Float>) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
-    var cg = g.cGeometry
+    let cg = g.cGeometry
     if g.isPointwise {
-        convRun(g.batch * g.groups, workspace: 0) { range, _ in
-            for item in range {
-                let n = item / g.groups, gi = item % g.groups
-                sgemm(transA: true, transB: false, m: cinG, n: P, k: coutG, alpha: 1,
-                      a: w + gi * coutG * cinG, lda: cinG,
-                      b: gy + (n * g.outChannels + gi * coutG) * P, ldb: P, beta: 0,
-                      c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: P)
+        convItems(g.batch * g.groups) { item in
+            let n = item / g.groups, gi = item % g.groups
+            sgemm(transA: true, transB: false, m: cinG, n: P, k: coutG, alpha: 1,
+                  a: w + gi * coutG * cinG, lda: cinG,
+                  b: gy + (n * g.outChannels + gi * coutG) * P, ldb: P, beta: 0,
+                  c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: P)
+        }
+        return
+    }
+    if g.fastPaths && g.strideH == 1 && g.strideW == 1 && convBackwardDataFlips(g) {
+        let kk = g.kH * g.kW, kb = coutG * kk
+        let wf = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * cinG * kk)
+        defer { wf.deallocate() }
+        for gi in 0..<g.groups {
+            for ci in 0..<cinG {
+                let d0 = wf + (gi * cinG + ci) * kb
+                for co in 0..<coutG {
+                    let s = w + ((gi * coutG + co) * cinG + ci) * kk
+                    let d = d0 + co * kk
+                    for t in 0..<kk { d[kk - 1 - t] = s[t] }
+                }
             }
+        }
+        let bg = fcn_conv_geometry(channels: Int64(coutG), height: Int64(g.outH), width: Int64(g.outW),
+                                   kh: Int64(g.kH), kw: Int64(g.kW), sh: 1, sw: 1,
+                                   pad_top: Int64((g.kH - 1) * g.dilH - g.padTop),
+                                   pad_left: Int64((g.kW - 1) * g.dilW - g.padLeft),
+                                   dh: Int64(g.dilH), dw: Int64(g.dilW), out_h: Int64(g.inH), out_w: Int64(g.inW))
+        let wfc = UnsafePointer(wf)
+        convItems(g.batch * g.groups) { item in
+            let n = item / g.groups, gi = item % g.groups
+            sgemmConv(m: cinG, a: wfc + gi * cinG * kb, lda: kb, geometry: bg,
+                      x: gy + (n * g.outChannels + gi * coutG) * P, operand: .columns, beta: 0,
+                      c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: inPlane)
         }
         return
     }
@@ -188,48 +228,51 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
                 let p0 = tile * T, np = min(T, P - p0)
                 sgemm(transA: true, transB: false, m: K, n: np, k: coutG, alpha: 1,
                       a: w + gi * coutG * K, lda: K, b: gyg + p0, ldb: P, beta: 0, c: cols, ldc: np)
-                fcn_col2im_tile(&cg, cols, Int64(p0), Int64(np), gxg)
+                // Each input channel receives only its own rows of the tile: when the items
+                // are not split over workers, the channels are (inside a worker this runs serially).
+                let taps = g.kH * g.kW
+                let colsC = UnsafePointer(cols), gxC = gxg
+                parallelChunks(cinG, minChunk: max(1, 65_536 / max(1, taps * np))) { r in
+                    var sub = cg
+                    sub.channels = Int64(r.count)
+                    fcn_col2im_tile(&sub, colsC + r.lowerBound * taps * np, Int64(p0), Int64(np), gxC + r.lowerBound * inPlane)
+                }
             }
         }
     }
 }
 
-/// gw = sum over images and tiles of gy * im2col(x)^T: the weight gradient of
-/// `convForward`. gw `[Cout, Cin/groups, kH, kW]` is overwritten.
+/// Whether the stride-1 input gradient runs as a flipped-kernel convolution (else GEMM +
+/// col2im). The flip copies the weight once (memory traffic ~ 2 * weight count) and buys a
+/// GEMM of depth Cout/g * kH * kW instead of Cout/g; it pays unless the planes are so small
+/// that the copy rivals the GEMM (fc6 at 500 x 500: 102 M weights for a 22 x 22 plane).
+func convBackwardDataFlips(_ g: ConvGeometry) -> Bool {
+    g.outGroupChannels < 256 || g.batch * g.inPlane >= 1024
+}
+
+/// gw = sum over images of gy * im2col(x)^T: the weight gradient of `convForward`.
+/// gw `[Cout, Cin/groups, kH, kW]` is overwritten. One implicit GEMM of depth P per
+/// (image, group) (`[Cout/g, P] x im2col(x)^T [P, K]`), accumulated over the images with
+/// beta = 1; groups run on separate workers when there are enough of them.
 func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
                         gw: UnsafeMutablePointer<Float>) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
-    let wCount = g.outChannels * K
-    var cg = g.cGeometry
+    let cg = g.cGeometry
     let pointwise = g.isPointwise
-    let T = pointwise ? P : g.tileColumns, tiles = pointwise ? 1 : g.tileCount
-    let items = g.batch * g.groups * tiles
-    gw.initialize(repeating: 0, count: wCount)
-    let lock = Lock()
-    let parallel = convSplitsItems(items)
-    // Workspace: the column tile, then (in parallel mode) a private weight accumulator.
-    let tileFloats = pointwise ? 0 : K * T
-    convRun(items, split: parallel, workspace: tileFloats + (parallel ? wCount : 0)) { range, ws in
-        let acc: UnsafeMutablePointer<Float>
-        if parallel { acc = ws + tileFloats; acc.initialize(repeating: 0, count: wCount) } else { acc = gw }
-        for item in range {
-            let tile = item % tiles, ng = item / tiles
-            let n = ng / g.groups, gi = ng % g.groups
+    convItems(g.groups) { gi in
+        let c = gw + gi * coutG * K
+        for n in 0..<g.batch {
             let xg = x + (n * g.inChannels + gi * cinG) * inPlane
             let gyg = gy + (n * g.outChannels + gi * coutG) * P
+            let beta: Float = n == 0 ? 0 : 1
             if pointwise {
                 sgemm(transA: false, transB: true, m: coutG, n: cinG, k: P, alpha: 1,
-                      a: gyg, lda: P, b: xg, ldb: inPlane, beta: 1, c: acc + gi * coutG * K, ldc: K)
+                      a: gyg, lda: P, b: xg, ldb: inPlane, beta: beta, c: c, ldc: K)
             } else {
-                let p0 = tile * T, np = min(T, P - p0)
-                fcn_im2col_tile(&cg, xg, Int64(p0), Int64(np), ws)
-                sgemm(transA: false, transB: true, m: coutG, n: K, k: np, alpha: 1,
-                      a: gyg + p0, lda: P, b: ws, ldb: np, beta: 1, c: acc + gi * coutG * K, ldc: K)
+                sgemmConv(m: coutG, a: gyg, lda: P, geometry: cg, x: xg, operand: .transposedColumns,
+                          beta: beta, c: c, ldc: K)
             }
-        }
-        if parallel {
-            lock.withLock { for i in 0..<wCount { gw[i] += acc[i] } }
         }
     }
 }
@@ -239,10 +282,7 @@ func channelSums(_ t: UnsafePointer<Float>, batch: Int, channels: Int, plane: In
     Tensor.make(shape: [channels]) { out in
         for c in 0..<channels {
             var s: Float = 0
-            for n in 0..<batch {
-                let p = t + (n * channels + c) * plane
-                for i in 0..<plane { s += p[i] }
-            }
+            for n in 0..<batch { s += fcn_sum(t + (n * channels + c) * plane, Int64(plane)) }
             out[c] = s
         }
     }

@@ -14,7 +14,8 @@ final class TensorStorage: @unchecked Sendable {
     @usableFromInline
     init(uninitializedCount count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(
+        // Large buffers come from the recycling cache (Compute/BufferCache.swift).
+        let raw = BufferCache.allocate(bytes: count * MemoryLayout<Float>.stride) ?? UnsafeMutableRawPointer.allocate(
             byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
         self.pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
@@ -36,5 +37,8 @@ final class TensorStorage: @unchecked Sendable {
         TensorStorage(copying: UnsafeBufferPointer(start: pointer, count: count))
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        let raw = UnsafeMutableRawPointer(pointer)
+        if !BufferCache.release(raw, bytes: count * MemoryLayout<Float>.stride) { raw.deallocate() }
+    }
 }
