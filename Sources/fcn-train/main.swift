@@ -66,6 +66,9 @@ let t = trainer.timings
 let perImage = t.images > 0 ? t.training / Double(t.images) : 0
 var summary = "fcn-train: \(outcome == .interrupted ? "interrupted" : "done") at step \(trainer.step) after \(TrainerConsole.duration(trainer.elapsedSeconds))"
 if let v = trainer.history.lastValidation { summary += "\nlast validation: " + TrainerConsole.metricsText(v) }
+if let cm = trainer.lastConfusion {
+    summary += "\nIU per class: " + cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+}
 if t.steps > 0 {
     summary += String(format: "\ntime this session: data %.1f s, forward %.1f s, backward %.1f s, update %.1f s, validation %.1f s, checkpoints %.1f s; %.1f images/s (%.1f ms per image)",
                       t.data, t.forward, t.backward, t.update, t.validation, t.checkpoints,

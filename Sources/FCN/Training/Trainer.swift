@@ -136,6 +136,8 @@ public final class Trainer {
     public private(set) var history = TrainingHistory()
     /// Time profile.
     public private(set) var timings = TrainerTimings()
+    /// The confusion matrix of the last validation (per-class IU: `classIU`).
+    public private(set) var lastConfusion: ConfusionMatrix?
 
     private let sampler: TrainingBatchSampler
     /// Elapsed seconds of earlier sessions (from a checkpoint).
@@ -166,7 +168,9 @@ public final class Trainer {
         self.rng = FCNRandom(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 ^ 0x7261_696E)
         self.sampler = TrainingBatchSampler(source: train, batchSize: options.batch, size: options.imageSize,
                                             flip: options.flip, padPixel: options.normalization.meanPixelRGB)
-        let m = VGGFCN(variant: options.stages[0], classes: train.classes, width: options.width, seed: options.seed)
+        let m = VGGFCN(variant: options.stages[0], classes: train.classes, width: options.width, seed: options.seed,
+                       trainableUpsampling: options.learnUpsampling)
+        if options.initialization == .kaiming { Trainer.kaimingInitialize(m, seed: options.seed) }
         self.model = m
         self.optimizer = Trainer.makeOptimizer(options, model: m)
     }
@@ -216,6 +220,18 @@ public final class Trainer {
         }
     }
 
+    /// Re-initialises conv1_1 ... fc7 with `N(0, 2 / fan_in)` weights and zero biases
+    /// (He et al. 2015), seeded.
+    public static func kaimingInitialize(_ model: VGGFCN, seed: UInt64) {
+        var g = FCNRandom(seed: seed ^ 0x4B41_494D_494E_47)
+        for conv in model.convolutions.map(\.layer) + [model.fc6, model.fc7] {
+            let s = conv.weight.shape
+            let fanIn = s[1] * s[2] * s[3]
+            conv.weight.assign(Tensor.randn(s, std: (2 / Float(fanIn)).squareRoot(), using: &g))
+            if let b = conv.bias { b.assign(Tensor.zeros(b.shape)) }
+        }
+    }
+
     /// The schedule of a stage of `horizon` steps (warm-up in front when `warmup > 0`).
     public static func makeSchedule(_ options: TrainerOptions, horizon: Int) -> any LearningRateSchedule {
         let h = max(1, horizon), base = options.learningRate
@@ -227,6 +243,12 @@ public final class Trainer {
         case .exp: inner = ExponentialDecay(base: base, decayRate: 0.01, decaySteps: Double(h))
         }
         return options.warmup > 0 ? LinearWarmup(inner, warmupSteps: options.warmup) : inner
+    }
+
+    /// Training mode, with the dropout layers off when `options.dropout` is false.
+    private func setTrainingMode() {
+        model.train()
+        if !options.dropout { model.drop6.isTraining = false; model.drop7.isTraining = false }
     }
 
     /// The current stage's variant.
@@ -294,7 +316,7 @@ public final class Trainer {
         let (images, labels) = try sampler.next(using: &rng)
         let x = options.normalization.apply(images)
         let t1 = now()
-        model.train()
+        setTrainingMode()
         optimizer.learningRate = lr
         optimizer.zeroGrad()
         let loss = softmaxCrossEntropy(logits: model(x), labels: labels)
@@ -329,7 +351,7 @@ public final class Trainer {
         let t0 = now()
         var cm = ConfusionMatrix(classes: classes)
         model.eval()
-        defer { model.train() }
+        defer { setTrainingMode() }
         let n = validationSource.count
         let bs = validationSource.fixedSize != nil ? options.batch : 1
         var i = 0
@@ -343,6 +365,7 @@ public final class Trainer {
             i += bs
         }
         let metrics = ValidationMetrics(cm)
+        lastConfusion = cm
         lastValidationSeconds = seconds(since: t0)
         timings.validation += lastValidationSeconds
         history.recordValidation(metrics, step: step, stage: stageIndex, variant: variant, elapsed: elapsedSeconds)
@@ -355,7 +378,10 @@ public final class Trainer {
         fcnCheck(stageIndex + 1 < stageCount, "Trainer.advanceStage", "already at the last stage (\(variant))")
         stageIndex += 1
         model = VGGFCN(initializedFrom: model, variant: variant, seed: options.seed &+ UInt64(stageIndex))
-        model.train()
+        if options.learnUpsampling {
+            for (name, p) in model.namedParameters() where name.contains("upscore") { p.requiresGrad = true }
+        }
+        setTrainingMode()
         optimizer = Trainer.makeOptimizer(options, model: model)
         stageStartStep = step
         stageStartElapsed = elapsedSeconds
@@ -421,14 +447,15 @@ public final class Trainer {
         guard let opt = c.optimizer else { throw FCNError.mismatch("checkpoint has no optimizer state") }
         let hist = try TrainingHistory(csv: try info("trainer.history"))
 
-        let m = VGGFCN(variant: options.stages[stage], classes: classes, width: options.width, seed: options.seed)
+        let m = VGGFCN(variant: options.stages[stage], classes: classes, width: options.width, seed: options.seed,
+                       trainableUpsampling: options.learnUpsampling)
         try m.loadStateDict(c.model)
         m.drop6.generator.state = drops[0]
         m.drop7.generator.state = drops[1]
-        m.train()
         let o = Trainer.makeOptimizer(options, model: m)
         try o.load(opt)
         model = m; optimizer = o
+        setTrainingMode()
         stageIndex = stage; stageStartStep = start; step = c.step
         rng.state = rngState
         elapsedBefore = elapsed; stageStartElapsed = stageElapsed; sessionStart = nil

@@ -24,6 +24,16 @@ public enum TrainerScheduleKind: String, Sendable, CaseIterable {
     case exp
 }
 
+/// How the convolutions of a new network are initialised.
+public enum TrainerInitialization: String, Sendable, CaseIterable {
+    /// He et al.'s normal initialisation for ReLU nets, `N(0, 2 / fan_in)`, biases 0: keeps
+    /// the activation scale through the 15 layers of VGG16, so training from scratch
+    /// (without ImageNet weights) starts fast.
+    case kaiming
+    /// PyTorch's default (`kaiming_uniform_(a=sqrt(5))`): activations shrink layer after layer.
+    case pytorch
+}
+
 /// Where training images come from.
 public enum TrainerDataKind: String, Sendable, CaseIterable {
     /// `SyntheticShapes` (5 classes); validation images are held out (other indices).
@@ -91,6 +101,12 @@ public struct TrainerOptions: Sendable, Equatable {
     public var caffeGroups = false
     /// How images are normalised before the network.
     public var normalization: InputNormalization = .torchvision
+    /// Let the bilinear upsampling layers learn (the reference keeps them frozen).
+    public var learnUpsampling = false
+    /// Dropout after fc6 and fc7 (the reference's 0.5); false trains without it.
+    public var dropout = true
+    /// Initialisation of conv1_1 ... fc7 (score layers always start at zero).
+    public var initialization: TrainerInitialization = .kaiming
     /// Random horizontal flips of training images.
     public var flip = true
     /// Progress display (false: only the final summary).
@@ -118,6 +134,10 @@ public struct TrainerOptions: Sendable, Equatable {
       --staged             train 32s, then 16s from it, then the --model net (8s), a third
                            of the budget each
       --caffe-groups       biases at lr x2 and no weight decay (upsampling always frozen)
+      --learn-upsampling   let the bilinear upsampling layers learn (reference: frozen)
+      --no-dropout         no dropout after fc6 / fc7 (reference: 0.5)
+      --init kaiming|pytorch   conv1_1 ... fc7 initialisation (default kaiming); score
+                           layers start at zero, upsampling is bilinear
     data:
       --data synthetic|voc (default synthetic)
       --root DIR           VOC root (JPEGImages, SegmentationClass, ImageSets/Segmentation)
@@ -240,8 +260,11 @@ public struct TrainerOptions: Sendable, Equatable {
             case "--resume": o.resume = try value(flag)
             case "--staged": try noValue(flag); o.staged = true
             case "--caffe-groups": try noValue(flag); o.caffeGroups = true
+            case "--learn-upsampling": try noValue(flag); o.learnUpsampling = true
+            case "--no-dropout": try noValue(flag); o.dropout = false
             case "--no-flip": try noValue(flag); o.flip = false
             case "--quiet": try noValue(flag); o.progress = false
+            case "--init": o.initialization = try choice(flag, TrainerInitialization.self)
             case "--input":
                 let s = try value(flag)
                 switch s {
