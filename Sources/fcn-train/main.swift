@@ -40,9 +40,7 @@ do {
     fail("\(error)", status: 1)
 }
 
-let interrupt = TrainerInterrupt.install {
-    FileHandle.standardError.write(Data("\nfcn-train: interrupted; saving a checkpoint after this step (Ctrl-C again to quit now)\n".utf8))
-}
+let interrupt = TrainerInterrupt.install()
 
 let plan = options.stages.map { "\($0)" }.joined(separator: " -> ")
 console.message("fcn-train: \(plan), width \(options.width), \(trainer.trainSource.count) training / \(trainer.validationSource.count) validation images, "
@@ -52,7 +50,10 @@ console.message("fcn-train: \(plan), width \(options.width), \(trainer.trainSour
 
 let outcome: TrainerOutcome
 do {
-    outcome = try trainer.run(shouldStop: { interrupt.isRaised }, onEvent: console.handle)
+    outcome = try trainer.run(shouldStop: {
+        if interrupt.isRaised { console.message("fcn-train: interrupted; saving a checkpoint (Ctrl-C again quits at once)") }
+        return interrupt.isRaised
+    }, onEvent: console.handle)
 } catch {
     console.finish()
     if let out = options.out {

@@ -1,7 +1,11 @@
 // Ctrl-C handling for training runs: the first SIGINT only raises a flag that the training
 // loop checks between steps (so it can save a checkpoint and return); a second SIGINT
 // exits at once with status 130.
-import Dispatch
+//
+// A plain `signal` handler is used, not a DispatchSource: on Linux a dispatch signal
+// source never sees a signal whose disposition is SIG_IGN, and shells start background
+// jobs with SIGINT ignored; installing a handler replaces that disposition. The handler
+// only increments a counter (and calls `_exit` on the second signal), both async-signal-safe.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -10,34 +14,24 @@ import Musl
 import Darwin
 #endif
 
-/// A flag raised by SIGINT, for `Trainer.run(shouldStop:)`.
-public final class TrainerInterrupt: @unchecked Sendable {
-    private let lock = Lock()
-    private var raised = false
-    private var source: DispatchSourceSignal?
+nonisolated(unsafe) private var sigintCount: Int32 = 0
 
+private func sigintHandler(_: Int32) {
+    sigintCount &+= 1
+    if sigintCount >= 2 { _exit(130) }
+}
+
+/// A flag raised by SIGINT, for `Trainer.run(shouldStop:)`.
+public final class TrainerInterrupt: Sendable {
     private init() {}
 
-    /// Installs the handler (ignoring the default action of SIGINT) and returns the flag.
-    /// `onFirst` runs on a background queue when the first SIGINT arrives (e.g. to print
-    /// "stopping after this step").
-    public static func install(onFirst: (@Sendable () -> Void)? = nil) -> TrainerInterrupt {
-        let flag = TrainerInterrupt()
-        signal(SIGINT, SIG_IGN)
-        let src = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue.global())
-        src.setEventHandler { [flag] in
-            let again = flag.lock.withLock { () -> Bool in
-                defer { flag.raised = true }
-                return flag.raised
-            }
-            if again { exit(130) }
-            onFirst?()
-        }
-        src.resume()
-        flag.source = src
-        return flag
+    /// Installs the SIGINT handler and returns the flag.
+    public static func install() -> TrainerInterrupt {
+        sigintCount = 0
+        signal(SIGINT, sigintHandler)
+        return TrainerInterrupt()
     }
 
     /// True once SIGINT has been received.
-    public var isRaised: Bool { lock.withLock { raised } }
+    public var isRaised: Bool { sigintCount > 0 }
 }
