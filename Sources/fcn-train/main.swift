@@ -1,4 +1,83 @@
-// fcn-train: see README.
+// fcn-train: trains a VGG16 FCN (32s, 16s, 8s, staged) on synthetic shapes or a VOC folder.
+// A thin shell over the library: TrainerOptions.parse, Trainer, TrainerConsole,
+// TrainerInterrupt. See `fcn-train --help`.
+//
+//   swift build -c release --product fcn-train
+//   .build/release/fcn-train --model fcn8s --width 0.125 --image-size 64 --minutes 10 --threads 2 --out run1
+//
+// Exit status: 0 done, 2 bad arguments, 1 other errors (unreadable data, divergence),
+// 130 interrupted by Ctrl-C after saving a checkpoint.
 import FCN
+import Foundation
 
-print("fcn-train: not yet implemented")
+func fail(_ message: String, status: Int32) -> Never {
+    FileHandle.standardError.write(Data("fcn-train: \(message)\n".utf8))
+    exit(status)
+}
+
+let options: TrainerOptions
+do {
+    switch try TrainerOptions.parse(Array(CommandLine.arguments.dropFirst())) {
+    case .help:
+        print(TrainerOptions.usage)
+        exit(0)
+    case .train(let o):
+        options = o
+    }
+} catch {
+    fail("\(error)\n(see fcn-train --help)", status: 2)
+}
+
+if let t = options.threads { Compute.threads = t }
+let console = TrainerConsole.standardError()
+
+let trainer: Trainer
+do {
+    trainer = try Trainer(options: options)
+} catch let e as TrainerOptionsError {
+    fail("\(e)", status: 2)
+} catch {
+    fail("\(error)", status: 1)
+}
+
+let interrupt = TrainerInterrupt.install()
+
+let plan = options.stages.map { "\($0)" }.joined(separator: " -> ")
+console.message("fcn-train: \(plan), width \(options.width), \(trainer.trainSource.count) training / \(trainer.validationSource.count) validation images, "
+    + "\(trainer.model.trainableParameterCount) trainable parameters, batch \(options.batch), \(options.optimizer.rawValue) lr \(options.learningRate) "
+    + "\(options.schedule.rawValue), \(Compute.threads) threads"
+    + (options.resume.map { ", resumed at step \(trainer.step) from \($0)" } ?? ""))
+
+let outcome: TrainerOutcome
+do {
+    outcome = try trainer.run(shouldStop: {
+        if interrupt.isRaised { console.message("fcn-train: interrupted; saving a checkpoint (Ctrl-C again quits at once)") }
+        return interrupt.isRaised
+    }, onEvent: console.handle)
+} catch {
+    console.finish()
+    if let out = options.out {
+        _ = try? trainer.writeCurves(to: out)
+    }
+    fail("\(error)", status: 1)
+}
+console.finish()
+
+let t = trainer.timings
+let perImage = t.images > 0 ? t.training / Double(t.images) : 0
+var summary = "fcn-train: \(outcome == .interrupted ? "interrupted" : "done") at step \(trainer.step) after \(TrainerConsole.duration(trainer.elapsedSeconds))"
+if let v = trainer.history.lastValidation { summary += "\nlast validation: " + TrainerConsole.metricsText(v) }
+if let cm = trainer.lastConfusion {
+    summary += "\nIU per class: " + cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+}
+if t.steps > 0 {
+    summary += String(format: "\ntime this session: data %.1f s, forward %.1f s, backward %.1f s, update %.1f s, validation %.1f s, checkpoints %.1f s; %.1f images/s (%.1f ms per image)",
+                      t.data, t.forward, t.backward, t.update, t.validation, t.checkpoints,
+                      Double(t.images) / max(t.training, 1e-9), perImage * 1000)
+}
+if let out = options.out {
+    summary += "\noutputs: \(out)/\(Trainer.checkpointFileName), \(out)/\(Trainer.csvFileName), \(out)/\(Trainer.plotFileName)"
+    if outcome == .interrupted { summary += "\ncontinue with the same options and --resume \(out)/\(Trainer.checkpointFileName)" }
+}
+console.message(summary)
+exit(outcome == .interrupted ? 130 : 0)

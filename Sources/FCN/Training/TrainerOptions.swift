@@ -1,0 +1,306 @@
+// Training options and their command-line parser (the `fcn-train` executable is a thin
+// shell over `TrainerOptions.parse` and `Trainer`).
+//
+// Every option has a default chosen so that `fcn-train --steps 100` trains something
+// sensible on the synthetic shapes in seconds; the defaults are listed by `usage`.
+// Parsing never exits: it returns `.help` or `.train(options)`, or throws
+// `TrainerOptionsError` with a message naming the flag and the accepted values
+// (the executable prints it with the usage hint and exits with status 2).
+
+/// Which optimizer the trainer builds.
+public enum TrainerOptimizerKind: String, Sendable, CaseIterable {
+    case sgd, adam, adamw
+}
+
+/// Which learning-rate schedule the trainer builds over a stage of `H` steps.
+public enum TrainerScheduleKind: String, Sendable, CaseIterable {
+    /// Constant rate (the reference FCN solver's "fixed").
+    case fixed
+    /// `lr * (1 - t/H)^0.9` (torchvision's segmentation reference).
+    case poly
+    /// `lr * 0.1^floor(3t/H)`: two drops by 10, at a third and two thirds of the stage.
+    case step
+    /// `lr * 0.01^(t/H)`: smooth exponential decay to 1% at the end of the stage.
+    case exp
+}
+
+/// How the convolutions of a new network are initialised.
+public enum TrainerInitialization: String, Sendable, CaseIterable {
+    /// He et al.'s normal initialisation for ReLU nets, `N(0, 2 / fan_in)`, biases 0: keeps
+    /// the activation scale through the 15 layers of VGG16, so training from scratch
+    /// (without ImageNet weights) starts fast.
+    case kaiming
+    /// PyTorch's default (`kaiming_uniform_(a=sqrt(5))`): activations shrink layer after layer.
+    case pytorch
+}
+
+/// Where training images come from.
+public enum TrainerDataKind: String, Sendable, CaseIterable {
+    /// `SyntheticShapes` (5 classes); validation images are held out (other indices).
+    case synthetic
+    /// A PASCAL VOC layout folder (21 classes): `train` split for training, `val` for validation.
+    case voc
+}
+
+/// A bad command line: the message names the flag and what was expected.
+public struct TrainerOptionsError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Everything a `Trainer` needs to know (the `fcn-train` flags).
+public struct TrainerOptions: Sendable, Equatable {
+    /// The network trained (the last stage's network with `staged`).
+    public var model: VGGFCNVariant = .fcn8s
+    /// Channel multiplier of the VGG16 FCN (1 = the published widths).
+    public var width: Double = 0.125
+    /// Dataset kind.
+    public var data: TrainerDataKind = .synthetic
+    /// VOC root folder (`--data voc`).
+    public var root: String? = nil
+    /// Training image side: synthetic images are generated at this size; VOC images are
+    /// randomly scaled and cropped to it.
+    public var imageSize = 64
+    /// Number of training images (synthetic: indices 0..<trainCount).
+    public var trainCount = 2000
+    /// Number of held-out validation images (synthetic: indices from 1 000 000 on; VOC: the
+    /// first `valCount` images of the val split, 0 = all).
+    public var valCount = 100
+    /// Step budget (total over all stages); nil = unlimited (then `minutes` must be set).
+    public var steps: Int? = nil
+    /// Wall-clock budget in minutes, measured from the first training step (validation
+    /// included); nil = unlimited.
+    public var minutes: Double? = nil
+    /// Images per step.
+    public var batch = 4
+    public var optimizer: TrainerOptimizerKind = .adam
+    /// Base learning rate.
+    public var learningRate: Float = 1e-3
+    /// SGD momentum (ignored by Adam).
+    public var momentum: Float = 0.9
+    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW).
+    public var weightDecay: Float = 0
+    public var schedule: TrainerScheduleKind = .poly
+    /// Linear warm-up steps at the start of each stage (factor 1/3 -> 1).
+    public var warmup = 0
+    /// Seed of the weights, the dropout masks, the synthetic dataset and the batch sampler.
+    public var seed: UInt64 = 0
+    /// Compute threads (nil: the library default, all processors).
+    public var threads: Int? = nil
+    /// Validate (and checkpoint) every this many steps; 0 = only at the end of each stage.
+    public var valEvery = 200
+    /// Output folder for the checkpoint, the CSV and the plot; nil = write nothing.
+    public var out: String? = "fcn-train-out"
+    /// Checkpoint to continue from.
+    public var resume: String? = nil
+    /// Train 32s, then 16s initialised from it, then 8s, a third of the budget each.
+    public var staged = false
+    /// Caffe parameter groups: biases at lr x2 without weight decay (upsampling is frozen
+    /// in every case, as in the reference).
+    public var caffeGroups = false
+    /// How images are normalised before the network.
+    public var normalization: InputNormalization = .torchvision
+    /// Let the bilinear upsampling layers learn (the reference keeps them frozen).
+    public var learnUpsampling = false
+    /// Dropout after fc6 and fc7 (the reference's 0.5); false trains without it.
+    public var dropout = true
+    /// Initialisation of conv1_1 ... fc7 (score layers always start at zero).
+    public var initialization: TrainerInitialization = .kaiming
+    /// Random horizontal flips of training images.
+    public var flip = true
+    /// Progress display (false: only the final summary).
+    public var progress = true
+
+    public init() {}
+
+    /// The variants trained in order: `[model]`, or with `staged` 32s, 16s, then `model`
+    /// (32s -> 16s when `model` is 16s).
+    public var stages: [VGGFCNVariant] {
+        guard staged else { return [model] }
+        return model == .fcn16s ? [.fcn32s, .fcn16s] : [.fcn32s, .fcn16s, model]
+    }
+
+    /// The usage text (`--help`).
+    public static let usage = """
+    usage: fcn-train [options]
+
+    Trains a VGG16 FCN (Caffe layout, width-reduced) on synthetic shapes or a VOC folder,
+    with periodic validation, checkpoints, a CSV of the curves and a PNG plot.
+
+    model:
+      --model fcn8s|fcn16s|fcn32s|fcn8s-atonce   network (default fcn8s)
+      --width W            channel multiplier, e.g. 0.125 (default 0.125)
+      --staged             train 32s, then 16s from it, then the --model net (8s), a third
+                           of the budget each
+      --caffe-groups       biases at lr x2 and no weight decay (upsampling always frozen)
+      --learn-upsampling   let the bilinear upsampling layers learn (reference: frozen)
+      --no-dropout         no dropout after fc6 / fc7 (reference: 0.5)
+      --init kaiming|pytorch   conv1_1 ... fc7 initialisation (default kaiming); score
+                           layers start at zero, upsampling is bilinear
+    data:
+      --data synthetic|voc (default synthetic)
+      --root DIR           VOC root (JPEGImages, SegmentationClass, ImageSets/Segmentation)
+      --image-size N       training image side, >= 8 (default 64)
+      --train-count N      synthetic training images (default 2000)
+      --val-count N        held-out validation images (default 100; VOC: 0 = whole val split)
+      --input torchvision|caffe   input normalisation (default torchvision)
+      --no-flip            no random horizontal flips
+    budget:
+      --steps N            optimizer steps over all stages
+      --minutes M          wall-clock budget (validation included); one of --steps, --minutes
+                           is required, with both the first reached stops
+      --batch N            images per step (default 4)
+    optimisation:
+      --optimizer sgd|adam|adamw   (default adam)
+      --lr X               base learning rate (default 0.001)
+      --momentum X         SGD momentum (default 0.9)
+      --weight-decay X     (default 0)
+      --schedule fixed|poly|step|exp   over each stage's steps (estimated from the
+                           measured speed under --minutes) (default poly)
+      --warmup N           linear warm-up steps at each stage start (default 0)
+    run:
+      --seed N             weights, dropout, data and sampling seed (default 0)
+      --threads N          compute threads (default: all processors)
+      --val-every N        validate and checkpoint every N steps, 0 = end only (default 200)
+      --out DIR            checkpoint.safetensors, curves.csv, curves.png (default fcn-train-out)
+      --resume PATH        continue a run exactly from its checkpoint (same options)
+      --quiet              no progress bar
+      --help               this text
+
+    Ctrl-C saves a checkpoint and the curves, then exits with status 130.
+    """
+
+    /// The parse result: either help was asked for, or a run.
+    public enum Command: Equatable, Sendable {
+        case help
+        case train(TrainerOptions)
+    }
+
+    /// Parses command-line arguments (without the program name). Accepts `--flag value` and
+    /// `--flag=value`. Throws `TrainerOptionsError` for unknown flags, missing or malformed
+    /// values, out-of-range values and inconsistent combinations.
+    public static func parse(_ arguments: [String]) throws -> Command {
+        var o = TrainerOptions()
+        var i = 0
+        var args: [(flag: String, inline: String?)] = []
+        for a in arguments {
+            if a.hasPrefix("--"), let eq = a.firstIndex(of: "=") {
+                args.append((String(a[..<eq]), String(a[a.index(after: eq)...])))
+            } else {
+                args.append((a, nil))
+            }
+        }
+        func value(_ flag: String) throws -> String {
+            if let v = args[i].inline { return v }
+            guard i + 1 < args.count else { throw TrainerOptionsError("\(flag) needs a value") }
+            i += 1
+            return args[i].flag
+        }
+        func int(_ flag: String, min lo: Int) throws -> Int {
+            let s = try value(flag)
+            guard let v = Int(s) else { throw TrainerOptionsError("\(flag) expects an integer, got '\(s)'") }
+            guard v >= lo else { throw TrainerOptionsError("\(flag) must be >= \(lo), got \(v)") }
+            return v
+        }
+        func double(_ flag: String, positive: Bool) throws -> Double {
+            let s = try value(flag)
+            guard let v = Double(s), v.isFinite else { throw TrainerOptionsError("\(flag) expects a number, got '\(s)'") }
+            if positive { guard v > 0 else { throw TrainerOptionsError("\(flag) must be > 0, got \(s)") } }
+            else { guard v >= 0 else { throw TrainerOptionsError("\(flag) must be >= 0, got \(s)") } }
+            return v
+        }
+        func choice<T: RawRepresentable & CaseIterable>(_ flag: String, _: T.Type) throws -> T where T.RawValue == String {
+            let s = try value(flag)
+            guard let v = T(rawValue: s) else {
+                throw TrainerOptionsError("\(flag) expects one of \(T.allCases.map(\.rawValue).joined(separator: "|")), got '\(s)'")
+            }
+            return v
+        }
+        func noValue(_ flag: String) throws {
+            if args[i].inline != nil { throw TrainerOptionsError("\(flag) takes no value") }
+        }
+        while i < args.count {
+            let flag = args[i].flag
+            switch flag {
+            case "--help", "-h": return .help
+            case "--model":
+                let s = try value(flag)
+                let names: [(String, VGGFCNVariant)] = [("fcn8s", .fcn8s), ("fcn16s", .fcn16s), ("fcn32s", .fcn32s), ("fcn8s-atonce", .fcn8sAtOnce)]
+                guard let m = names.first(where: { $0.0 == s }) else {
+                    throw TrainerOptionsError("--model expects one of fcn8s|fcn16s|fcn32s|fcn8s-atonce, got '\(s)'")
+                }
+                o.model = m.1
+            case "--width":
+                o.width = try double(flag, positive: true)
+                guard o.width <= 1 else { throw TrainerOptionsError("--width must lie in (0, 1], got \(o.width)") }
+            case "--data": o.data = try choice(flag, TrainerDataKind.self)
+            case "--root": o.root = try value(flag)
+            case "--image-size": o.imageSize = try int(flag, min: 8)
+            case "--train-count": o.trainCount = try int(flag, min: 1)
+            case "--val-count": o.valCount = try int(flag, min: 0)
+            case "--steps": o.steps = try int(flag, min: 1)
+            case "--minutes": o.minutes = try double(flag, positive: true)
+            case "--batch": o.batch = try int(flag, min: 1)
+            case "--optimizer": o.optimizer = try choice(flag, TrainerOptimizerKind.self)
+            case "--lr": o.learningRate = Float(try double(flag, positive: true))
+            case "--momentum":
+                o.momentum = Float(try double(flag, positive: false))
+                guard o.momentum < 1 else { throw TrainerOptionsError("--momentum must lie in [0, 1), got \(o.momentum)") }
+            case "--weight-decay": o.weightDecay = Float(try double(flag, positive: false))
+            case "--schedule": o.schedule = try choice(flag, TrainerScheduleKind.self)
+            case "--warmup": o.warmup = try int(flag, min: 0)
+            case "--seed":
+                let s = try value(flag)
+                guard let v = UInt64(s) else { throw TrainerOptionsError("--seed expects a non-negative integer, got '\(s)'") }
+                o.seed = v
+            case "--threads": o.threads = try int(flag, min: 1)
+            case "--val-every": o.valEvery = try int(flag, min: 0)
+            case "--out": o.out = try value(flag)
+            case "--resume": o.resume = try value(flag)
+            case "--staged": try noValue(flag); o.staged = true
+            case "--caffe-groups": try noValue(flag); o.caffeGroups = true
+            case "--learn-upsampling": try noValue(flag); o.learnUpsampling = true
+            case "--no-dropout": try noValue(flag); o.dropout = false
+            case "--no-flip": try noValue(flag); o.flip = false
+            case "--quiet": try noValue(flag); o.progress = false
+            case "--init": o.initialization = try choice(flag, TrainerInitialization.self)
+            case "--input":
+                let s = try value(flag)
+                switch s {
+                case "torchvision": o.normalization = .torchvision
+                case "caffe": o.normalization = .caffe
+                default: throw TrainerOptionsError("--input expects one of torchvision|caffe, got '\(s)'")
+                }
+            default:
+                if flag.hasPrefix("-") { throw TrainerOptionsError("unknown option '\(flag)' (see --help)") }
+                throw TrainerOptionsError("unexpected argument '\(flag)' (options start with --; see --help)")
+            }
+            i += 1
+        }
+        try o.validate()
+        return .train(o)
+    }
+
+    /// Checks the combination of options (also used by `Trainer.init`).
+    public func validate() throws {
+        guard steps != nil || minutes != nil else {
+            throw TrainerOptionsError("give a budget: --steps N and/or --minutes M")
+        }
+        if data == .voc && root == nil { throw TrainerOptionsError("--data voc needs --root DIR") }
+        if data == .synthetic && root != nil { throw TrainerOptionsError("--root is only used with --data voc") }
+        if staged {
+            guard model == .fcn8s || model == .fcn8sAtOnce || model == .fcn16s else {
+                throw TrainerOptionsError("--staged trains 32s -> 16s -> 8s; --model must be fcn8s (or fcn16s / fcn8s-atonce), got \(model.rawValue)")
+            }
+            if let s = steps, s < stages.count {
+                throw TrainerOptionsError("--staged needs at least \(stages.count) steps, got \(s)")
+            }
+        }
+        guard width > 0 && width <= 1 else { throw TrainerOptionsError("--width must lie in (0, 1], got \(width)") }
+        guard imageSize >= 8 else { throw TrainerOptionsError("--image-size must be >= 8, got \(imageSize)") }
+        guard batch >= 1 else { throw TrainerOptionsError("--batch must be >= 1, got \(batch)") }
+        guard learningRate > 0 && learningRate.isFinite else { throw TrainerOptionsError("--lr must be > 0, got \(learningRate)") }
+    }
+}
+

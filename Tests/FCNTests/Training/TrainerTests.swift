@@ -1,0 +1,260 @@
+// The training loop behind fcn-train: a tiny FCN learns (loss falls), a run interrupted
+// half-way and resumed from its checkpoint ends bit for bit where an uninterrupted run
+// ends, staged training moves 32s -> 16s -> 8s, the CSV and PNG outputs read back, and the
+// command-line parser accepts and rejects what it should.
+import Foundation
+import Testing
+@testable import FCN
+
+@Suite struct TrainerTests {
+    /// A tiny configuration: width 1/64 (1-8 channels), small images, a few steps.
+    func tinyOptions(size: Int = 24, steps: Int = 6, out: String? = nil) -> TrainerOptions {
+        var o = TrainerOptions()
+        o.model = .fcn8s
+        o.width = 1.0 / 64
+        o.imageSize = size
+        o.trainCount = 16
+        o.valCount = 4
+        o.steps = steps
+        o.batch = 2
+        o.optimizer = .adam
+        o.learningRate = 1e-2
+        o.schedule = .poly
+        o.valEvery = 0
+        o.seed = 7
+        o.out = out
+        o.progress = false
+        return o
+    }
+
+    func temporaryFolder() -> String {
+        let p = FileManager.default.temporaryDirectory.appendingPathComponent("fcn-trainer-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        return p
+    }
+
+    @Test func lossFallsOnATinyFCN() throws {
+        var o = tinyOptions(size: 32, steps: 14)
+        o.trainCount = 2          // the same two images again and again: the loss must fall
+        o.flip = false
+        let trainer = try Trainer(options: o)
+        try trainer.run()
+        let losses = trainer.history.records.map(\.loss).filter { !$0.isNaN }
+        #expect(losses.count == 14)
+        let first = losses.prefix(2).reduce(0, +) / 2, last = losses.suffix(3).reduce(0, +) / 3
+        #expect(last < 0.8 * first, "loss \(losses)")
+        #expect(trainer.history.lastValidation != nil, "a validation closes the run")
+        #expect(trainer.timings.steps == 14 && trainer.timings.images == 28)
+    }
+
+    @Test func resumeIsBitExact() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Uninterrupted: 6 steps.
+        var full = tinyOptions(out: dir + "/full")
+        full.valEvery = 2          // validations in between must not disturb anything
+        let a = try Trainer(options: full)
+        #expect(try a.run() == .completed)
+
+        // Interrupted after 3 steps, then resumed in a new trainer from the checkpoint.
+        var half = full
+        half.out = dir + "/half"
+        let b = try Trainer(options: half)
+        #expect(try b.run(shouldStop: { b.step == 3 }) == .interrupted)
+        #expect(b.step == 3)
+        var resumed = half
+        resumed.resume = dir + "/half/" + Trainer.checkpointFileName
+        let c = try Trainer(options: resumed)
+        #expect(c.step == 3)
+        #expect(try c.run() == .completed)
+
+        let sa = a.model.stateDict(), sc = c.model.stateDict()
+        #expect(Set(sa.keys) == Set(sc.keys))
+        for (k, v) in sa { #expect(bitIdentical(v, sc[k]!), "\(k) differs after resume") }
+        let oa = a.optimizer.state(), oc = c.optimizer.state()
+        #expect(oa.step == oc.step && oa.counters == oc.counters)
+        for (k, v) in oa.tensors { #expect(bitIdentical(v, oc.tensors[k]!), "optimizer \(k) differs") }
+        #expect(a.rng == c.rng)
+        #expect(a.history.records.map(\.loss) == c.history.records.map(\.loss))
+        #expect(a.history.records.map(\.learningRate) == c.history.records.map(\.learningRate))
+        #expect(a.history.lastValidation == c.history.lastValidation)
+
+        // The interrupted run really stopped half-way (weights differ from the full run).
+        let sb = b.model.stateDict()
+        #expect(!bitIdentical(sb["score_fr.weight"]!, sa["score_fr.weight"]!))
+    }
+
+    @Test func resumeRejectsAnotherModel() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = tinyOptions(steps: 1, out: dir)
+        o.valCount = 1
+        try Trainer(options: o).run()
+        var other = o
+        other.model = .fcn32s
+        other.resume = dir + "/" + Trainer.checkpointFileName
+        #expect(throws: FCNError.self) { try Trainer(options: other) }
+        var wider = o
+        wider.width = 1.0 / 32
+        wider.resume = other.resume
+        #expect(throws: FCNError.self) { try Trainer(options: wider) }
+    }
+
+    @Test func stagedTrainingMovesThroughTheVariants() throws {
+        var o = tinyOptions(steps: 6)
+        o.staged = true
+        o.valCount = 2
+        let trainer = try Trainer(options: o)
+        var stages: [VGGFCNVariant] = []
+        try trainer.run(onEvent: { if case .stageStarted(_, _, let v) = $0 { stages.append(v) } })
+        #expect(stages == [.fcn32s, .fcn16s, .fcn8s])
+        #expect(trainer.model.variant == .fcn8s && trainer.step == 6)
+        let r = trainer.history.records
+        #expect(r.map(\.stage) == [0, 0, 1, 1, 2, 2])
+        #expect(trainer.history.validations.map(\.step) == [2, 4, 6], "one validation at each stage end")
+        // Each stage restarts the schedule: the first step of every stage runs at the base rate.
+        #expect(r[0].learningRate == o.learningRate && r[2].learningRate == o.learningRate && r[4].learningRate == o.learningRate)
+    }
+
+    @Test func stageInitialisationCopiesTheTrainedWeights() throws {
+        var o = tinyOptions(steps: 3)
+        o.staged = true
+        let trainer = try Trainer(options: o)
+        try trainer.trainStep()
+        let before = trainer.model.stateDict()
+        trainer.advanceStage()
+        #expect(trainer.model.variant == .fcn16s)
+        let after = trainer.model.stateDict()
+        #expect(bitIdentical(after["conv1_1.weight"]!, before["conv1_1.weight"]!))
+        #expect(bitIdentical(after["score_fr.weight"]!, before["score_fr.weight"]!))
+        #expect(after["score_pool4.weight"]!.scalars.allSatisfy { $0 == 0 }, "new score layer starts at zero")
+    }
+
+    @Test func curvesAreWrittenAndReadable() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = tinyOptions(steps: 4, out: dir)
+        o.valEvery = 2
+        let trainer = try Trainer(options: o)
+        try trainer.run()
+        let text = try String(contentsOfFile: dir + "/" + Trainer.csvFileName, encoding: .utf8)
+        let h = try TrainingHistory(csv: text)
+        #expect(h == trainer.history)
+        #expect(h.records.map(\.step) == [1, 2, 3, 4])
+        #expect(h.validations.map(\.step) == [2, 4])
+        #expect(text.hasPrefix(TrainingHistory.csvHeader + "\n"))
+        let iu = h.validations.last!.validation!.meanIU
+        #expect(iu >= 0 && iu <= 1)
+
+        let png = try PNG.read(path: dir + "/" + Trainer.plotFileName)
+        #expect(png.width == 640 && png.height == 400 && png.channels == 3)
+        // The loss curve (dark blue) and the mean IU markers (red) are drawn.
+        var blue = 0, red = 0
+        for i in stride(from: 0, to: png.pixels.count, by: 3) {
+            let (r, g, b) = (png.pixels[i], png.pixels[i + 1], png.pixels[i + 2])
+            if (r, g, b) == (20, 70, 190) { blue += 1 }
+            if (r, g, b) == (210, 30, 30) { red += 1 }
+        }
+        #expect(blue > 50 && red > 20, "blue \(blue) red \(red)")
+
+        let ckpt = try TrainingCheckpoint.load(from: dir + "/" + Trainer.checkpointFileName)
+        #expect(ckpt.step == 4 && ckpt.info["model"] == "fcn8s")
+        #expect(ckpt.model["upscore8.weight"] != nil, "frozen layers are saved too: the file is a whole network")
+    }
+
+    @Test func plotTicksAndLabels() {
+        #expect(LinePlot.niceRange([0.3, 1.61]) == 0...2)
+        let ticks = LinePlot.ticks(0...1)
+        #expect(ticks.count == 6 && zip(ticks, [0, 0.2, 0.4, 0.6, 0.8, 1.0]).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(LinePlot.label(0.6000000000000001, step: 0.2) == "0.6")
+        #expect(LinePlot.label(1500, step: 500) == "1500")
+        #expect(LinePlot.label(0.25, step: 0.05) == "0.25")
+        #expect(LinePlot.label(-0.5, step: 0.5) == "-0.5")
+        var p = LinePlot(width: 200, height: 100)
+        p.series = [PlotSeries(name: "A", points: [(0, 0), (10, 5)], color: (255, 0, 0))]
+        let img = p.render()
+        #expect(img.width == 200 && img.height == 100)
+        #expect(img.pixels.contains(255) && img.pixels.contains(0))
+    }
+
+    @Test func consoleFormats() {
+        let p = TrainerProgress(step: 50, totalSteps: 100, fraction: 0.5, loss: 0.5, smoothedLoss: 0.6, learningRate: 1e-3,
+                                imagesPerSecond: 12.5, etaSeconds: 192, elapsedSeconds: 10, stage: 0, stageCount: 1,
+                                variant: .fcn8s, lastValidation: nil)
+        let line = TrainerConsole.progressLine(p)
+        #expect(line.hasPrefix("[##########..........]  50% step 50/100 FCN-8s loss 0.5000 (avg 0.6000) lr 1.00e-03 12.5 img/s ETA 3m12s"))
+        var out: [String] = []
+        let tty = TrainerConsole(isTerminal: true) { out.append($0) }
+        tty.handle(.step(p))
+        #expect(out.last!.hasPrefix("\r[") && out.last!.hasSuffix("\u{1B}[K"))
+        out.removeAll()
+        let log = TrainerConsole(isTerminal: false, interval: 10) { out.append($0) }
+        log.handle(.step(p))
+        log.handle(.step(p))        // same time: throttled
+        #expect(out.count == 1 && out[0].hasSuffix("\n") && !out[0].contains("\r"))
+        #expect(TrainerConsole.duration(3725) == "1h02m")
+    }
+
+    // MARK: Arguments
+
+    func parse(_ s: String) throws -> TrainerOptions {
+        guard case .train(let o) = try TrainerOptions.parse(s.split(separator: " ").map(String.init)) else {
+            throw TrainerOptionsError("help")
+        }
+        return o
+    }
+
+    func parseError(_ s: String) -> String? {
+        do { _ = try TrainerOptions.parse(s.split(separator: " ").map(String.init)); return nil }
+        catch let e as TrainerOptionsError { return e.message }
+        catch { return "\(error)" }
+    }
+
+    @Test func parsesEveryOption() throws {
+        let o = try parse("--model fcn16s --width 0.25 --data synthetic --image-size 96 --train-count 50 --val-count 7 --steps 300 --minutes 2.5 --batch 8 --optimizer sgd --lr 0.01 --momentum 0.95 --weight-decay 0.0005 --schedule step --warmup 10 --seed 42 --threads 2 --val-every 50 --out runs/a --caffe-groups --input caffe --no-flip --quiet")
+        #expect(o.model == .fcn16s && o.width == 0.25 && o.imageSize == 96 && o.trainCount == 50 && o.valCount == 7)
+        #expect(o.steps == 300 && o.minutes == 2.5 && o.batch == 8 && o.optimizer == .sgd && o.learningRate == 0.01)
+        #expect(o.momentum == 0.95 && o.weightDecay == 0.0005 && o.schedule == .step && o.warmup == 10 && o.seed == 42)
+        #expect(o.threads == 2 && o.valEvery == 50 && o.out == "runs/a" && o.caffeGroups && o.normalization == .caffe)
+        #expect(!o.flip && !o.progress && !o.staged)
+        let v = try parse("--data=voc --root=/data/VOC2012 --model=fcn8s-atonce --minutes=1 --staged --resume=x.safetensors")
+        #expect(v.data == .voc && v.root == "/data/VOC2012" && v.model == .fcn8sAtOnce && v.staged && v.resume == "x.safetensors")
+        #expect(v.stages == [.fcn32s, .fcn16s, .fcn8sAtOnce])
+        #expect(try TrainerOptions.parse(["--steps", "1", "--help"]) == .help)
+    }
+
+    @Test func rejectsBadArguments() {
+        let cases: [(String, String)] = [
+            ("--steps 10 --bogus", "unknown option '--bogus'"),
+            ("--steps", "--steps needs a value"),
+            ("--steps ten", "--steps expects an integer, got 'ten'"),
+            ("--steps 0", "--steps must be >= 1, got 0"),
+            ("--steps 5 --lr -1", "--lr must be > 0"),
+            ("--steps 5 --model fcn4s", "--model expects one of fcn8s|fcn16s|fcn32s|fcn8s-atonce, got 'fcn4s'"),
+            ("--steps 5 --optimizer rmsprop", "--optimizer expects one of sgd|adam|adamw, got 'rmsprop'"),
+            ("--steps 5 --schedule cosine", "--schedule expects one of fixed|poly|step|exp, got 'cosine'"),
+            ("--steps 5 --width 2", "--width must lie in (0, 1]"),
+            ("--steps 5 --image-size 4", "--image-size must be >= 8, got 4"),
+            ("--steps 5 --data voc", "--data voc needs --root DIR"),
+            ("--batch 2", "give a budget: --steps N and/or --minutes M"),
+            ("--steps 5 --staged --model fcn32s", "--staged trains 32s -> 16s -> 8s"),
+            ("--steps 2 --staged", "--staged needs at least 3 steps, got 2"),
+            ("--steps 5 --staged=yes", "--staged takes no value"),
+            ("--steps 5 extra", "unexpected argument 'extra'"),
+            ("--steps 5 --momentum 1", "--momentum must lie in [0, 1)"),
+            ("--minutes 0", "--minutes must be > 0"),
+        ]
+        for (args, expected) in cases {
+            let m = parseError(args)
+            #expect(m?.contains(expected) == true, "\(args): got \(m ?? "no error")")
+        }
+    }
+
+    @Test func vocErrorsAreThrownNotTrapped() {
+        var o = TrainerOptions()
+        o.data = .voc
+        o.root = "/nonexistent/voc/root"
+        o.steps = 1
+        #expect(throws: FCNError.self) { try Trainer(options: o) }
+    }
+}
