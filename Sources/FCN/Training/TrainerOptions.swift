@@ -100,7 +100,7 @@ public struct TrainerOptions: Sendable, Equatable {
     /// in every case, as in the reference).
     public var caffeGroups = false
     /// How images are normalised before the network.
-    public var normalization: InputNormalization = .torchvision
+    public var normalization: InputPreprocessing = .torchvision
     /// Let the bilinear upsampling layers learn (the reference keeps them frozen).
     public var learnUpsampling = false
     /// Dropout after fc6 and fc7 (the reference's 0.5); false trains without it.
