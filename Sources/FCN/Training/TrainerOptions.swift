@@ -289,6 +289,9 @@ public struct TrainerOptions: Sendable, Equatable {
         }
         if data == .voc && root == nil { throw TrainerOptionsError("--data voc needs --root DIR") }
         if data == .synthetic && root != nil { throw TrainerOptionsError("--root is only used with --data voc") }
+        if data == .synthetic && trainCount > 1_000_000 {
+            throw TrainerOptionsError("--train-count must be <= 1000000 (synthetic validation images start at index 1000000), got \(trainCount)")
+        }
         if staged {
             guard model == .fcn8s || model == .fcn8sAtOnce || model == .fcn16s else {
                 throw TrainerOptionsError("--staged trains 32s -> 16s -> 8s; --model must be fcn8s (or fcn16s / fcn8s-atonce), got \(model.rawValue)")

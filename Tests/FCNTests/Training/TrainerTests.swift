@@ -243,6 +243,8 @@ import Testing
             ("--steps 5 extra", "unexpected argument 'extra'"),
             ("--steps 5 --momentum 1", "--momentum must lie in [0, 1)"),
             ("--minutes 0", "--minutes must be > 0"),
+            ("--steps 5 --train-count 2000000", "--train-count must be <= 1000000"),
+            ("--steps 5 --root /x", "--root is only used with --data voc"),
         ]
         for (args, expected) in cases {
             let m = parseError(args)
