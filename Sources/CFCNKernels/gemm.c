@@ -76,6 +76,19 @@ void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc
 
 // MARK: Convolution B sources (implicit im2col)
 
+#include <stdlib.h>
+// FCN_CONV_DIRECT=0 turns off the in-place panels (A/B measurements).
+static int conv_direct_enabled(void) {
+    static int v = -1;
+    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        const char *e = getenv("FCN_CONV_DIRECT");
+        r = !(e && e[0] == '0');
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r;
+}
+
 // One NR-wide panel of a convolution source, generic path: the im2col rows are written
 // straight into the panel (FCN_B_IM2COL) or into `tmp` and transposed (FCN_B_IM2COL_T).
 static void pack_b_conv_panel(const fcn_gemm_kernel *k, const fcn_b_source *src, ptrdiff_t p0, ptrdiff_t j0,
@@ -119,6 +132,10 @@ void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_
     const fcn_gemm_kernel *k = get_kernel(isa);
     for (ptrdiff_t j = 0; j < nc; j += k->nr) {
         ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
+        if (k->macro_conv_direct && conv_direct_enabled() &&
+            k->macro_conv_direct(src, mc, kc, alpha, packA, p0, j0 + j, w, buf, beta, c + j, ldc, rowBias,
+                                 colBias ? colBias + j : 0, relu))
+            continue;
         pack_b_conv_panel(k, src, p0, j0 + j, kc, w, buf);
         k->macro(mc, w, kc, alpha, packA, buf, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
     }
