@@ -74,6 +74,14 @@ void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc
     }
 }
 
+int fcn_sgemm_has_unpacked_a(int isa) { return get_kernel(isa)->macro_unpacked_a != 0; }
+
+void fcn_sgemm_macro_unpacked_a(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *a,
+                                ptrdiff_t lda, const float *packB, float *edge, float beta, float *c, ptrdiff_t ldc,
+                                const float *rowBias, const float *colBias, int relu) {
+    get_kernel(isa)->macro_unpacked_a(mc, nc, kc, alpha, a, lda, packB, edge, beta, c, ldc, rowBias, colBias, relu);
+}
+
 // MARK: Convolution B sources (implicit im2col)
 
 #include <stdlib.h>

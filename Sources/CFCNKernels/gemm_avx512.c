@@ -201,6 +201,73 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
         kernel_4(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu, pf, pfStride, pfRows);
 }
 
+static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
+                      const float *pb, float beta, float *c, ptrdiff_t ldc,
+                      const float *rb, const float *cb, int relu);
+
+// Variant reading A unpacked (row-major, leading dimension lda) for blocks with few columns:
+// the weights of fc6/fc7 (100 M floats) are then streamed once from memory instead of being
+// packed for a handful of B panels. Full MR-row panels only (no reads past row MR-1).
+#define FCN_K_STEP_UA(ROWS)                                             \
+    do {                                                                \
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16); \
+        _Pragma("clang loop unroll(full)")                              \
+        for (int i = 0; i < ROWS; i++) {                                \
+            __m512 av = _mm512_set1_ps(pa[i * lda]);                    \
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);                 \
+            acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);                 \
+        }                                                               \
+        pa += 1;                                                        \
+        pb += NR;                                                       \
+    } while (0)
+
+static TGT void kernel_ua(ptrdiff_t kc, const float *pa, ptrdiff_t lda, const float *pb, float *c, ptrdiff_t ldc,
+                          int nr, float alpha, float beta, const float *rb, const float *cb, int relu) {
+    __m512 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); }
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+#pragma clang loop unroll_count(4)
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        if ((p & 15) == 0)
+            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(pa + i * lda) + 256, _MM_HINT_T0);
+        FCN_K_STEP_UA(MR);
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
+    __m512 cb0 = cb ? _mm512_maskz_loadu_ps(m0, cb) : _mm512_setzero_ps();
+    __m512 cb1 = cb ? _mm512_maskz_loadu_ps(m1, cb + 16) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) {
+        float *ci = c + i * ldc;
+        __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm512_add_ps(cb0, r), relu));
+        _mm512_mask_storeu_ps(ci + 16, m1, epi(acc1[i], va, beta, vb, ci + 16, m1, _mm512_add_ps(cb1, r), relu));
+    }
+}
+
+// C[mc, nc] (+)= A[mc, kc] (unpacked, lda) * packed B block (nc columns in NR panels).
+// Row panels outer, column panels inner, so each A panel is read from memory once and then
+// from L1; the B block (kc x nc, small) stays in L2. The last mc % MR rows are packed into
+// `edge` (MR * kc floats) and run through the ordinary kernels.
+static TGT void macro_ua(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *a, ptrdiff_t lda,
+                         const float *pb, float *edge, float beta, float *c, ptrdiff_t ldc,
+                         const float *rb, const float *cb, int relu) {
+    ptrdiff_t full = mc / MR * MR;
+    for (ptrdiff_t i = 0; i < full; i += MR) {
+        for (ptrdiff_t j = 0; j < nc; j += NR) {
+            int nr = nc - j < NR ? (int)(nc - j) : NR;
+            kernel_ua(kc, a + i * lda, lda, pb + j * kc, c + i * ldc + j, ldc, nr, alpha, beta,
+                      rb ? rb + i : 0, cb ? cb + j : 0, relu);
+        }
+    }
+    if (full < mc) {
+        pack_a(0, a, lda, full, 0, mc - full, kc, edge);
+        macro(mc - full, nc, kc, alpha, edge, pb, beta, c + full * ldc, ldc, rb ? rb + full : 0, cb, relu);
+    }
+}
+
 // Indirect variant for convolution panels read straight from the image: B row p (32 floats)
 // starts at brow[p] (unaligned, anywhere in the input) instead of the packed panel.
 #define FCN_K_STEP_IND(ROWS)                                            \
@@ -454,6 +521,7 @@ static TGT int macro_conv_direct(const void *srcv, ptrdiff_t mc, ptrdiff_t kc, f
 int fcn_gemm_kernel_avx512(fcn_gemm_kernel *k) {
     k->pack_b_conv = pack_b_conv;
     k->macro_conv_direct = macro_conv_direct;
+    k->macro_unpacked_a = macro_ua;
     k->mr = MR;
     k->nr = NR;
     k->pack_a = pack_a;
