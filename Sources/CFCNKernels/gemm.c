@@ -114,6 +114,49 @@ static void pack_b_conv_panel(const fcn_gemm_kernel *k, const fcn_b_source *src,
     }
 }
 
+// Whether every tap of every pixel of the panel [j0, j0+w) lies in the padding (the panel of
+// im2col is all zeros): conv1_1 of VGG16-FCN pads by 100, so half its output sees no input.
+static int panel_in_padding(const fcn_conv_geometry *g, ptrdiff_t j0, ptrdiff_t w) {
+    int64_t oh = j0 / g->out_w, ow = j0 % g->out_w;
+    for (ptrdiff_t q = 0; q < w;) {
+        int64_t run = g->out_w - ow;
+        if (run > w - q) run = w - q;
+        int64_t ih0 = oh * g->sh - g->pad_top, ih1 = ih0 + (g->kh - 1) * g->dh;
+        int64_t iw0 = ow * g->sw - g->pad_left, iw1 = (ow + run - 1) * g->sw - g->pad_left + (g->kw - 1) * g->dw;
+        int rows_out = ih1 < 0 || ih0 >= g->height;
+        int cols_out = iw1 < 0 || iw0 >= g->width;
+        if (!rows_out && !cols_out) return 0;
+        q += run; oh++; ow = 0;
+    }
+    return 1;
+}
+
+// C block [mc, w] for an all-zero B panel: exactly the kernels' write-back of zero sums
+// (alpha * 0, then beta * C by FMA, bias, ReLU as max(0, v) keeping NaN and -0).
+static void zero_panel_epilogue(ptrdiff_t mc, ptrdiff_t w, float alpha, float beta, float *c, ptrdiff_t ldc,
+                                const float *rb, const float *cb, int relu) {
+    if (beta == 0.0f && !cb) {
+        // The common case (a convolution's only K block): one value per row.
+        for (ptrdiff_t i = 0; i < mc; i++) {
+            float v = 0.0f * alpha + (0.0f + (rb ? rb[i] : 0.0f));
+            if (relu) v = 0.0f > v ? 0.0f : v;
+            float *ci = c + i * ldc;
+            for (ptrdiff_t q = 0; q < w; q++) ci[q] = v;
+        }
+        return;
+    }
+    for (ptrdiff_t i = 0; i < mc; i++) {
+        float *ci = c + i * ldc;
+        for (ptrdiff_t q = 0; q < w; q++) {
+            float v = 0.0f * alpha;
+            if (beta != 0.0f) v = __builtin_fmaf(beta, ci[q], v);
+            v = v + ((cb ? cb[q] : 0.0f) + (rb ? rb[i] : 0.0f));
+            if (relu) v = 0.0f > v ? 0.0f : v;
+            ci[q] = v;
+        }
+    }
+}
+
 void fcn_sgemm_pack_b_src(int isa, const fcn_b_source *src, ptrdiff_t p0, ptrdiff_t j0,
                           ptrdiff_t kc, ptrdiff_t nc, float *dst) {
     const fcn_gemm_kernel *k = get_kernel(isa);
@@ -140,6 +183,10 @@ void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_
     const fcn_gemm_kernel *k = get_kernel(isa);
     for (ptrdiff_t j = 0; j < nc; j += k->nr) {
         ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
+        if (src->kind == FCN_B_IM2COL && panel_in_padding(&src->g, j0 + j, w)) {
+            zero_panel_epilogue(mc, w, alpha, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
+            continue;
+        }
         if (k->macro_conv_direct && conv_direct_enabled() &&
             k->macro_conv_direct(src, mc, kc, alpha, packA, p0, j0 + j, w, buf, beta, c + j, ldc, rowBias,
                                  colBias ? colBias + j : 0, relu))

@@ -47,6 +47,9 @@ private func floats(_ n: Int, seed: UInt64) -> [Float] {
         // Rows wider than a panel: interior panels read in place (AVX-512 macro_conv_direct).
         ConvGEMMCase(c: 3, h: 6, w: 100, kh: 3, kw: 3, s: 1, padTop: 1, padLeft: 1, d: 1, outH: 6, outW: 100),
         ConvGEMMCase(c: 2, h: 10, w: 90, kh: 3, kw: 3, s: 1, padTop: 2, padLeft: 2, d: 2, outH: 10, outW: 90),
+        // Padding far wider than the image (conv1_1's 100): panels that see only padding are
+        // written without a GEMM (gemm.c zero_panel_epilogue).
+        ConvGEMMCase(c: 2, h: 3, w: 4, kh: 3, kw: 3, s: 1, padTop: 40, padLeft: 37, d: 1, outH: 81, outW: 78),
     ]
 
     static let tinyBlocks = GEMMBlocks(mc: 20, kc: 24, nc: 70)
