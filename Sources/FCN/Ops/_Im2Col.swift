@@ -213,7 +213,8 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
         }
         return
     }
-    if g.fastPaths && g.dilH == 1 && g.dilW == 1 && g.kH % g.strideH == 0 && g.kW % g.strideW == 0 {
+    if g.fastPaths && (g.strideH > 1 || g.strideW > 1) && g.dilH == 1 && g.dilW == 1
+        && g.kH % g.strideH == 0 && g.kW % g.strideW == 0 {
         convBackwardDataSubpixel(g, gy: gy, w: w, gx: gx)
         return
     }
