@@ -74,7 +74,28 @@ void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc
     }
 }
 
+int fcn_sgemm_has_unpacked_a(int isa) { return get_kernel(isa)->macro_unpacked_a != 0; }
+
+void fcn_sgemm_macro_unpacked_a(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *a,
+                                ptrdiff_t lda, const float *packB, float *edge, float beta, float *c, ptrdiff_t ldc,
+                                const float *rowBias, const float *colBias, int relu) {
+    get_kernel(isa)->macro_unpacked_a(mc, nc, kc, alpha, a, lda, packB, edge, beta, c, ldc, rowBias, colBias, relu);
+}
+
 // MARK: Convolution B sources (implicit im2col)
+
+#include <stdlib.h>
+// FCN_CONV_DIRECT=0 turns off the in-place panels (A/B measurements).
+static int conv_direct_enabled(void) {
+    static int v = -1;
+    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        const char *e = getenv("FCN_CONV_DIRECT");
+        r = !(e && e[0] == '0');
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r;
+}
 
 // One NR-wide panel of a convolution source, generic path: the im2col rows are written
 // straight into the panel (FCN_B_IM2COL) or into `tmp` and transposed (FCN_B_IM2COL_T).
@@ -90,6 +111,49 @@ static void pack_b_conv_panel(const fcn_gemm_kernel *k, const fcn_b_source *src,
     } else {
         fcn_im2col_rows(&src->g, src->x, j0, w, p0, kc, src->tmp, kc);
         fcn_pack_generic(src->tmp, kc, 1, w, kc, NR, dst);
+    }
+}
+
+// Whether every tap of every pixel of the panel [j0, j0+w) lies in the padding (the panel of
+// im2col is all zeros): conv1_1 of VGG16-FCN pads by 100, so half its output sees no input.
+static int panel_in_padding(const fcn_conv_geometry *g, ptrdiff_t j0, ptrdiff_t w) {
+    int64_t oh = j0 / g->out_w, ow = j0 % g->out_w;
+    for (ptrdiff_t q = 0; q < w;) {
+        int64_t run = g->out_w - ow;
+        if (run > w - q) run = w - q;
+        int64_t ih0 = oh * g->sh - g->pad_top, ih1 = ih0 + (g->kh - 1) * g->dh;
+        int64_t iw0 = ow * g->sw - g->pad_left, iw1 = (ow + run - 1) * g->sw - g->pad_left + (g->kw - 1) * g->dw;
+        int rows_out = ih1 < 0 || ih0 >= g->height;
+        int cols_out = iw1 < 0 || iw0 >= g->width;
+        if (!rows_out && !cols_out) return 0;
+        q += run; oh++; ow = 0;
+    }
+    return 1;
+}
+
+// C block [mc, w] for an all-zero B panel: exactly the kernels' write-back of zero sums
+// (alpha * 0, then beta * C by FMA, bias, ReLU as max(0, v) keeping NaN and -0).
+static void zero_panel_epilogue(ptrdiff_t mc, ptrdiff_t w, float alpha, float beta, float *c, ptrdiff_t ldc,
+                                const float *rb, const float *cb, int relu) {
+    if (beta == 0.0f && !cb) {
+        // The common case (a convolution's only K block): one value per row.
+        for (ptrdiff_t i = 0; i < mc; i++) {
+            float v = 0.0f * alpha + (0.0f + (rb ? rb[i] : 0.0f));
+            if (relu) v = 0.0f > v ? 0.0f : v;
+            float *ci = c + i * ldc;
+            for (ptrdiff_t q = 0; q < w; q++) ci[q] = v;
+        }
+        return;
+    }
+    for (ptrdiff_t i = 0; i < mc; i++) {
+        float *ci = c + i * ldc;
+        for (ptrdiff_t q = 0; q < w; q++) {
+            float v = 0.0f * alpha;
+            if (beta != 0.0f) v = __builtin_fmaf(beta, ci[q], v);
+            v = v + ((cb ? cb[q] : 0.0f) + (rb ? rb[i] : 0.0f));
+            if (relu) v = 0.0f > v ? 0.0f : v;
+            ci[q] = v;
+        }
     }
 }
 
@@ -119,6 +183,14 @@ void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_
     const fcn_gemm_kernel *k = get_kernel(isa);
     for (ptrdiff_t j = 0; j < nc; j += k->nr) {
         ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
+        if (src->kind == FCN_B_IM2COL && panel_in_padding(&src->g, j0 + j, w)) {
+            zero_panel_epilogue(mc, w, alpha, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
+            continue;
+        }
+        if (k->macro_conv_direct && conv_direct_enabled() &&
+            k->macro_conv_direct(src, mc, kc, alpha, packA, p0, j0 + j, w, buf, beta, c + j, ldc, rowBias,
+                                 colBias ? colBias + j : 0, relu))
+            continue;
         pack_b_conv_panel(k, src, p0, j0 + j, kc, w, buf);
         k->macro(mc, w, kc, alpha, packA, buf, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
     }

@@ -203,6 +203,115 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
 
 static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
                       const float *pb, float beta, float *c, ptrdiff_t ldc,
+                      const float *rb, const float *cb, int relu);
+
+// Variant reading A unpacked (row-major, leading dimension lda) for blocks with few columns:
+// the weights of fc6/fc7 (100 M floats) are then streamed once from memory instead of being
+// packed for a handful of B panels. Full MR-row panels only (no reads past row MR-1).
+#define FCN_K_STEP_UA(ROWS)                                             \
+    do {                                                                \
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16); \
+        _Pragma("clang loop unroll(full)")                              \
+        for (int i = 0; i < ROWS; i++) {                                \
+            __m512 av = _mm512_set1_ps(pa[i * lda]);                    \
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);                 \
+            acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);                 \
+        }                                                               \
+        pa += 1;                                                        \
+        pb += NR;                                                       \
+    } while (0)
+
+static TGT void kernel_ua(ptrdiff_t kc, const float *pa, ptrdiff_t lda, const float *pb, float *c, ptrdiff_t ldc,
+                          int nr, float alpha, float beta, const float *rb, const float *cb, int relu) {
+    __m512 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); }
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+#pragma clang loop unroll_count(4)
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        if ((p & 15) == 0)
+            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(pa + i * lda) + 256, _MM_HINT_T0);
+        FCN_K_STEP_UA(MR);
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
+    __m512 cb0 = cb ? _mm512_maskz_loadu_ps(m0, cb) : _mm512_setzero_ps();
+    __m512 cb1 = cb ? _mm512_maskz_loadu_ps(m1, cb + 16) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) {
+        float *ci = c + i * ldc;
+        __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm512_add_ps(cb0, r), relu));
+        _mm512_mask_storeu_ps(ci + 16, m1, epi(acc1[i], va, beta, vb, ci + 16, m1, _mm512_add_ps(cb1, r), relu));
+    }
+}
+
+// C[mc, nc] (+)= A[mc, kc] (unpacked, lda) * packed B block (nc columns in NR panels).
+// Row panels outer, column panels inner, so each A panel is read from memory once and then
+// from L1; the B block (kc x nc, small) stays in L2. The last mc % MR rows are packed into
+// `edge` (MR * kc floats) and run through the ordinary kernels.
+static TGT void macro_ua(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *a, ptrdiff_t lda,
+                         const float *pb, float *edge, float beta, float *c, ptrdiff_t ldc,
+                         const float *rb, const float *cb, int relu) {
+    ptrdiff_t full = mc / MR * MR;
+    for (ptrdiff_t i = 0; i < full; i += MR) {
+        for (ptrdiff_t j = 0; j < nc; j += NR) {
+            int nr = nc - j < NR ? (int)(nc - j) : NR;
+            kernel_ua(kc, a + i * lda, lda, pb + j * kc, c + i * ldc + j, ldc, nr, alpha, beta,
+                      rb ? rb + i : 0, cb ? cb + j : 0, relu);
+        }
+    }
+    if (full < mc) {
+        pack_a(0, a, lda, full, 0, mc - full, kc, edge);
+        macro(mc - full, nc, kc, alpha, edge, pb, beta, c + full * ldc, ldc, rb ? rb + full : 0, cb, relu);
+    }
+}
+
+// Indirect variant for convolution panels read straight from the image: B row p (32 floats)
+// starts at brow[p] (unaligned, anywhere in the input) instead of the packed panel.
+#define FCN_K_STEP_IND(ROWS)                                            \
+    do {                                                                \
+        const float *bp = brow[p];                                      \
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16); \
+        _Pragma("clang loop unroll(full)")                              \
+        for (int i = 0; i < ROWS; i++) {                                \
+            __m512 av = _mm512_set1_ps(pa[i]);                          \
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);                 \
+            acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);                 \
+        }                                                               \
+        pa += MR;                                                       \
+    } while (0)
+
+#define FCN_DEFINE_KERNEL_IND(NAME, ROWS)                                                       \
+static TGT void NAME(ptrdiff_t kc, const float *pa, const float *const *brow, float *c, ptrdiff_t ldc, \
+                     int mr, float alpha, float beta, const float *rb, int relu) {                 \
+    __m512 acc0[ROWS], acc1[ROWS];                                                                \
+    _Pragma("clang loop unroll(full)")                                                            \
+    for (int i = 0; i < ROWS; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); } \
+    for (int i = 0; i < ROWS; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);        \
+    for (int i = 0; i < ROWS; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);   \
+    _Pragma("clang loop unroll_count(4)")                                                         \
+    for (ptrdiff_t p = 0; p < kc; p++) FCN_K_STEP_IND(ROWS);                                      \
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                 \
+    const __mmask16 m0 = 0xFFFF;                                                                  \
+    _Pragma("clang loop unroll(full)")                                                            \
+    for (int i = 0; i < ROWS; i++) {                                                              \
+        if (i < mr) {                                                                             \
+            float *ci = c + i * ldc;                                                              \
+            __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();                          \
+            _mm512_storeu_ps(ci, epi(acc0[i], va, beta, vb, ci, m0, r, relu));                    \
+            _mm512_storeu_ps(ci + 16, epi(acc1[i], va, beta, vb, ci + 16, m0, r, relu));          \
+        }                                                                                         \
+    }                                                                                             \
+}
+
+FCN_DEFINE_KERNEL_IND(kernel_ind_full, MR)
+FCN_DEFINE_KERNEL_IND(kernel_ind_8, 8)
+FCN_DEFINE_KERNEL_IND(kernel_ind_4, 4)
+
+static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
+                      const float *pb, float beta, float *c, ptrdiff_t ldc,
                       const float *rb, const float *cb, int relu) {
     for (ptrdiff_t j = 0; j < nc; j += NR) {
         int nr = nc - j < NR ? (int)(nc - j) : NR;
@@ -366,8 +475,53 @@ static TGT int pack_b_conv(const void *srcv, ptrdiff_t p0, ptrdiff_t j0, ptrdiff
     return 1;
 }
 
+// One 32-pixel panel of an FCN_B_IM2COL source times all mc rows of packed A, without
+// packing B: when the panel lies in one output row and every tap of it inside the input
+// (stride 1), B row p of the panel is 32 contiguous input values, so the kernels read them
+// in place through a table of row pointers (kept in `table`, kc pointers). Returns 0 (and
+// does nothing) for any other panel; the caller then packs it.
+static TGT int macro_conv_direct(const void *srcv, ptrdiff_t mc, ptrdiff_t kc, float alpha, const float *pa,
+                                 ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t w, void *table, float beta,
+                                 float *c, ptrdiff_t ldc, const float *rb, const float *cb, int relu) {
+    const fcn_b_source *src = (const fcn_b_source *)srcv;
+    const fcn_conv_geometry *g = &src->g;
+    if (src->kind != FCN_B_IM2COL || g->sw != 1 || w != NR || cb) return 0;
+    const int64_t H = g->height, W = g->width, plane = H * W, kw = g->kw, kh = g->kh, taps = kh * kw;
+    int64_t oh = j0 / g->out_w, ow = j0 % g->out_w;
+    if (ow + NR > g->out_w) return 0; // crosses an output row
+    int64_t ih0 = oh * g->sh - g->pad_top, iw0 = ow - g->pad_left;
+    if (ih0 < 0 || ih0 + (kh - 1) * g->dh >= H || iw0 < 0 || iw0 + (kw - 1) * g->dw + NR > W) return 0;
+    const float **brow = (const float **)table;
+    int64_t ci = p0 / taps, i = p0 % taps / kw, j = p0 % kw;
+    const float *xp = src->x + ci * plane + (ih0 + i * g->dh) * W + iw0;
+    for (ptrdiff_t p = 0; p < kc;) {
+        for (; j < kw && p < kc; j++, p++) brow[p] = xp + j * g->dw;
+        j = 0;
+        if (++i == kh) { i = 0; ci++; xp = src->x + ci * plane + ih0 * W + iw0; } else { xp += g->dh * W; }
+        // The next panel continues this row: fetch its part ahead of use.
+        _mm_prefetch((const char *)(xp + NR), _MM_HINT_T1);
+        _mm_prefetch((const char *)(xp + NR) + 64, _MM_HINT_T1);
+        _mm_prefetch((const char *)(xp + NR) + 128, _MM_HINT_T1);
+    }
+    for (ptrdiff_t r = 0; r < mc; r += MR) {
+        int mr = mc - r < MR ? (int)(mc - r) : MR;
+        const float *par = pa + r * kc;
+        float *cr = c + r * ldc;
+        const float *rbr = rb ? rb + r : 0;
+        if (mr > 8)
+            kernel_ind_full(kc, par, brow, cr, ldc, mr, alpha, beta, rbr, relu);
+        else if (mr > 4)
+            kernel_ind_8(kc, par, brow, cr, ldc, mr, alpha, beta, rbr, relu);
+        else
+            kernel_ind_4(kc, par, brow, cr, ldc, mr, alpha, beta, rbr, relu);
+    }
+    return 1;
+}
+
 int fcn_gemm_kernel_avx512(fcn_gemm_kernel *k) {
     k->pack_b_conv = pack_b_conv;
+    k->macro_conv_direct = macro_conv_direct;
+    k->macro_unpacked_a = macro_ua;
     k->mr = MR;
     k->nr = NR;
     k->pack_a = pack_a;

@@ -23,6 +23,19 @@ typedef void (*fcn_macro_packing_b_fn)(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc,
 typedef int (*fcn_pack_b_conv_fn)(const void *src, ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t w,
                                   float *dst);
 
+// Multiplies packed A (mc rows) by one NR-wide convolution panel read in place from the image,
+// when the panel allows it (see gemm_avx512.c); returns 0 otherwise. `table`: kc pointers.
+typedef int (*fcn_macro_conv_direct_fn)(const void *src, ptrdiff_t mc, ptrdiff_t kc, float alpha, const float *pa,
+                                        ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t w, void *table, float beta,
+                                        float *c, ptrdiff_t ldc, const float *rowBias, const float *colBias,
+                                        int relu);
+
+// fcn_sgemm_macro with A read unpacked (row-major, lda, not transposed); `edge` holds
+// MR * kc floats for the last partial row panel.
+typedef void (*fcn_macro_unpacked_a_fn)(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *a,
+                                        ptrdiff_t lda, const float *pb, float *edge, float beta, float *c,
+                                        ptrdiff_t ldc, const float *rowBias, const float *colBias, int relu);
+
 typedef struct {
     int mr, nr;
     fcn_pack_a_fn pack_a;
@@ -30,6 +43,8 @@ typedef struct {
     fcn_macro_fn macro;
     fcn_macro_packing_b_fn macro_packing_b; // optional (NULL: generic panel loop)
     fcn_pack_b_conv_fn pack_b_conv;         // optional (NULL: generic im2col packer)
+    fcn_macro_conv_direct_fn macro_conv_direct; // optional (NULL: always pack)
+    fcn_macro_unpacked_a_fn macro_unpacked_a;   // optional (NULL: the caller packs A)
 } fcn_gemm_kernel;
 
 // Each returns 1 and fills *k when the ISA is compiled in (the caller checks the CPU).

@@ -107,3 +107,24 @@ void fcn_conv_plane_direct(const fcn_conv_geometry *g, const float *x, const flo
         }
     }
 }
+
+void fcn_subpixel_scatter(const float *c, int64_t channels, int64_t ch0, int64_t ch1, int64_t sh, int64_t sw,
+                          int64_t qh, int64_t qw, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w,
+                          float *y) {
+    const int64_t Q = qh * qw;
+    for (int64_t ch = ch0; ch < ch1; ch++) {
+        for (int64_t oy = 0; oy < out_h; oy++) {
+            int64_t a = (oy + pad_top) % sh, q = (oy + pad_top) / sh;
+            const float *rows = c + (a * sw * channels + ch) * Q + q * qw; // phase (a, 0)
+            float *yr = y + (ch * out_h + oy) * out_w;
+            // Phase b fills columns ox = ox0, ox0 + sw, ... from a contiguous run of its row.
+            for (int64_t ox0 = 0; ox0 < sw && ox0 < out_w; ox0++) {
+                int64_t b = (ox0 + pad_left) % sw, r0 = (ox0 + pad_left) / sw;
+                const float *src = rows + b * channels * Q + r0;
+                int64_t n = (out_w - ox0 + sw - 1) / sw;
+                float *d = yr + ox0;
+                for (int64_t t = 0; t < n; t++) d[t * sw] = src[t];
+            }
+        }
+    }
+}

@@ -45,6 +45,15 @@ void fcn_col2im_tile(const fcn_conv_geometry *g, const float *cols, int64_t p0, 
 /// `g->channels` is ignored. Used for depthwise convolutions (groups == channels).
 void fcn_conv_plane_direct(const fcn_conv_geometry *g, const float *x, const float *w, float bias, float *y);
 
+/// Interleaves the phase planes of a sub-pixel (stride s) transpose convolution into its
+/// output: y[ch, oy, ox] = c[((a*sw + b)*channels + ch)*qh*qw + q*qw + r] with
+/// a = (oy + pad_top) % sh, q = (oy + pad_top) / sh, b = (ox + pad_left) % sw,
+/// r = (ox + pad_left) / sw, for ch in [ch0, ch1). y is [channels, out_h, out_w]; every
+/// element of those channels is written.
+void fcn_subpixel_scatter(const float *c, int64_t channels, int64_t ch0, int64_t ch1, int64_t sh, int64_t sw,
+                          int64_t qh, int64_t qw, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w,
+                          float *y);
+
 #ifdef __cplusplus
 }
 #endif

@@ -64,6 +64,17 @@ void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc
                                float *c, ptrdiff_t ldc,
                                const float *rowBias, const float *colBias, int relu);
 
+/// Whether `isa` has fcn_sgemm_macro_unpacked_a.
+int fcn_sgemm_has_unpacked_a(int isa);
+
+/// fcn_sgemm_macro with A read in place: `a` points at A[i0, p0] of a row-major,
+/// non-transposed A with leading dimension lda (no packing). For blocks with few columns,
+/// where packing A would cost more than its reuse saves. `edge`: MR * kc floats of scratch.
+/// Only for ISAs where fcn_sgemm_has_unpacked_a is true.
+void fcn_sgemm_macro_unpacked_a(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *a,
+                                ptrdiff_t lda, const float *packB, float *edge, float beta, float *c, ptrdiff_t ldc,
+                                const float *rowBias, const float *colBias, int relu);
+
 // MARK: Implicit-GEMM B operands (convolution lowering without a column matrix)
 //
 // A B source describes op(B) without storing it: the packing routines read it straight

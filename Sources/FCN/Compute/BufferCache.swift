@@ -136,6 +136,15 @@ enum BufferCache {
     }
 }
 
+/// Runs `body` with scratch memory of `count` floats (uninitialised). Large scratch comes
+/// from the buffer cache, so repeated calls reuse mapped pages instead of faulting them in.
+func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+    let bytes = max(1, count) * MemoryLayout<Float>.stride
+    let raw = BufferCache.allocate(bytes: bytes) ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    defer { if !BufferCache.release(raw, bytes: bytes) { raw.deallocate() } }
+    return try body(raw.bindMemory(to: Float.self, capacity: max(1, count)))
+}
+
 extension Compute {
     /// Unmaps the idle large tensor buffers kept for reuse (see Compute/BufferCache.swift:
     /// buffers of 1 MiB and more are recycled; idle ones are bounded by

@@ -78,6 +78,10 @@ enum GEMMConfig {
     }()
 
     static let blocks = GEMMBlocks(mc: 336, kc: 512, nc: 4096, singleRowMC: 512, singleRowA: 786_432, singleRowKC: 4608)
+    /// Tiles of more than one row block and at most this many columns read A unpacked (no
+    /// packing; ISAs with fcn_sgemm_macro_unpacked_a): with 8 or fewer B panels, packing A
+    /// costs more than its reuse saves (fc6 at 224 x 224: 64 columns, 103 M weights).
+    static let unpackedAColumns = 256
     /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
     static let minFMAsPerThread = 1 << 20
 }
@@ -311,6 +315,8 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
     if needsTmp { src.tmp = ws.b + bFloats }
     let ta: Int32 = transA ? 1 : 0
     let relu: Int32 = epilogue.relu ? 1 : 0
+    let unpackedA = !transA && !singleRowBlock && cols.count <= GEMMConfig.unpackedAColumns
+        && fcn_sgemm_has_unpacked_a(isa) != 0
     var jc = cols.lowerBound
     while jc < cols.upperBound {
         let nc = min(plan.nc, cols.upperBound - jc)
@@ -331,6 +337,14 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
                 continue
             }
             fcn_sgemm_pack_b_src(isa, &src, pc, jc, kc, nc, ws.b)
+            if unpackedA {
+                // Few columns: A is read in place, each element once (see GEMMConfig.unpackedAColumns).
+                fcn_sgemm_macro_unpacked_a(isa, rows.count, nc, kc, alpha, a + rows.lowerBound * lda + pc, lda,
+                                           ws.b, ws.a, first ? beta : 1, c + rows.lowerBound * ldc + jc, ldc,
+                                           rb, cb, last ? relu : 0)
+                pc += kc
+                continue
+            }
             var ic = rows.lowerBound
             while ic < rows.upperBound {
                 let mc = min(plan.mc, rows.upperBound - ic)

@@ -3,10 +3,13 @@
 // Contract: cross-correlation (no kernel flip), NCHW. x `[N, Cin, H, W]`, weight
 // `[Cout, Cin/groups, kH, kW]`, bias `[Cout]`, output `[N, Cout, outH, outW]` with
 // `out = (in + padBegin + padEnd - dilation*(k-1) - 1) / stride + 1` (floor).
-// Engine (Ops/_Im2Col.swift): im2col over bounded tiles of output pixels + sgemm;
-// fallbacks: 1x1 stride-1 unpadded -> straight GEMM, depthwise forward -> direct loop.
-// Backward: grad input = col2im(W^T * grad_out), grad weight = grad_out * cols^T summed over
-// the batch, grad bias = sum of grad_out over N, H, W; all GEMMs through sgemm.
+// Engine (Ops/_Im2Col.swift): one implicit GEMM per (image, group), the column matrix read
+// straight from x while the GEMM packs its panels; bias and ReLU (fusedReLU) in the GEMM
+// write-back. Fallbacks: 1x1 stride-1 unpadded -> straight GEMM, depthwise forward -> direct
+// loop. Backward: grad input = the convolution of grad_out with the flipped kernel (stride 1),
+// sub-pixel phases (kernel a multiple of the stride) or col2im(W^T * grad_out) (other
+// strides); grad weight = grad_out * cols^T summed over the batch (implicit GEMM too);
+// grad bias = sum of grad_out over N, H, W.
 // `conv2dReference` (naive direct loops) is kept beside it for tests.
 
 /// Checks the arguments of a convolution and returns its geometry. Stops with a message

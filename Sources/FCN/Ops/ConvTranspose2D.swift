@@ -6,9 +6,12 @@
 // `out = (in-1)*stride - padBegin - padEnd + dilation*(k-1) + outputPadding + 1`.
 // It is exactly the input gradient of conv2d: the convolution mapping a `[N, Cout, outH, outW]`
 // tensor to `[N, Cin, H, W]` with the same weight, stride, padding and dilation. So the
-// forward pass is that convolution's backward-data product (GEMM W^T * x, then col2im) and
-// the backward pass is its forward product (grad input = conv(grad_out, W), im2col + GEMM)
-// and weight gradient; one engine, no zero stuffing (Ops/_Im2Col.swift).
+// forward pass is that convolution's backward-data product and the backward pass is its
+// forward product (grad input = conv(grad_out, W)) and weight gradient; one engine, no zero
+// stuffing (Ops/_Im2Col.swift). Forward paths: kernel a multiple of the stride (every FCN
+// upsampling layer) -> sub-pixel phases, one implicit GEMM and an interleaving scatter;
+// stride 1 -> convolution with the flipped kernel where the weight copy pays; otherwise
+// GEMM W^T * x, then col2im.
 
 /// Padding of TensorFlow's `conv2d_transpose`, which takes the wanted output size.
 public enum TFPadding: Sendable, Equatable {

@@ -99,9 +99,7 @@ func convItems(_ count: Int, _ body: (Int) -> Void) {
 func convRun(_ count: Int, split: Bool? = nil, workspace: Int, _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
     if count == 0 { return }
     func withWorkspace(_ r: Range<Int>) {
-        let ws = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workspace))
-        defer { ws.deallocate() }
-        body(r, ws)
+        withScratch(workspace) { ws in body(r, ws) }
     }
     if split ?? convSplitsItems(count) {
         parallelChunks(count) { r in withWorkspace(r) }
@@ -189,30 +187,35 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
     }
     if g.fastPaths && g.strideH == 1 && g.strideW == 1 && convBackwardDataFlips(g) {
         let kk = g.kH * g.kW, kb = coutG * kk
-        let wf = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * cinG * kk)
-        defer { wf.deallocate() }
-        for gi in 0..<g.groups {
-            for ci in 0..<cinG {
-                let d0 = wf + (gi * cinG + ci) * kb
-                for co in 0..<coutG {
-                    let s = w + ((gi * coutG + co) * cinG + ci) * kk
-                    let d = d0 + co * kk
-                    for t in 0..<kk { d[kk - 1 - t] = s[t] }
+        withScratch(g.outChannels * cinG * kk) { wf in
+            for gi in 0..<g.groups {
+                for ci in 0..<cinG {
+                    let d0 = wf + (gi * cinG + ci) * kb
+                    for co in 0..<coutG {
+                        let s = w + ((gi * coutG + co) * cinG + ci) * kk
+                        let d = d0 + co * kk
+                        for t in 0..<kk { d[kk - 1 - t] = s[t] }
+                    }
                 }
             }
+            let bg = fcn_conv_geometry(channels: Int64(coutG), height: Int64(g.outH), width: Int64(g.outW),
+                                       kh: Int64(g.kH), kw: Int64(g.kW), sh: 1, sw: 1,
+                                       pad_top: Int64((g.kH - 1) * g.dilH - g.padTop),
+                                       pad_left: Int64((g.kW - 1) * g.dilW - g.padLeft),
+                                       dh: Int64(g.dilH), dw: Int64(g.dilW), out_h: Int64(g.inH), out_w: Int64(g.inW))
+            let wfc = UnsafePointer(wf)
+            convItems(g.batch * g.groups) { item in
+                let n = item / g.groups, gi = item % g.groups
+                sgemmConv(m: cinG, a: wfc + gi * cinG * kb, lda: kb, geometry: bg,
+                          x: gy + (n * g.outChannels + gi * coutG) * P, operand: .columns, beta: 0,
+                          c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: inPlane)
+            }
         }
-        let bg = fcn_conv_geometry(channels: Int64(coutG), height: Int64(g.outH), width: Int64(g.outW),
-                                   kh: Int64(g.kH), kw: Int64(g.kW), sh: 1, sw: 1,
-                                   pad_top: Int64((g.kH - 1) * g.dilH - g.padTop),
-                                   pad_left: Int64((g.kW - 1) * g.dilW - g.padLeft),
-                                   dh: Int64(g.dilH), dw: Int64(g.dilW), out_h: Int64(g.inH), out_w: Int64(g.inW))
-        let wfc = UnsafePointer(wf)
-        convItems(g.batch * g.groups) { item in
-            let n = item / g.groups, gi = item % g.groups
-            sgemmConv(m: cinG, a: wfc + gi * cinG * kb, lda: kb, geometry: bg,
-                      x: gy + (n * g.outChannels + gi * coutG) * P, operand: .columns, beta: 0,
-                      c: gx + (n * g.inChannels + gi * cinG) * inPlane, ldc: inPlane)
-        }
+        return
+    }
+    if g.fastPaths && (g.strideH > 1 || g.strideW > 1) && g.dilH == 1 && g.dilW == 1
+        && g.kH % g.strideH == 0 && g.kW % g.strideW == 0 {
+        convBackwardDataSubpixel(g, gy: gy, w: w, gx: gx)
         return
     }
     // Tiles of one (image, group) scatter into overlapping input regions, so the parallel
@@ -236,6 +239,65 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
                     var sub = cg
                     sub.channels = Int64(r.count)
                     fcn_col2im_tile(&sub, colsC + r.lowerBound * taps * np, Int64(p0), Int64(np), gxC + r.lowerBound * inPlane)
+                }
+            }
+        }
+    }
+}
+
+/// Strided input gradient (= transpose-convolution forward) when the kernel is a multiple of
+/// the stride (k = t*s, dilation 1; every FCN upsampling layer): each output pixel
+/// `oy = s*q + a - pad` sums t x t taps of gy, so the s*s output phases are t x t stride-1
+/// convolutions of gy that share one column matrix. One implicit GEMM per (image, group),
+/// `W_all [s*s*Cin/g, Cout/g*t*t] x im2col_t(gy)` (gy padded by t-1, planes of about
+/// (H+t-1) x (W+t-1)), then `fcn_subpixel_scatter` interleaves the phases into gx. Depth
+/// Cout/g*t*t instead of Cout/g, and no col2im. Workspace: W_all (one weight's size) and the
+/// phase planes, s*s*Cin/g*(H+t-1)*(W+t-1) floats (about one output image per group).
+func convBackwardDataSubpixel(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                              gx: UnsafeMutablePointer<Float>) {
+    let cinG = g.inGroupChannels, coutG = g.outGroupChannels
+    let sh = g.strideH, sw = g.strideW, th = g.kH / sh, tw = g.kW / sw, kk = g.kH * g.kW
+    // Phase planes cover every q = (oy + padTop) / s of the output (input-gradient rows that
+    // no window reached, past the bottom padding, get q = outH + t - 1 and read zeros).
+    let qh = (g.inH - 1 + g.padTop) / sh + 1, qw = (g.inW - 1 + g.padLeft) / sw + 1, Q = qh * qw
+    let mAll = sh * sw * cinG, kAll = coutG * th * tw
+    withScratch(g.groups * mAll * kAll) { wAll in
+        for gi in 0..<g.groups {
+            for co in 0..<coutG {
+                for ci in 0..<cinG {
+                    let src = w + ((gi * coutG + co) * cinG + ci) * kk
+                    for a in 0..<sh {
+                        for b in 0..<sw {
+                            let row = wAll + (gi * mAll + (a * sw + b) * cinG + ci) * kAll + co * th * tw
+                            for u in 0..<th {
+                                for v in 0..<tw {
+                                    row[u * tw + v] = src[(a + sh * (th - 1 - u)) * g.kW + (b + sw * (tw - 1 - v))]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let pg = fcn_conv_geometry(channels: Int64(coutG), height: Int64(g.outH), width: Int64(g.outW),
+                                   kh: Int64(th), kw: Int64(tw), sh: 1, sw: 1,
+                                   pad_top: Int64(th - 1), pad_left: Int64(tw - 1), dh: 1, dw: 1,
+                                   out_h: Int64(qh), out_w: Int64(qw))
+        let split = convSplitsItems(g.batch * g.groups)
+        let wAllC = UnsafePointer(wAll)
+        convRun(g.batch * g.groups, split: split, workspace: mAll * Q) { range, phases in
+            for item in range {
+                let n = item / g.groups, gi = item % g.groups
+                sgemmConv(m: mAll, a: wAllC + gi * mAll * kAll, lda: kAll, geometry: pg,
+                          x: gy + (n * g.outChannels + gi * coutG) * g.outPlane, operand: .columns,
+                          beta: 0, c: phases, ldc: Q)
+                let out = gx + (n * g.inChannels + gi * cinG) * g.inPlane
+                let ph = UnsafePointer(phases)
+                // Channels are independent: split them when the items are not.
+                parallelChunks(cinG) { r in
+                    fcn_subpixel_scatter(ph, Int64(cinG), Int64(r.lowerBound), Int64(r.upperBound),
+                                         Int64(sh), Int64(sw), Int64(qh), Int64(qw), Int64(g.padTop), Int64(g.padLeft),
+                                         Int64(g.inH), Int64(g.inW), out)
                 }
             }
         }

@@ -6,7 +6,8 @@
 // GEMMTests (1e-6 * sqrt(k) * sum |a b|).
 // Geometries cover multi-segment panels (output rows narrower than a 32-pixel panel),
 // padding on every side, negative padding (the flipped-kernel input gradient), dilation,
-// stride 2 (generic packer), kernels wider than 16 (generic packer) and 1x1.
+// stride 2 (generic packer), kernels wider than 16 (generic packer), 1x1, and rows wide
+// enough for interior panels, which the AVX-512 path multiplies in place (no packing).
 import CFCNKernels
 @testable import FCN
 import Testing
@@ -43,6 +44,12 @@ private func floats(_ n: Int, seed: UInt64) -> [Float] {
         ConvGEMMCase(c: 2, h: 20, w: 20, kh: 1, kw: 17, s: 1, padTop: 0, padLeft: 8, d: 1, outH: 20, outW: 20), // kw > 16
         ConvGEMMCase(c: 7, h: 6, w: 70, kh: 1, kw: 1, s: 1, padTop: 0, padLeft: 0, d: 1, outH: 6, outW: 70),  // 1x1
         ConvGEMMCase(c: 6, h: 14, w: 14, kh: 7, kw: 7, s: 1, padTop: 0, padLeft: 0, d: 1, outH: 8, outW: 8),  // fc6-like
+        // Rows wider than a panel: interior panels read in place (AVX-512 macro_conv_direct).
+        ConvGEMMCase(c: 3, h: 6, w: 100, kh: 3, kw: 3, s: 1, padTop: 1, padLeft: 1, d: 1, outH: 6, outW: 100),
+        ConvGEMMCase(c: 2, h: 10, w: 90, kh: 3, kw: 3, s: 1, padTop: 2, padLeft: 2, d: 2, outH: 10, outW: 90),
+        // Padding far wider than the image (conv1_1's 100): panels that see only padding are
+        // written without a GEMM (gemm.c zero_panel_epilogue).
+        ConvGEMMCase(c: 2, h: 3, w: 4, kh: 3, kw: 3, s: 1, padTop: 40, padLeft: 37, d: 1, outH: 81, outW: 78),
     ]
 
     static let tinyBlocks = GEMMBlocks(mc: 20, kc: 24, nc: 70)
