@@ -93,10 +93,14 @@ enum GEMMConfig {
 /// `[Cout, K] x [K, H*W]`); column bias suits `[N, K] x [K, out]` linear layers. The pointers
 /// must stay valid for the call and hold `m` (rowBias) or `n` (colBias) floats.
 public struct GEMMEpilogue {
+    /// `m` floats: `rowBias[i]` is added to row `i` (conv output channels), or nil.
     public var rowBias: UnsafePointer<Float>?
+    /// `n` floats: `colBias[j]` is added to column `j`, or nil.
     public var colBias: UnsafePointer<Float>?
+    /// Clamp the result at 0 after the biases (a fused ReLU).
     public var relu: Bool
 
+    /// An epilogue; the defaults add nothing and apply no ReLU.
     public init(rowBias: UnsafePointer<Float>? = nil, colBias: UnsafePointer<Float>? = nil, relu: Bool = false) {
         self.rowBias = rowBias
         self.colBias = colBias
