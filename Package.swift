@@ -6,7 +6,7 @@
 //   FCN           Swift library: Tensor, ops, autograd, layers, models, training, IO.
 //   CFCNKernels   C hot loops (GEMM microkernels per ISA, packing, im2col). The ISA is
 //                 chosen at run time with __builtin_cpu_supports, so no build flag is needed
-//                 and the package works as a plain dependency (no unsafeFlags).
+//                 and the package works as a plain dependency (no unsafe compiler flags).
 //   fcn-*         thin executables over the public API.
 import PackageDescription
 
