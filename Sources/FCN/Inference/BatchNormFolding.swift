@@ -39,12 +39,19 @@ public protocol BatchNormFoldable {
 /// (an inference-only layer: no parameters, no gradient). Input `[N, Cin, H, W]`, output
 /// as `conv2d` with the same geometry.
 public final class FusedConv2d: Layer, @unchecked Sendable {
+    /// Folded weights, `[Cout, Cin / groups, kH, kW]`.
     public let weight: Tensor
+    /// Folded bias, `[Cout]` (nil: none).
     public let bias: Tensor?
+    /// Geometry of the convolution, as in `Conv2d`.
     public let stride: Size2, padding: Padding, dilation: Size2, groups: Int
+    /// Apply a ReLU while writing the output.
     public let relu: Bool
+    /// Always false in practice: the layer behaves the same in both modes.
     public var isTraining = false
 
+    /// A fused convolution from plain tensors (detached here); geometry defaults are those
+    /// of `Conv2d` (stride 1, no padding, no dilation, one group).
     public init(weight: Tensor, bias: Tensor?, stride: Size2 = 1, padding: Padding = 0, dilation: Size2 = 1,
                 groups: Int = 1, relu: Bool) {
         self.weight = weight.detached(); self.bias = bias?.detached()
@@ -65,6 +72,7 @@ public final class FusedConv2d: Layer, @unchecked Sendable {
                   groups: conv.groups, relu: relu)
     }
 
+    /// The convolution (with its optional ReLU) of `[N, Cin, H, W]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups,
                fusedReLU: relu)
@@ -74,12 +82,17 @@ public final class FusedConv2d: Layer, @unchecked Sendable {
 /// `relu(main(x) + shortcut(x))` (shortcut nil: the identity), the residual block of
 /// ResNets in folded form.
 public final class FusedResidualBlock: Layer, @unchecked Sendable {
+    /// The main path, applied in order.
     public let main: [any Layer]
+    /// The shortcut (nil: the identity).
     public let shortcut: (any Layer)?
+    /// Always false in practice: the layer behaves the same in both modes.
     public var isTraining = false
 
+    /// A block from its folded main path and optional shortcut.
     public init(main: [any Layer], shortcut: (any Layer)?) { self.main = main; self.shortcut = shortcut }
 
+    /// `relu(main(x) + shortcut(x))`, same shape as the main path's output.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var y = x
         for l in main { y = l(y) }

@@ -11,10 +11,15 @@ import Foundation
 
 /// The networks known by name (`--model` of fcn-segment).
 public enum SegmentationModelKind: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// VGG16 FCNs with 32-, 16- and 8-pixel-stride skip fusion (Caffe layout).
     case fcn32s, fcn16s, fcn8s
+    /// VGG16 FCN-8s trained in one stage (the reference's "at once" model).
     case fcn8sAtOnce = "fcn8s-atonce"
+    /// ResNet-34 backbone with FCN-8s style skips.
     case resnet34FCN8s = "resnet34-fcn8s"
+    /// torchvision's FCN with a ResNet-50 backbone.
     case fcnResNet50 = "fcn_resnet50"
+    /// torchvision's FCN with a ResNet-101 backbone.
     case fcnResNet101 = "fcn_resnet101"
 
     /// The VGG16 variant for the Caffe-layout models, nil for the ResNet ones.
@@ -45,15 +50,21 @@ public enum SegmentationModelKind: String, Sendable, CaseIterable, CustomStringC
     /// True for the models whose channel width can be scaled (`--width`).
     public var supportsWidth: Bool { vggVariant != nil }
 
+    /// The `--model` name.
     public var description: String { rawValue }
 }
 
 /// What to build: a model kind, its number of classes and (VGG only) width multiplier.
 public struct SegmentationModelConfiguration: Sendable, Equatable {
+    /// The network to build.
     public var kind: SegmentationModelKind
+    /// Number of classes of the score layer.
     public var classes: Int
+    /// Channel width multiplier (VGG only; 1 is the published size).
     public var width: Double
 
+    /// A configuration; 21 classes (PASCAL VOC) and width 1 by default, matching the
+    /// published weights.
     public init(kind: SegmentationModelKind, classes: Int = 21, width: Double = 1) {
         self.kind = kind; self.classes = classes; self.width = width
     }

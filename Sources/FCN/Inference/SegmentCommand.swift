@@ -9,48 +9,70 @@ import Foundation
 
 /// A bad command line (unknown option, missing or malformed value, inconsistent options).
 public struct CommandLineError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The human-readable reason, naming the option.
     public let message: String
+    /// An error with the given message.
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 
 /// The parsed options of fcn-segment (see `SegmentCommand.usage`).
 public struct SegmentCommandOptions: Sendable, Equatable {
+    /// Image files or folders to segment, in command-line order.
     public var inputs: [String] = []
+    /// Safetensors weights file of the model (required unless `randomSeed` is set).
     public var weights: String?
+    /// The network; FCN-8s by default, the most accurate of the VGG variants.
     public var model: SegmentationModelKind = .fcn8s
     /// nil: from the weights file (VGG: score_fr's channels), else 21.
     public var classes: Int?
     /// nil: from the weights file (VGG: conv1_1's channels / 64), else 1.
     public var width: Double?
+    /// Folder the label maps, overlays and legends are written to.
     public var outputDirectory = "fcn-segment-output"
+    /// Also write the `[1, C, H, W]` scores to this file (one input only).
     public var saveScores: String?
+    /// Class names for the legend, index = class id (nil: legend by class id).
     public var classNames: [String]?
     /// Core side of the tiles; nil runs each image whole.
     public var tileSize: Int? = 1024
+    /// Test-time augmentation: average with the mirrored prediction.
     public var flip = false
+    /// Scales of the multi-scale average; `[1]` is a single pass.
     public var scales: [Double] = [1]
+    /// Opacity of the label colours in the overlay (0.5: image and labels equally visible).
     public var alpha: Float = 0.5
     /// Use the model's own random initialisation with this seed instead of `--weights`.
     public var randomSeed: UInt64?
     /// Write the (random) weights of the configured model to this file and stop.
     public var exportWeights: String?
+    /// Compute threads (nil: the library default, all processors).
     public var threads: Int?
+    /// Suppress the per-image progress lines.
     public var quiet = false
+    /// `--help` was given: print `SegmentCommand.usage` and exit.
     public var showHelp = false
 
+    /// The defaults documented on each property.
     public init() {}
 }
 
 /// What fcn-segment wrote for one input.
 public struct SegmentOutput: Sendable, Equatable {
+    /// The input image file.
     public var input: String
+    /// The files written: palette label map, colour overlay and legend image.
     public var labels: String, overlay: String, legend: String
+    /// The scores file, when `saveScores` was set.
     public var scores: String?
+    /// The classes present in the label map, as listed in the legend.
     public var entries: [LegendEntry]
 }
 
+/// The fcn-segment command: its usage text, option parsing and the run over the inputs.
 public enum SegmentCommand {
+    /// The `--help` text.
     public static let usage = """
     usage: fcn-segment [options] IMAGE|FOLDER ...
 

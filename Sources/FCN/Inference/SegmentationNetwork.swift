@@ -83,10 +83,15 @@ public final class ModelSegmentation<Model: TileableSegmentationModel>: Segmenta
     public let model: Model
     /// The inference copy `model.rawScoreLayer()` that `rawScores` runs.
     public let rawScoreLayer: any Layer
+    /// The model's number of classes.
     public var numClasses: Int { model.numClasses }
+    /// The model's preferred input convention.
     public var inputPreprocessing: InputPreprocessing { model.preferredPreprocessing }
+    /// The model's `scoreStride`.
     public let scoreStride: Int
+    /// The model's `translationStride`.
     public let translationStride: Int
+    /// The model's `receptiveFieldRadius`.
     public let receptiveFieldRadius: Int
 
     /// Wraps `model`, puts it in eval mode and builds its raw-score layer.
@@ -100,6 +105,7 @@ public final class ModelSegmentation<Model: TileableSegmentationModel>: Segmenta
                  "\(Model.self): translationStride \(translationStride) must be a positive multiple of scoreStride \(scoreStride), radius \(receptiveFieldRadius) >= 0")
     }
 
+    /// Runs `rawScoreLayer` on `[N, 3, H, W]` without recording gradients.
     public func rawScores(_ input: Tensor) -> Tensor { withoutGrad { rawScoreLayer(input) } }
 }
 
@@ -137,11 +143,17 @@ extension VGGFCN: TileableSegmentationModel {
 /// Any `Layer` as a `SegmentationNetwork`, with its geometry given by the caller (custom
 /// models, tests, or models not known to the registry).
 public final class LayerSegmentation: SegmentationNetwork, @unchecked Sendable {
+    /// The wrapped layer (eval mode).
     public let layer: any Layer
+    /// Channels of the score map.
     public let numClasses: Int
+    /// The input convention of the layer's weights.
     public let inputPreprocessing: InputPreprocessing
+    /// Input pixels per score pixel (1: full resolution).
     public let scoreStride: Int
+    /// Shift of the input that shifts the scores exactly; a multiple of `scoreStride`.
     public let translationStride: Int
+    /// Input pixels on each side that can affect a score pixel.
     public let receptiveFieldRadius: Int
 
     /// - Parameters:
@@ -165,6 +177,7 @@ public final class LayerSegmentation: SegmentationNetwork, @unchecked Sendable {
         self.receptiveFieldRadius = receptiveFieldRadius
     }
 
+    /// Runs `layer` on `[N, 3, H, W]` without recording gradients.
     public func rawScores(_ input: Tensor) -> Tensor { withoutGrad { layer(input) } }
 }
 
@@ -181,10 +194,13 @@ public final class LayerSegmentation: SegmentationNetwork, @unchecked Sendable {
 /// then the exact radius of `SegmentationNetwork.receptiveFieldRadius` for a chain of
 /// convolutions / poolings (no slack needed).
 public struct ReceptiveField: Sendable, Equatable {
+    /// Input pixels seen by one output position (1: the identity).
     public var extent = 1
+    /// Input pixels between neighbouring output positions (product of the strides).
     public var jump = 1
     /// Input pixel of the first tap of output position 0 (minus the paddings so far).
     public var start = 0
+    /// The identity: extent 1, jump 1, start 0.
     public init() {}
 
     /// Adds a convolution or pooling window (`padding`: the amount before the axis).
@@ -194,6 +210,7 @@ public struct ReceptiveField: Sendable, Equatable {
         jump *= stride
     }
 
+    /// Half the field around its centre, `ceil((extent - 1) / 2)`.
     public var radius: Int { (extent - 1 + 1) / 2 }
 
     /// How far outside the pixels `[o*f, o*f + f)` an output position o sees (f the score

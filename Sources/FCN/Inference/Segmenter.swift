@@ -30,6 +30,8 @@ public struct SegmentationOptions: Sendable, Equatable {
     /// `interpolateBilinear`). `[1]` (default) is a single pass.
     public var scales: [Double]
 
+    /// Options; by default the whole image in one pass without augmentation (exact and fastest
+    /// for images that fit in memory).
     public init(tileSize: Int? = nil, flip: Bool = false, scales: [Double] = [1]) {
         fcnCheck(tileSize == nil || tileSize! >= 1, "SegmentationOptions", "tileSize must be >= 1, got \(tileSize!)")
         fcnCheck(!scales.isEmpty && scales.allSatisfy { $0 > 0 && $0.isFinite }, "SegmentationOptions",
@@ -43,6 +45,7 @@ public struct SegmentationOptions: Sendable, Equatable {
 
 /// The result of segmenting one image.
 public struct SegmentationResult: Sendable {
+    /// Size of the image and of the label map in pixels.
     public let width: Int, height: Int
     /// Number of classes of the network.
     public let numClasses: Int
@@ -69,7 +72,9 @@ public struct SegmentationResult: Sendable {
 
 /// Segments images with a network (see the file comment). Sendable: share it across threads.
 public final class Segmenter: Sendable {
+    /// The network run on each tile.
     public let network: any SegmentationNetwork
+    /// Tiling and augmentation.
     public let options: SegmentationOptions
 
     /// - Parameters:

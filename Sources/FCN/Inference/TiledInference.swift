@@ -55,7 +55,9 @@
 /// One tile along one axis: the input range `[inputStart, inputEnd)` fed to the network
 /// and the output range `[coreStart, coreEnd)` kept from it.
 public struct TileAxis: Sendable, Equatable {
+    /// Input range fed to the network.
     public var inputStart: Int, inputEnd: Int
+    /// Output range kept from the tile.
     public var coreStart: Int, coreEnd: Int
 
     /// Tiles covering `0..<length` (see the file comment). `tileSize` nil or `>= length`

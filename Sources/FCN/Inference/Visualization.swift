@@ -48,6 +48,7 @@ public func overlayImage(_ image: Image, labels: [UInt8], palette: [PaletteColor
 
 /// One line of a legend: a class present in a label map.
 public struct LegendEntry: Sendable, Equatable {
+    /// The class id (index into the palette).
     public var classID: Int
     /// The class name when names were given (else nil).
     public var name: String?

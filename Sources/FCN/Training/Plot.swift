@@ -13,7 +13,9 @@
 public struct PlotSeries: Sendable {
     /// Legend text (upper-case letters, digits, spaces).
     public var name: String
+    /// Data points in data coordinates, drawn in order.
     public var points: [(x: Double, y: Double)]
+    /// Line colour as 8-bit RGB.
     public var color: (r: UInt8, g: UInt8, b: UInt8)
     /// Plot against the right axis.
     public var rightAxis: Bool
@@ -22,6 +24,7 @@ public struct PlotSeries: Sendable {
     /// 2 px wide line.
     public var thick: Bool
 
+    /// A series; by default on the left axis, thin and without markers.
     public init(name: String, points: [(x: Double, y: Double)], color: (r: UInt8, g: UInt8, b: UInt8),
                 rightAxis: Bool = false, markers: Bool = false, thick: Bool = false) {
         self.name = name; self.points = points; self.color = color
@@ -31,12 +34,17 @@ public struct PlotSeries: Sendable {
 
 /// A line plot with up to two y axes.
 public struct LinePlot: Sendable {
+    /// Image width in pixels.
     public var width: Int
+    /// Image height in pixels.
     public var height: Int
+    /// The curves, drawn in order (later ones on top).
     public var series: [PlotSeries] = []
     /// Axis ranges; nil = from the data (nice-rounded, starting at 0 when all values are >= 0).
     public var xRange: ClosedRange<Double>?
+    /// Left y axis range (nil: from the data).
     public var leftRange: ClosedRange<Double>?
+    /// Right y axis range (nil: from the data of the right-axis series).
     public var rightRange: ClosedRange<Double>?
     /// Axis titles (drawn with the bitmap font).
     public var xLabel = "", leftLabel = "", rightLabel = ""
@@ -188,6 +196,8 @@ public struct LinePlot: Sendable {
 /// the steps (dark) on the left axis, validation mean IU (red, markers) on the right axis
 /// from 0 to 1, dashed lines where a stage starts.
 public enum TrainingPlot {
+    /// Renders `history` as a `width` x `height` RGB image (default 640 x 400, readable on
+    /// screen and small as PNG).
     public static func render(_ history: TrainingHistory, width: Int = 640, height: Int = 400) -> Image {
         var plot = LinePlot(width: width, height: height)
         let steps = history.records.filter { !$0.loss.isNaN }

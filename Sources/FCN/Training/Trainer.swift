@@ -24,11 +24,16 @@ import Dispatch
 
 /// The metrics of one validation pass (FCN reference's score.py definitions).
 public struct ValidationMetrics: Sendable, Equatable {
+    /// Fraction of labelled pixels classified correctly (0...1).
     public var pixelAccuracy: Double
+    /// Per-class pixel accuracy, averaged over the classes present in the ground truth.
     public var meanClassAccuracy: Double
+    /// Mean intersection over union over the classes present: the headline FCN metric.
     public var meanIU: Double
+    /// Intersection over union averaged with weights proportional to class pixel frequency.
     public var frequencyWeightedIU: Double
 
+    /// Metrics from their four values (all fractions in 0...1).
     public init(pixelAccuracy: Double, meanClassAccuracy: Double, meanIU: Double, frequencyWeightedIU: Double) {
         self.pixelAccuracy = pixelAccuracy; self.meanClassAccuracy = meanClassAccuracy
         self.meanIU = meanIU; self.frequencyWeightedIU = frequencyWeightedIU
@@ -43,8 +48,11 @@ public struct ValidationMetrics: Sendable, Equatable {
 
 /// A failure of the training run itself (divergence).
 public struct TrainerError: Error, CustomStringConvertible, Equatable {
+    /// The human-readable reason, printed as is.
     public let message: String
+    /// An error with the given message.
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 
@@ -62,22 +70,29 @@ public struct TrainerStepResult: Sendable {
 
 /// A snapshot of the run for progress displays.
 public struct TrainerProgress: Sendable {
+    /// Optimizer steps taken so far, over all stages.
     public var step: Int
     /// Steps of the whole run: the budget, or an estimate under a time budget.
     public var totalSteps: Int?
     /// Fraction of the budget used, 0...1 (the larger of the step and the time fraction).
     public var fraction: Double
+    /// Mean cross-entropy of the last batch.
     public var loss: Float
     /// Mean loss over the last (up to) 50 steps.
     public var smoothedLoss: Float
+    /// Learning rate of the last step.
     public var learningRate: Float
     /// Training throughput over the recent steps.
     public var imagesPerSecond: Double
     /// Estimated seconds left (nil when unknown).
     public var etaSeconds: Double?
+    /// Seconds of training so far, including earlier sessions of a resumed run.
     public var elapsedSeconds: Double
+    /// Index (0-based) of the current stage.
     public var stage: Int
+    /// Number of stages (1 unless the run is staged 32s, 16s, 8s).
     public var stageCount: Int
+    /// The FCN variant of the current stage.
     public var variant: VGGFCNVariant
     /// The last validation, if any.
     public var lastValidation: ValidationMetrics?
@@ -105,8 +120,12 @@ public enum TrainerOutcome: Sendable, Equatable {
 
 /// Seconds spent per phase since the trainer was created (for profiling).
 public struct TrainerTimings: Sendable {
+    /// Seconds in data loading, forward pass, backward pass, optimizer update, validation and
+    /// checkpoint writing, respectively.
     public var data = 0.0, forward = 0.0, backward = 0.0, update = 0.0, validation = 0.0, checkpoints = 0.0
+    /// Training steps and images processed, for throughput figures.
     public var steps = 0, images = 0
+    /// All counters at zero.
     public init() {}
     /// Training seconds (data + forward + backward + update).
     public var training: Double { data + forward + backward + update }
@@ -114,9 +133,11 @@ public struct TrainerTimings: Sendable {
 
 /// Trains a VGG16 FCN; see the file comment.
 public final class Trainer {
+    /// The options the trainer was built with (validated).
     public let options: TrainerOptions
     /// Training and validation samples.
     public let trainSource: any SegmentationSampleSource
+    /// Samples of the validation passes (scored with `ValidationMetrics`).
     public let validationSource: any SegmentationSampleSource
     /// Number of classes (from the training source).
     public let classes: Int
@@ -150,7 +171,9 @@ public final class Trainer {
 
     /// File names inside `options.out`.
     public static let checkpointFileName = "checkpoint.safetensors"
+    /// The curves as CSV, rewritten at each validation.
     public static let csvFileName = "curves.csv"
+    /// The curves as a PNG plot (see `TrainingPlot`), rewritten with the CSV.
     public static let plotFileName = "curves.png"
 
     /// A trainer over explicit sources (tests, custom data). Builds the first stage's

@@ -22,26 +22,41 @@ public protocol SegmentationSampleSource: Sendable {
 /// `SyntheticShapes` images `offset ..< offset + count` (a held-out split uses another
 /// offset with the same dataset seed).
 public struct SyntheticSampleSource: SegmentationSampleSource {
+    /// The generator of the images; its seed fixes their content.
     public let dataset: SyntheticShapes
+    /// Index of the first image of this split within the dataset.
     public let offset: Int
+    /// A source of `dataset`'s images starting at `offset` (default 0, the training split;
+    /// a validation split passes the training count so the two never overlap).
     public init(dataset: SyntheticShapes, offset: Int = 0) {
         fcnCheck(offset >= 0, "SyntheticSampleSource", "offset must be >= 0, got \(offset)")
         self.dataset = dataset; self.offset = offset
     }
+    /// Number of images: the dataset's count.
     public var count: Int { dataset.count }
+    /// The synthetic shapes' class count (background included).
     public var classes: Int { SyntheticShapes.classes }
+    /// The dataset's square image side: no cropping needed.
     public var fixedSize: Int? { dataset.size }
+    /// Image `offset + index` as `[3, S, S]` raw RGB and its `[S, S]` label map.
     public func sample(_ index: Int) throws -> (image: Tensor, label: Tensor) { dataset.sample(offset + index) }
 }
 
 /// A PASCAL VOC split (21 classes), the first `limit` images of it (nil: all).
 public struct VOCSampleSource: SegmentationSampleSource {
+    /// The VOC split the samples come from.
     public let voc: VOCSegmentation
+    /// Maximum number of images used (nil: the whole split); handy for quick runs.
     public let limit: Int?
+    /// A source over `voc`, limited to its first `limit` images (default nil: all).
     public init(_ voc: VOCSegmentation, limit: Int? = nil) { self.voc = voc; self.limit = limit }
+    /// The smaller of `limit` and the split size.
     public var count: Int { limit.map { min($0, voc.count) } ?? voc.count }
+    /// 21: background and the 20 VOC object classes.
     public var classes: Int { 21 }
+    /// nil: VOC images vary in size, so the sampler crops them.
     public var fixedSize: Int? { nil }
+    /// Image `index` of the split as `[3, H, W]` raw RGB and its `[H, W]` label map.
     public func sample(_ index: Int) throws -> (image: Tensor, label: Tensor) { try voc.sample(index) }
 }
 
@@ -58,6 +73,9 @@ public struct TrainingBatchSampler: Sendable {
     /// Raw RGB pad value of crops (normalises to zero).
     public let padPixel: [Float]
 
+    /// A sampler drawing `batchSize` images per batch from `source`, cropped (and padded
+    /// with `padPixel`) to `size` pixels square when the source has no fixed size, flipped
+    /// at random when `flip` is true. The source must not be empty.
     public init(source: any SegmentationSampleSource, batchSize: Int, size: Int, flip: Bool, padPixel: [Float]) {
         fcnCheck(source.count > 0, "TrainingBatchSampler", "the training source has no samples")
         fcnCheck(batchSize > 0, "TrainingBatchSampler", "batchSize must be > 0, got \(batchSize)")

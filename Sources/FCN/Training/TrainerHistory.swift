@@ -12,6 +12,7 @@ public struct TrainingRecord: Sendable, Equatable {
     public var step: Int
     /// Stage index (0 unless staged).
     public var stage: Int
+    /// The FCN variant trained at this step.
     public var variant: VGGFCNVariant
     /// Seconds since the start of training (validation included).
     public var elapsed: Double
@@ -22,6 +23,7 @@ public struct TrainingRecord: Sendable, Equatable {
     /// Validation run right after this step, if any.
     public var validation: ValidationMetrics?
 
+    /// A row from its values; `validation` defaults to nil (a training-only row).
     public init(step: Int, stage: Int, variant: VGGFCNVariant, elapsed: Double, loss: Float, learningRate: Float,
                 validation: ValidationMetrics? = nil) {
         self.step = step; self.stage = stage; self.variant = variant; self.elapsed = elapsed
@@ -31,8 +33,10 @@ public struct TrainingRecord: Sendable, Equatable {
 
 /// The curves of a run.
 public struct TrainingHistory: Sendable, Equatable {
+    /// The rows in step order.
     public private(set) var records: [TrainingRecord] = []
 
+    /// An empty history.
     public init() {}
 
     /// The CSV header line.
@@ -104,5 +108,6 @@ public struct TrainingHistory: Sendable, Equatable {
         }
     }
 
+    /// Equal when the CSV forms are equal (so NaN losses compare equal).
     public static func == (a: TrainingHistory, b: TrainingHistory) -> Bool { a.csv() == b.csv() }
 }

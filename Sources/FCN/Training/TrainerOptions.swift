@@ -9,6 +9,7 @@
 
 /// Which optimizer the trainer builds.
 public enum TrainerOptimizerKind: String, Sendable, CaseIterable {
+    /// SGD with momentum (the FCN reference), Adam, or AdamW (decoupled weight decay).
     case sgd, adam, adamw
 }
 
@@ -44,8 +45,11 @@ public enum TrainerDataKind: String, Sendable, CaseIterable {
 
 /// A bad command line: the message names the flag and what was expected.
 public struct TrainerOptionsError: Error, CustomStringConvertible, Equatable {
+    /// The human-readable reason, naming the flag.
     public let message: String
+    /// An error with the given message.
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 
@@ -74,6 +78,8 @@ public struct TrainerOptions: Sendable, Equatable {
     public var minutes: Double? = nil
     /// Images per step.
     public var batch = 4
+    /// The optimizer; Adam by default because it converges without tuning the learning
+    /// rate per model, unlike the reference's SGD.
     public var optimizer: TrainerOptimizerKind = .adam
     /// Base learning rate.
     public var learningRate: Float = 1e-3
@@ -81,6 +87,8 @@ public struct TrainerOptions: Sendable, Equatable {
     public var momentum: Float = 0.9
     /// Weight decay (L2 for SGD and Adam, decoupled for AdamW).
     public var weightDecay: Float = 0
+    /// Learning-rate schedule over each stage; poly by default (a smooth decay to zero at
+    /// the end of the stage, which needs no tuning of step points).
     public var schedule: TrainerScheduleKind = .poly
     /// Linear warm-up steps at the start of each stage (factor 1/3 -> 1).
     public var warmup = 0
@@ -112,6 +120,7 @@ public struct TrainerOptions: Sendable, Equatable {
     /// Progress display (false: only the final summary).
     public var progress = true
 
+    /// The defaults documented on each property.
     public init() {}
 
     /// The variants trained in order: `[model]`, or with `staged` 32s, 16s, then `model`
@@ -173,7 +182,9 @@ public struct TrainerOptions: Sendable, Equatable {
 
     /// The parse result: either help was asked for, or a run.
     public enum Command: Equatable, Sendable {
+        /// `--help`: print the usage and exit.
         case help
+        /// Train with these (validated) options.
         case train(TrainerOptions)
     }
 
