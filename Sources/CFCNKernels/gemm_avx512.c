@@ -231,7 +231,7 @@ static TGT void kernel_ua(ptrdiff_t kc, const float *pa, ptrdiff_t lda, const fl
 #pragma clang loop unroll_count(4)
     for (ptrdiff_t p = 0; p < kc; p++) {
         if ((p & 15) == 0)
-            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(pa + i * lda) + 256, _MM_HINT_T0);
+            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(pa + i * lda) + 512, _MM_HINT_T0);
         FCN_K_STEP_UA(MR);
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);

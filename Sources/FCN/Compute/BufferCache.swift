@@ -1,19 +1,20 @@
-// Large tensor buffers: mapped with huge pages and recycled instead of returned to the OS.
+// Large tensor buffers: mapped once and recycled instead of returned to the OS.
 //
 // Why: a fresh 125 MB activation (conv1_2's output at 500 x 500) costs 30 000 page faults in
 // which the kernel zeroes 4 KiB pages; on the machines measured that runs at ~2 GB/s, about
 // 270 ms of page faults per FCN-8s forward at 500 x 500 (~14% of it). Reusing freed buffers
-// removes them, and 2 MiB pages cut the TLB misses of the im2col packer, which reads many
-// channel planes at once.
+// removes them. Optionally (`FCN_HUGE_PAGES=1`) blocks ask for 2 MiB pages, which cut the
+// TLB misses of the im2col packer (~1-2% measured); off by default because the first faults
+// of a madvised region may stall in memory compaction.
 //
 // Contract: `TensorStorage` asks `BufferCache.allocate` for every buffer of at least
 // `threshold` bytes and hands it back with `BufferCache.release`. A request is served by the
 // smallest cached block whose capacity lies in [bytes, 2 * bytes + 2 MiB] (best fit, at most
 // about half wasted); otherwise a new block is mapped (size rounded up to 2 MiB, 2 MiB
-// aligned, MADV_HUGEPAGE on Linux). A released block is kept while the cached total stays
-// within `limit`, else unmapped. Memory bound: cached (idle) bytes <= `limit`, by default
-// max(512 MiB, the largest total of live large buffers seen), so at most twice the peak; `FCN_BUFFER_CACHE_MB`
-// overrides it (0 disables caching; buffers are then unmapped when freed).
+// aligned). A released block is kept while the cached total stays within `limit`, else
+// unmapped. Memory bound: cached (idle) bytes <= `limit`, by default max(512 MiB, the
+// largest total of live large buffers seen), so at most about twice the peak;
+// `FCN_BUFFER_CACHE_MB` overrides it (0 disables caching; buffers are unmapped when freed).
 // `Compute.releaseCachedBuffers()` unmaps every idle block. Thread-safe (one lock).
 #if canImport(Glibc)
 import Glibc
