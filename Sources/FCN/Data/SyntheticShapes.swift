@@ -108,6 +108,17 @@ public struct SyntheticShapes: Sendable {
         }
 
         let n = size, hw = n * n
+        // The gratings are separable: cos(fx x + fy y + phase) = cos(a) cos(b) - sin(a) sin(b)
+        // with a = fx x + phase per column and b = fy y per row, tabulated once.
+        var colCos = [Float](repeating: 0, count: 2 * n), colSin = colCos, rowCos = colCos, rowSin = colCos
+        for (g, gr) in gratings.enumerated() {
+            for k in 0..<n {
+                let p = Float(k) + 0.5
+                let a = Double(gr.fx * p + gr.phase), b = Double(gr.fy * p)
+                colCos[g * n + k] = gr.amp * Float(_cosD(a)); colSin[g * n + k] = gr.amp * Float(_cosD(a - .pi / 2))
+                rowCos[g * n + k] = Float(_cosD(b)); rowSin[g * n + k] = Float(_cosD(b - .pi / 2))
+            }
+        }
         var label = [Float](repeating: 0, count: hw)
         let image = Tensor.make(shape: [3, n, n]) { out in
             for y in 0..<n {
@@ -124,14 +135,22 @@ public struct SyntheticShapes: Sendable {
                         label[y * n + x] = Float(sh.cls)
                     } else {
                         var t = gx * (px - s / 2) + gy * (py - s / 2)
-                        for g in gratings { t += g.amp * Float(_cosD(Double(g.fx * px + g.fy * py + g.phase))) }
+                        for g in 0..<gratings.count {
+                            t += colCos[g * n + x] * rowCos[g * n + y] - colSin[g * n + x] * rowSin[g * n + y]
+                        }
                         rgb = (base.0 + t, base.1 + t * 0.8, base.2 + t * 1.2)
                     }
                     let i = y * n + x
-                    out[i] = min(max(rgb.0 + 6 * rng.nextNormal(), 0), 255)
-                    out[hw + i] = min(max(rgb.1 + 6 * rng.nextNormal(), 0), 255)
-                    out[2 * hw + i] = min(max(rgb.2 + 6 * rng.nextNormal(), 0), 255)
+                    out[i] = rgb.0; out[hw + i] = rgb.1; out[2 * hw + i] = rgb.2
                 }
+            }
+            // Pixel noise (std 6), two normals per Box-Muller draw, then clamping to 0...255.
+            var i = 0
+            while i < 3 * hw {
+                let (z0, z1) = rng.nextNormalPair()
+                out[i] = min(max(out[i] + 6 * z0, 0), 255)
+                if i + 1 < 3 * hw { out[i + 1] = min(max(out[i + 1] + 6 * z1, 0), 255) }
+                i += 2
             }
         }
         return (image, Tensor(shape: [n, n], scalars: label))

@@ -142,45 +142,62 @@ public enum FCNGeometry {
     /// The VGG16 FCN trunk as in the reference Caffe nets: conv1_1 has pad 100, the other
     /// 3x3 convs pad 1, pools 2x2 stride 2 (ceil mode does not change coordinates), fc6 a
     /// 7x7 conv without pad, fc7 and score layers 1x1. ReLU/dropout are identities.
-    public static let vgg16: [(name: String, step: SpatialStep)] = {
+    public static let vgg16: [(name: String, step: SpatialStep)] = vgg16(padding: .caffe)
+
+    /// The VGG16 FCN trunk with the given padding scheme: `.caffe` as `vgg16`; `.same` with
+    /// pad 1 on conv1_1 and pad 3 on fc6, so every convolution keeps its input's size.
+    public static func vgg16(padding: VGGFCNPadding) -> [(name: String, step: SpatialStep)] {
         var out: [(String, SpatialStep)] = []
         for (stage, convs) in [2, 2, 3, 3, 3].enumerated() {
             for i in 1...convs {
-                let pad = stage == 0 && i == 1 ? 100 : 1
+                let pad = stage == 0 && i == 1 && padding == .caffe ? 100 : 1
                 out.append(("conv\(stage + 1)_\(i)", .conv(kernel: 3, stride: 1, padding: pad)))
             }
             out.append(("pool\(stage + 1)", .pool(kernel: 2, stride: 2)))
         }
-        out.append(("fc6", .conv(kernel: 7)))
+        out.append(("fc6", .conv(kernel: 7, padding: padding == .caffe ? 0 : 3)))
         out.append(("fc7", .conv(kernel: 1)))
         out.append(("score_fr", .conv(kernel: 1)))
         return out
-    }()
-
-    /// The steps of `vgg16` from the input up to and including the layer `name`.
-    public static func vgg16Steps(through name: String) -> [SpatialStep] {
-        guard let i = vgg16.firstIndex(where: { $0.name == name }) else {
-            fcnFail("FCNGeometry.vgg16Steps", "no layer named '\(name)'; layers: \(vgg16.map(\.name).joined(separator: ", "))")
-        }
-        return vgg16[...i].map(\.step)
     }
 
-    /// The five crop offsets of the reference VGG16 FCNs, computed from the geometry:
+    /// The steps of `vgg16(padding:)` from the input up to and including the layer `name`.
+    public static func vgg16Steps(through name: String, padding: VGGFCNPadding = .caffe) -> [SpatialStep] {
+        let layers = vgg16(padding: padding)
+        guard let i = layers.firstIndex(where: { $0.name == name }) else {
+            fcnFail("FCNGeometry.vgg16Steps", "no layer named '\(name)'; layers: \(layers.map(\.name).joined(separator: ", "))")
+        }
+        return layers[...i].map(\.step)
+    }
+
+    /// The padding of a `factor`x bilinear upsampling layer (kernel `2 * factor`, stride
+    /// `factor`): 0 in the Caffe layout (the crops align afterwards), `factor / 2` in the
+    /// `.same` layout, which makes the output `factor` times the input with the grids of
+    /// the two blobs aligned (crop offset 0).
+    public static func upsamplingPadding(factor: Int, padding: VGGFCNPadding) -> Int {
+        padding == .caffe ? 0 : factor / 2
+    }
+
+    /// The five crop offsets of the VGG16 FCNs, computed from the geometry:
     /// FCN-32s final (upscore 64/32 to the input), FCN-16s score_pool4 (to upscore2) and
     /// final (upscore16 32/16), FCN-8s score_pool3 (to upscore_pool4) and final (upscore8
-    /// 16/8). Expected 19, 5, 27, 9, 31.
-    public static func vgg16CropOffsets() -> (fcn32Final: Int, fcn16Pool4: Int, fcn16Final: Int, fcn8Pool3: Int, fcn8Final: Int) {
-        let scoreFr = vgg16Steps(through: "score_fr")
-        let pool4 = vgg16Steps(through: "pool4") + [.conv(kernel: 1)]          // score_pool4
-        let pool3 = vgg16Steps(through: "pool3") + [.conv(kernel: 1)]          // score_pool3
-        let upscore2 = scoreFr + [.deconv(kernel: 4, stride: 2)]
-        let upscorePool4 = upscore2 + [.deconv(kernel: 4, stride: 2)]            // fuse_pool4 keeps upscore2's geometry
+    /// 16/8). Expected 19, 5, 27, 9, 31 for the Caffe layout and all 0 for `.same`.
+    public static func vgg16CropOffsets(padding: VGGFCNPadding = .caffe)
+        -> (fcn32Final: Int, fcn16Pool4: Int, fcn16Final: Int, fcn8Pool3: Int, fcn8Final: Int) {
+        func up(_ f: Int) -> SpatialStep {
+            .deconv(kernel: 2 * f, stride: f, padding: upsamplingPadding(factor: f, padding: padding))
+        }
+        let scoreFr = vgg16Steps(through: "score_fr", padding: padding)
+        let pool4 = vgg16Steps(through: "pool4", padding: padding) + [.conv(kernel: 1)]          // score_pool4
+        let pool3 = vgg16Steps(through: "pool3", padding: padding) + [.conv(kernel: 1)]          // score_pool3
+        let upscore2 = scoreFr + [up(2)]
+        let upscorePool4 = upscore2 + [up(2)]            // fuse_pool4 keeps upscore2's geometry
         return (
-            fcn32Final: cropOffset(from: scoreFr + [.deconv(kernel: 64, stride: 32)], to: []),
+            fcn32Final: cropOffset(from: scoreFr + [up(32)], to: []),
             fcn16Pool4: cropOffset(from: pool4, to: upscore2),
-            fcn16Final: cropOffset(from: upscore2 + [.deconv(kernel: 32, stride: 16)], to: []),
+            fcn16Final: cropOffset(from: upscore2 + [up(16)], to: []),
             fcn8Pool3: cropOffset(from: pool3, to: upscorePool4),
-            fcn8Final: cropOffset(from: upscorePool4 + [.deconv(kernel: 16, stride: 8)], to: [])
+            fcn8Final: cropOffset(from: upscorePool4 + [up(8)], to: [])
         )
     }
 }

@@ -92,9 +92,10 @@ extension VGGFCN {
     /// The FCN initialised from an ImageNet classifier (the reference's starting point):
     /// backbone and fc6/fc7 convolutionalized from `classifier` (same width), score layers
     /// zero, upsampling bilinear and frozen. The classifier's own 1000-way layer is dropped.
+    /// `padding` picks the layout (`.caffe`, the reference, by default).
     public static func fromClassifier(_ classifier: VGG16Classifier, variant: VGGFCNVariant, classes: Int = 21,
-                                      seed: UInt64? = nil) -> VGGFCN {
-        let fcn = VGGFCN(variant: variant, classes: classes, width: classifier.width, seed: seed)
+                                      seed: UInt64? = nil, padding: VGGFCNPadding = .caffe) -> VGGFCN {
+        let fcn = VGGFCN(variant: variant, classes: classes, width: classifier.width, seed: seed, padding: padding)
         do {
             try fcn.loadBackbone(fromTorchvision: classifier.stateDict())
         } catch {
@@ -104,12 +105,13 @@ extension VGGFCN {
     }
 
     /// A network of another variant initialised from `other` (staged training: 16s from a
-    /// trained 32s, 8s from a trained 16s): same classes and width; every parameter whose
+    /// trained 32s, 8s from a trained 16s): same classes, width and padding; every parameter whose
     /// name exists in both is copied (values only; frozen flags are this network's
     /// defaults); new score layers start at zero and new upsampling layers are bilinear.
     /// The dropout generators are seeded from `seed`.
     public convenience init(initializedFrom other: VGGFCN, variant: VGGFCNVariant, seed: UInt64? = nil) {
-        self.init(variant: variant, classes: other.classes, width: other.width, seed: seed, zeroScoreLayers: true)
+        self.init(variant: variant, classes: other.classes, width: other.width, seed: seed, zeroScoreLayers: true,
+                  padding: other.padding)
         let source = Dictionary(uniqueKeysWithValues: other.namedParameters())
         for (name, p) in namedParameters() {
             guard let q = source[name] else { continue }

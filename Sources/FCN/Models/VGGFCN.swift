@@ -56,6 +56,26 @@ public enum VGGFCNVariant: String, Sendable, CaseIterable, CustomStringConvertib
     public var description: String { "FCN-" + rawValue }
 }
 
+/// How a `VGGFCN` pads, which fixes its crops.
+///
+/// - `caffe`: the reference nets. conv1_1 pads by 100 and fc6 not at all, so the coarse
+///   maps overhang the image and every fusion crops (offsets 19 / 5, 27 / 9, 31). Works for
+///   any input from 1x1 up, at the price of computing conv1-conv5 on a (H+198) x (W+198)
+///   canvas: 9.5x the work of the image itself at 96x96, 1.9x at 500x500.
+/// - `same`: every convolution keeps its input's size (conv1_1 pad 1, fc6 pad 3) and the
+///   bilinear upsamplings are padded by half their factor, so all grids align at offset 0
+///   (`FCNGeometry.vgg16CropOffsets(padding: .same)`); a longer map is cut at its end to
+///   its partner's size, so any input from 1x1 up works too. Same parameters and names as
+///   `caffe` (weights move freely between the two), but the features near the border see
+///   zero padding instead of the 100-pixel margin, so a net trained in one layout should be
+///   run in the same one.
+public enum VGGFCNPadding: String, Sendable, CaseIterable {
+    /// The reference layout: conv1_1 pad 100, fc6 pad 0, crops after every upsampling.
+    case caffe
+    /// Size-preserving convolutions and aligned upsampling; crop offsets all 0.
+    case same
+}
+
 /// Channel counts of VGG16 and the width-multiplier rounding shared by `VGGFCN` and
 /// `VGG16Classifier`.
 public enum VGG16Config {
@@ -120,6 +140,8 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     public let classes: Int
     /// The width multiplier the network was built with.
     public let width: Double
+    /// The padding scheme (`.caffe`, the reference, or `.same`).
+    public let padding: VGGFCNPadding
 
     /// conv1_1 ... conv5_3 with their Caffe names, in order.
     public let convolutions: [(name: String, layer: Conv2d)]
@@ -150,9 +172,11 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     /// mode (dropout is the identity). Set it for the whole tree with `train()` / `eval()`.
     public var isTraining = true
 
-    /// Crop offsets (Caffe Crop layer, from the top-left) derived from the layer geometry:
-    /// 19 (32s), 5 and 27 (16s), 9 and 31 (8s).
+    /// Crop offsets (Caffe Crop layer, from the top-left) of the reference layout derived
+    /// from the layer geometry: 19 (32s), 5 and 27 (16s), 9 and 31 (8s).
     public static let cropOffsets = FCNGeometry.vgg16CropOffsets()
+    /// Crop offsets of the `.same` layout: all 0.
+    static let sameCropOffsets = FCNGeometry.vgg16CropOffsets(padding: .same)
 
     /// Builds a network.
     ///
@@ -170,11 +194,13 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     ///     PyTorch's default initialisation.
     ///   - trainableUpsampling: false (default, the reference) freezes the bilinear
     ///     upsampling weights; true lets them learn.
+    ///   - padding: `.caffe` (default, the reference nets) or `.same` (no 100-pixel margin,
+    ///     crop offsets 0; see `VGGFCNPadding`).
     public init(variant: VGGFCNVariant, classes: Int = 21, width: Double = 1, seed: UInt64? = nil,
-                zeroScoreLayers: Bool = true, trainableUpsampling: Bool = false) {
+                zeroScoreLayers: Bool = true, trainableUpsampling: Bool = false, padding: VGGFCNPadding = .caffe) {
         fcnCheck(classes >= 1, "VGGFCN", "classes must be at least 1, got \(classes)")
         fcnCheck(width > 0 && width.isFinite, "VGGFCN", "width must be positive, got \(width)")
-        self.variant = variant; self.classes = classes; self.width = width
+        self.variant = variant; self.classes = classes; self.width = width; self.padding = padding
         var g = ParameterInit.generator(seed: seed)
         let ch = { VGG16Config.channels($0, width: width) }
 
@@ -184,13 +210,14 @@ public final class VGGFCN: Layer, @unchecked Sendable {
             for (i, n) in stage.enumerated() {
                 let c = ch(n)
                 convs.append(("conv\(s + 1)_\(i + 1)", Conv2d(inChannels: cin, outChannels: c, kernelSize: 3,
-                                                              padding: s == 0 && i == 0 ? 100 : 1, seed: g.next())))
+                                                              padding: s == 0 && i == 0 && padding == .caffe ? 100 : 1,
+                                                              seed: g.next())))
                 cin = c
             }
         }
         convolutions = convs
         let f = ch(VGG16Config.hidden)
-        fc6 = Conv2d(inChannels: cin, outChannels: f, kernelSize: 7, seed: g.next())
+        fc6 = Conv2d(inChannels: cin, outChannels: f, kernelSize: 7, padding: padding == .caffe ? 0 : 3, seed: g.next())
         fc7 = Conv2d(inChannels: f, outChannels: f, kernelSize: 1, seed: g.next())
         drop6 = Dropout(p: 0.5, seed: g.next())
         drop7 = Dropout(p: 0.5, seed: g.next())
@@ -205,7 +232,8 @@ public final class VGGFCN: Layer, @unchecked Sendable {
         }
         func up(_ factor: Int) -> ConvTranspose2d {
             let k = bilinearKernelSize(forFactor: factor)
-            let layer = ConvTranspose2d(weight: bilinearUpsamplingKernel(channels: classes, kernelSize: k), stride: Size2(factor))
+            let layer = ConvTranspose2d(weight: bilinearUpsamplingKernel(channels: classes, kernelSize: k), stride: Size2(factor),
+                                        padding: .symmetric(FCNGeometry.upsamplingPadding(factor: factor, padding: padding)))
             layer.weight.requiresGrad = trainableUpsampling
             return layer
         }
@@ -266,6 +294,10 @@ public final class VGGFCN: Layer, @unchecked Sendable {
         let pool5 = h
         let fc7Out = drop7(convReLU(fc7, drop6(convReLU(fc6, pool5))))
         let score = scoreFr(fc7Out)
+        if padding == .same {
+            return VGGFCNTaps(pool3: pool3, pool4: pool4, pool5: pool5, fc7: fc7Out, scoreFr: score,
+                              scores: sameLayoutHead(score, pool3: pool3, pool4: pool4, height: H, width: W))
+        }
         let o = VGGFCN.cropOffsets
         let out: Tensor
         switch variant {
@@ -286,6 +318,27 @@ public final class VGGFCN: Layer, @unchecked Sendable {
             }
         }
         return VGGFCNTaps(pool3: pool3, pool4: pool4, pool5: pool5, fc7: fc7Out, scoreFr: score, scores: out)
+    }
+
+    /// The skip fusions of the `.same` layout: all grids are aligned (offset 0); with ceil-mode
+    /// pooling an upsampled map can be one cell per factor longer than its partner (odd
+    /// sizes), so it is cut at its end to the partner's size.
+    private func sameLayoutHead(_ score: Tensor, pool3: Tensor, pool4: Tensor, height H: Int, width W: Int) -> Tensor {
+        func fit(_ x: Tensor, _ h: Int, _ w: Int) -> Tensor {
+            x.shape[2] == h && x.shape[3] == w ? x : crop(x, height: h, width: w, offset: Size2(0))
+        }
+        let atOnce = variant == .fcn8sAtOnce
+        switch variant {
+        case .fcn32s:
+            return fit(upscore!(score), H, W)
+        case .fcn16s, .fcn8s, .fcn8sAtOnce:
+            let p4 = scorePool4!(atOnce ? pool4 * 0.01 : pool4)
+            let fuse4 = fit(upscore2!(score), p4.shape[2], p4.shape[3]) + p4
+            if variant == .fcn16s { return fit(upscore16!(fuse4), H, W) }
+            let p3 = scorePool3!(atOnce ? pool3 * 0.0001 : pool3)
+            let fuse3 = fit(upscorePool4!(fuse4), p3.shape[2], p3.shape[3]) + p3
+            return fit(upscore8!(fuse3), H, W)
+        }
     }
 
     /// Conv + ReLU, fused into one call when no gradient is needed.

@@ -33,7 +33,18 @@ public struct FCNRandom: RandomNumberGenerator, Sendable, Equatable {
         let u2 = nextUniform()
         return (-2 * logf(u1)).squareRoot() * cosf(2 * Float.pi * u2)
     }
+
+    /// Two independent standard normals from one Box-Muller draw (both the cosine and the
+    /// sine half): half the transcendental work per value of `nextNormal()`.
+    public mutating func nextNormalPair() -> (Float, Float) {
+        let u1 = 1 - nextUniform()          // (0, 1]
+        let u2 = nextUniform()
+        let r = (-2 * logf(u1)).squareRoot(), a = 2 * Float.pi * u2
+        return (r * cosf(a), r * sinf(a))
+    }
 }
+
+@inline(__always) private func sinf(_ x: Float) -> Float { Float(_sin(Double(x))) }
 
 @inline(__always) private func logf(_ x: Float) -> Float { Float(_log(Double(x))) }
 @inline(__always) private func cosf(_ x: Float) -> Float { Float(_cos(Double(x))) }
@@ -42,14 +53,17 @@ public struct FCNRandom: RandomNumberGenerator, Sendable, Equatable {
 import Glibc
 @inline(__always) private func _log(_ x: Double) -> Double { Glibc.log(x) }
 @inline(__always) private func _cos(_ x: Double) -> Double { Glibc.cos(x) }
+@inline(__always) private func _sin(_ x: Double) -> Double { Glibc.sin(x) }
 #elseif canImport(Musl)
 import Musl
 @inline(__always) private func _log(_ x: Double) -> Double { Musl.log(x) }
 @inline(__always) private func _cos(_ x: Double) -> Double { Musl.cos(x) }
+@inline(__always) private func _sin(_ x: Double) -> Double { Musl.sin(x) }
 #elseif canImport(Darwin)
 import Darwin
 @inline(__always) private func _log(_ x: Double) -> Double { Darwin.log(x) }
 @inline(__always) private func _cos(_ x: Double) -> Double { Darwin.cos(x) }
+@inline(__always) private func _sin(_ x: Double) -> Double { Darwin.sin(x) }
 #endif
 
 extension Tensor {

@@ -192,7 +192,7 @@ public final class Trainer {
         self.sampler = TrainingBatchSampler(source: train, batchSize: options.batch, size: options.imageSize,
                                             flip: options.flip, padPixel: options.normalization.meanPixelRGB)
         let m = VGGFCN(variant: options.stages[0], classes: train.classes, width: options.width, seed: options.seed,
-                       trainableUpsampling: options.learnUpsampling)
+                       trainableUpsampling: options.learnUpsampling, padding: options.padding)
         if options.initialization == .kaiming { Trainer.kaimingInitialize(m, seed: options.seed) }
         self.model = m
         self.optimizer = Trainer.makeOptimizer(options, model: m)
@@ -419,6 +419,7 @@ public final class Trainer {
     public func makeCheckpoint() -> TrainingCheckpoint {
         var info: [String: String] = [
             "model": "fcn" + variant.rawValue, "width": String(options.width), "classes": String(classes),
+            "padding": options.padding.rawValue,
             "normalization": options.normalization == .caffe ? "caffe" : "torchvision",
             "trainer.stage": String(stageIndex), "trainer.stage_start": String(stageStartStep),
             "trainer.stages": options.stages.map(\.rawValue).joined(separator: ","),
@@ -455,6 +456,10 @@ public final class Trainer {
         guard let w = Double(try info("width")), w == options.width else {
             throw FCNError.mismatch("checkpoint has width \(try info("width")), the options ask for \(options.width) (check --width)")
         }
+        // Checkpoints from before the padding option are of the Caffe layout.
+        guard (c.info["padding"] ?? VGGFCNPadding.caffe.rawValue) == options.padding.rawValue else {
+            throw FCNError.mismatch("checkpoint has padding \(c.info["padding"] ?? "caffe"), the options ask for \(options.padding.rawValue) (check --padding)")
+        }
         guard try info("classes") == String(classes) else {
             throw FCNError.mismatch("checkpoint has \(try info("classes")) classes, the data has \(classes)")
         }
@@ -471,7 +476,7 @@ public final class Trainer {
         let hist = try TrainingHistory(csv: try info("trainer.history"))
 
         let m = VGGFCN(variant: options.stages[stage], classes: classes, width: options.width, seed: options.seed,
-                       trainableUpsampling: options.learnUpsampling)
+                       trainableUpsampling: options.learnUpsampling, padding: options.padding)
         try m.loadStateDict(c.model)
         m.drop6.generator.state = drops[0]
         m.drop7.generator.state = drops[1]

@@ -84,22 +84,38 @@ public struct TrainingBatchSampler: Sendable {
 
     /// The next batch: images `[B, 3, S, S]` (raw RGB) and labels `[B, S, S]`. Advances `rng`.
     public func next(using rng: inout FCNRandom) throws -> (images: Tensor, labels: Tensor) {
+        let n = source.count
+        if source.fixedSize != nil {
+            // Draw every index and flip first (same generator sequence as drawing them one
+            // sample at a time), then decode or generate the samples on all threads.
+            var picks: [(index: Int, flip: Bool)] = []
+            picks.reserveCapacity(batchSize)
+            for _ in 0..<batchSize {
+                let index = min(Int(rng.next() % UInt64(n)), n - 1)
+                picks.append((index, flip && rng.nextUniform() < 0.5))
+            }
+            var results = [Result<(image: Tensor, label: Tensor), any Error>?](repeating: nil, count: batchSize)
+            results.withUnsafeMutableBufferPointer { out in
+                let box = UncheckedSendable(out)
+                parallelFor(batchSize) { i in
+                    box.value[i] = Result {
+                        let s = try source.sample(picks[i].index)
+                        return picks[i].flip
+                            ? (SegmentationTransforms.flipHorizontal(s.image), SegmentationTransforms.flipHorizontal(s.label)) : s
+                    }
+                }
+            }
+            let samples = try results.map { try $0!.get() }
+            return (Tensor.stack(samples.map(\.image)), Tensor.stack(samples.map(\.label)))
+        }
         var samples: [(image: Tensor, label: Tensor)] = []
         samples.reserveCapacity(batchSize)
-        let n = source.count
         for _ in 0..<batchSize {
             let index = min(Int(rng.next() % UInt64(n)), n - 1)
-            var s = try source.sample(index)
-            if source.fixedSize != nil {
-                if flip && rng.nextUniform() < 0.5 {
-                    s = (SegmentationTransforms.flipHorizontal(s.image), SegmentationTransforms.flipHorizontal(s.label))
-                }
-            } else {
-                let aug = SegmentationAugmentation(scaleRange: 0.5...1.5, cropSize: (size, size),
-                                                   flipProbability: flip ? 0.5 : 0, imagePadValue: padPixel, labelPadValue: 255)
-                s = aug(image: s.image, label: s.label, using: &rng)
-            }
-            samples.append(s)
+            let s = try source.sample(index)
+            let aug = SegmentationAugmentation(scaleRange: 0.5...1.5, cropSize: (size, size),
+                                               flipProbability: flip ? 0.5 : 0, imagePadValue: padPixel, labelPadValue: 255)
+            samples.append(aug(image: s.image, label: s.label, using: &rng))
         }
         return (Tensor.stack(samples.map(\.image)), Tensor.stack(samples.map(\.label)))
     }

@@ -2,10 +2,13 @@
 
 Weights are not stored: both sides fill them from the parameter names (detinit.py), so
 the fixture holds inputs, outputs and (for the gradient check) parameter gradients.
-    python Tests/FCNTests/Fixtures/gen_models.py
+    python Tests/FCNTests/Fixtures/gen_models.py [fixture names, default all]
 Models:
   * VGG16 FCN-32s/16s/8s/8s-at-once in the Caffe reference layout (pad 100, ceil-mode
     pools, fc6 7x7, crops 19/5+27/9+31), with a width multiplier for small fixtures;
+  * the same four with size-preserving padding (conv1_1 pad 1, fc6 pad 3, upsampling
+    kernel 2f stride f pad f/2, fusions aligned at offset 0 with the longer map cut at
+    its end), fixture models_vgg_same;
   * the ResNet-34 FCN-8s of seed 002 (stage1..3, scores1..3, upsample_2x/4x/8x);
   * torchvision fcn_resnet50 (aux head on), names = torchvision's state-dict keys.
 """
@@ -98,6 +101,64 @@ class VGGFCN(nn.Module):
         return h[:, :, 31:31 + H, 31:31 + W]
 
 
+class VGGFCNSame(nn.Module):
+    """The VGG16 FCNs without the 100-pixel margin: every conv keeps its size, the
+    bilinear upsamplings are padded by f/2 so the grids align, crops start at 0."""
+
+    def __init__(self, variant, n_class, width):
+        super().__init__()
+        self.variant = variant
+        cfg = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
+        cin = 3
+        for s, stage in enumerate(cfg, 1):
+            for i, c in enumerate(stage, 1):
+                c = ch(c, width)
+                setattr(self, f"conv{s}_{i}", nn.Conv2d(cin, c, 3, padding=1))
+                cin = c
+        f = ch(4096, width)
+        self.fc6 = nn.Conv2d(cin, f, 7, padding=3)
+        self.fc7 = nn.Conv2d(f, f, 1)
+        self.score_fr = nn.Conv2d(f, n_class, 1)
+        up = lambda k, s: nn.ConvTranspose2d(n_class, n_class, k, s, padding=s // 2, bias=False)
+        if variant == "32s":
+            self.upscore = up(64, 32)
+        else:
+            self.upscore2 = up(4, 2)
+            self.score_pool4 = nn.Conv2d(ch(512, width), n_class, 1)
+            if variant == "16s":
+                self.upscore16 = up(32, 16)
+            else:
+                self.upscore_pool4 = up(4, 2)
+                self.score_pool3 = nn.Conv2d(ch(256, width), n_class, 1)
+                self.upscore8 = up(16, 8)
+        for name, m in self.named_modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                m.weight.data.copy_(bilinear_kernel(n_class, m.kernel_size[0]))
+
+    def forward(self, x):
+        H, W = x.shape[2:]
+        h = x
+        pools = {}
+        for s, n in enumerate([2, 2, 3, 3, 3], 1):
+            for i in range(1, n + 1):
+                h = F.relu(getattr(self, f"conv{s}_{i}")(h))
+            h = F.max_pool2d(h, 2, 2, ceil_mode=True)
+            pools[s] = h
+        h = F.dropout(F.relu(self.fc6(h)), 0.5, self.training)
+        h = F.dropout(F.relu(self.fc7(h)), 0.5, self.training)
+        h = self.score_fr(h)
+        fit = lambda t, ref: t[:, :, :ref.shape[2], :ref.shape[3]]
+        if self.variant == "32s":
+            return self.upscore(h)[:, :, :H, :W]
+        p4 = self.score_pool4(pools[4] * 0.01 if self.variant == "8s-atonce" else pools[4])
+        h = fit(self.upscore2(h), p4) + p4
+        if self.variant == "16s":
+            return self.upscore16(h)[:, :, :H, :W]
+        p3 = self.score_pool3(pools[3] * 0.0001 if self.variant == "8s-atonce" else pools[3])
+        h = fit(self.upscore_pool4(h), p3) + p3
+        return self.upscore8(h)[:, :, :H, :W]
+
+
 class ResNet34FCN(nn.Module):
     """Seed 002: ResNet-34 stages at 1/8, 1/16, 1/32 with bilinear transpose convolutions."""
 
@@ -145,6 +206,33 @@ def vgg_cases():
     return cases
 
 
+def vgg_same_cases():
+    """Same-padding layout: the four variants at sizes divisible by 32 and not (the
+    ceil-mode pools then leave a longer upsampled map to cut), plus 1x1; one FCN-8s
+    gradient case (every parameter's gradient of sum(output * R))."""
+    torch.manual_seed(1)   # its own stream: independent of the other fixtures
+    cases = []
+    n_class = 5
+    for variant in ["32s", "16s", "8s", "8s-atonce"]:
+        model = deterministic_init(VGGFCNSame(variant, n_class, 1 / 32), SEED).eval()
+        for (h, w) in [(1, 1), (17, 23), (32, 40)]:
+            x = torch.randn(1, 3, h, w) * 50
+            with torch.no_grad():
+                y = model(x)
+            cases.append(({"model": "vgg", "variant": variant, "classes": n_class, "width": 1 / 32,
+                           "seed": SEED, "grad": False}, {"input": x, "output": y}))
+    model = deterministic_init(VGGFCNSame("8s", 3, 1 / 128), SEED).eval()
+    x = torch.randn(2, 3, 20, 27) * 50
+    y = model(x)
+    r = torch.randn_like(y)
+    (y * r).sum().backward()
+    ts = {"input": x, "output": y, "grad_output": r}
+    for name, p in model.named_parameters():
+        ts["grad." + name] = p.grad
+    cases.append(({"model": "vgg", "variant": "8s", "classes": 3, "width": 1 / 128, "seed": SEED, "grad": True}, ts))
+    return cases
+
+
 def vgg_grad_cases():
     """FCN-8s at 1/64 width in training mode without dropout (p made inert by eval of
     dropout only): every parameter's gradient of sum(output * R)."""
@@ -185,6 +273,9 @@ def resnet_cases():
 
 
 if __name__ == "__main__":
-    save("models_vgg", vgg_cases())
-    save("models_vgg_grad", vgg_grad_cases())
-    save("models_resnet", resnet_cases())
+    import sys
+    fixtures = {"models_vgg": vgg_cases, "models_vgg_grad": vgg_grad_cases,
+                "models_resnet": resnet_cases, "models_vgg_same": vgg_same_cases}
+    for name, make in fixtures.items():
+        if len(sys.argv) == 1 or name in sys.argv[1:]:
+            save(name, make())

@@ -98,6 +98,31 @@ import Testing
         wider.width = 1.0 / 32
         wider.resume = other.resume
         #expect(throws: FCNError.self) { try Trainer(options: wider) }
+        var samePadding = o
+        samePadding.padding = .same
+        samePadding.resume = other.resume
+        #expect(throws: FCNError.self) { try Trainer(options: samePadding) }
+    }
+
+    @Test func samePaddingLayoutTrainsAndResumes() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = tinyOptions(steps: 2, out: dir)
+        o.padding = .same
+        o.valCount = 1
+        let t = try Trainer(options: o)
+        try t.run()
+        #expect(t.model.padding == .same && t.step == 2)
+        guard case .train(let parsed) = try TrainerOptions.parse(["--padding", "same", "--steps", "1"]) else {
+            Issue.record("--padding same did not parse as a training command"); return
+        }
+        #expect(parsed.padding == .same)
+        #expect(throws: TrainerOptionsError.self) { try TrainerOptions.parse(["--padding", "valid", "--steps", "1"]) }
+        var more = o
+        more.steps = 3
+        more.resume = dir + "/" + Trainer.checkpointFileName
+        let resumed = try Trainer(options: more)
+        #expect(resumed.model.padding == .same && resumed.step == 2)
     }
 
     @Test func stagedTrainingMovesThroughTheVariants() throws {
