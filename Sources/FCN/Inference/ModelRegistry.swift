@@ -62,23 +62,35 @@ public struct SegmentationModelConfiguration: Sendable, Equatable {
     public var classes: Int
     /// Channel width multiplier (VGG only; 1 is the published size).
     public var width: Double
+    /// Padding layout (VGG only): `.caffe`, the published nets, or `.same`.
+    public var padding: VGGFCNPadding
 
-    /// A configuration; 21 classes (PASCAL VOC) and width 1 by default, matching the
-    /// published weights.
-    public init(kind: SegmentationModelKind, classes: Int = 21, width: Double = 1) {
-        self.kind = kind; self.classes = classes; self.width = width
+    /// A configuration; 21 classes (PASCAL VOC), width 1 and the Caffe layout by default,
+    /// matching the published weights.
+    public init(kind: SegmentationModelKind, classes: Int = 21, width: Double = 1, padding: VGGFCNPadding = .caffe) {
+        self.kind = kind; self.classes = classes; self.width = width; self.padding = padding
     }
 }
 
 /// Builds networks by name and loads their weights.
 public enum ModelRegistry {
     /// Reads `classes` and `width` of a VGG FCN from a weights file's header (score_fr's
-    /// output channels, conv1_1's over 64), nil where the file lacks those tensors.
-    public static func inferVGGConfiguration(weights path: String) throws -> (classes: Int?, width: Double?) {
+    /// output channels, conv1_1's over 64), nil where the file lacks those tensors, and the
+    /// padding layout from its metadata (`padding`, as `--export-weights` writes it), nil
+    /// when absent (the weights alone cannot tell the layouts apart).
+    public static func inferVGGConfiguration(weights path: String) throws
+        -> (classes: Int?, width: Double?, padding: VGGFCNPadding?) {
         let file = try SafeTensorsFile(path: path)
         let classes = file.entries["score_fr.weight"]?.shape.first
         let width = file.entries["conv1_1.weight"]?.shape.first.map { Double($0) / 64 }
-        return (classes, width)
+        var padding: VGGFCNPadding? = nil
+        if let p = file.metadata["padding"] {
+            guard let v = VGGFCNPadding(rawValue: p) else {
+                throw FCNError.mismatch("weights '\(path)' declare padding '\(p)'; expected caffe or same")
+            }
+            padding = v
+        }
+        return (classes, width, padding)
     }
 
     /// Reads the number of classes of a `kind` model from a weights file's header (the
@@ -102,7 +114,7 @@ public enum ModelRegistry {
         switch config.kind {
         case .fcn32s, .fcn16s, .fcn8s, .fcn8sAtOnce:
             let model = VGGFCN(variant: config.kind.vggVariant!, classes: config.classes, width: config.width, seed: seed,
-                               zeroScoreLayers: weights != nil)
+                               zeroScoreLayers: weights != nil, padding: config.padding)
             try loadWeights(model, weights)
             return ModelSegmentation(model)
         case .resnet34FCN8s:

@@ -29,6 +29,8 @@ public struct SegmentCommandOptions: Sendable, Equatable {
     public var classes: Int?
     /// nil: from the weights file (VGG: conv1_1's channels / 64), else 1.
     public var width: Double?
+    /// nil: from the weights file's metadata, else `.caffe` (VGG only).
+    public var padding: VGGFCNPadding?
     /// Folder the label maps, overlays and legends are written to.
     public var outputDirectory = "fcn-segment-output"
     /// Also write the `[1, C, H, W]` scores to this file (one input only).
@@ -86,6 +88,8 @@ public enum SegmentCommand {
                                   resnet34-fcn8s | fcn_resnet50 | fcn_resnet101
       --classes N                 number of classes (default: from the weights, else 21)
       --width W                   VGG channel multiplier (default: from the weights, else 1)
+      --padding caffe|same        VGG padding layout (default: from the weights' metadata,
+                                  else caffe, the published nets)
       --class-names a,b,c         names for the legend, by class id
       --out DIR                   output folder (default fcn-segment-output)
       --save-scores FILE          raw scores [1, C, H, W] as safetensors tensor "scores"
@@ -138,6 +142,10 @@ public enum SegmentCommand {
                 guard v <= 256 else { throw CommandLineError("--classes must be at most 256 (labels are bytes), got \(v)") }
                 o.classes = v
             case "--width": o.width = try double(a, try value(a)); widthGiven = true
+            case "--padding":
+                let v = try value(a)
+                guard let p = VGGFCNPadding(rawValue: v) else { throw CommandLineError("--padding expects caffe or same, got '\(v)'") }
+                o.padding = p
             case "--class-names":
                 let names = try value(a).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard !names.contains(where: \.isEmpty) else { throw CommandLineError("--class-names has an empty name") }
@@ -174,6 +182,7 @@ public enum SegmentCommand {
         }
         if o.showHelp { return o }
         if widthGiven && !o.model.supportsWidth { throw CommandLineError("--width applies to the VGG models only, not \(o.model)") }
+        if o.padding != nil && !o.model.supportsWidth { throw CommandLineError("--padding applies to the VGG models only, not \(o.model)") }
         if o.weights != nil && o.randomSeed != nil { throw CommandLineError("give either --weights or --random-weights, not both") }
         if o.exportWeights != nil {
             guard o.randomSeed != nil || o.weights != nil else { throw CommandLineError("--export-weights needs --random-weights SEED or --weights") }
@@ -206,17 +215,19 @@ public enum SegmentCommand {
         return out
     }
 
-    /// The model configuration: classes and width from the options, else from the weights.
+    /// The model configuration: classes, width and padding from the options, else from the
+    /// weights.
     public static func configuration(_ o: SegmentCommandOptions) throws -> SegmentationModelConfiguration {
-        var classes = o.classes, width = o.width
-        if o.model.supportsWidth, let w = o.weights, classes == nil || width == nil {
+        var classes = o.classes, width = o.width, padding = o.padding
+        if o.model.supportsWidth, let w = o.weights, classes == nil || width == nil || padding == nil {
             let inferred = try ModelRegistry.inferVGGConfiguration(weights: w)
             classes = classes ?? inferred.classes
             width = width ?? inferred.width
+            padding = padding ?? inferred.padding
         } else if let w = o.weights, classes == nil {
             classes = try ModelRegistry.inferClasses(kind: o.model, weights: w)
         }
-        return SegmentationModelConfiguration(kind: o.model, classes: classes ?? 21, width: width ?? 1)
+        return SegmentationModelConfiguration(kind: o.model, classes: classes ?? 21, width: width ?? 1, padding: padding ?? .caffe)
     }
 
     /// Runs the command. `log` receives the human-readable report (stdout), `status` the
@@ -236,7 +247,7 @@ public enum SegmentCommand {
                 throw CommandLineError("--export-weights: \(config.kind) is not backed by a model")
             }
             var metadata = ["model": config.kind.rawValue, "classes": "\(config.classes)"]
-            if config.kind.supportsWidth { metadata["width"] = "\(config.width)" }
+            if config.kind.supportsWidth { metadata["width"] = "\(config.width)"; metadata["padding"] = config.padding.rawValue }
             try model.save(to: path, metadata: metadata)
             log("wrote \(path) (\(config.kind), \(config.classes) classes"
                 + (config.kind.supportsWidth ? ", width \(config.width)" : "") + ", \(model.parameterCount) parameters)")

@@ -110,6 +110,18 @@ import Foundation
         let c50 = try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/head.safetensors", "--model", "fcn_resnet50", "x.png"]))
         let c34 = try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/fcn8s.safetensors", "--model", "resnet34-fcn8s", "x.png"]))
         #expect(c50.classes == 7 && c34.classes == 5)
+        // VGG padding layout: from the metadata, overridable, Caffe when absent or for ResNets an error.
+        try saveSafeTensors(["score_fr.weight": Tensor.zeros([3, 8, 1, 1]), "conv1_1.weight": Tensor.zeros([4, 3, 3, 3])],
+                            metadata: ["padding": "same"], to: dir + "/same.safetensors")
+        let same = try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/same.safetensors", "x.png"]))
+        #expect(same.padding == .same && same.classes == 3 && same.width == 1.0 / 16)
+        let forced = try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/same.safetensors", "--padding", "caffe", "x.png"]))
+        #expect(forced.padding == .caffe)
+        #expect(try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/bad.safetensors", "x.png"])).padding == .caffe)
+        #expect(throws: CommandLineError.self) { try SegmentCommand.parse(["--model", "fcn_resnet50", "--padding", "same", "x.png"]) }
+        #expect(throws: CommandLineError.self) { try SegmentCommand.parse(["--padding", "valid", "x.png"]) }
+        try saveSafeTensors(["score_fr.weight": Tensor.zeros([3, 8, 1, 1])], metadata: ["padding": "reflect"], to: dir + "/odd.safetensors")
+        #expect(throws: FCNError.self) { try SegmentCommand.configuration(SegmentCommand.parse(["--weights", dir + "/odd.safetensors", "x.png"])) }
     }
 
     @Test func executableExitsWithStatus2() throws {

@@ -108,6 +108,18 @@ func wholeScores(_ net: any SegmentationNetwork, _ rgb: Tensor) -> Tensor {
         }
     }
 
+    @Test func sameLayoutTilesEqualWholeImage() {
+        // The `.same` layout sees zero padding at the image border instead of the 100-pixel
+        // margin; tiles start at multiples of 32 inside the image, so cores still match.
+        let model = VGGFCN(variant: .fcn8s, classes: 3, width: 1.0 / 32, seed: 5, zeroScoreLayers: false, padding: .same)
+        let net = VGGFCNSegmentation(model)
+        let rgb = testImage(height: 40, width: 900, seed: 2)
+        let expected = wholeScores(net, rgb)
+        let r = Segmenter(network: net, options: SegmentationOptions(tileSize: 100)).segment(rgb: rgb, keepScores: true)
+        #expect(r.tiles >= 3)
+        expectClose(r.scores!, expected, tolerance: 1e-4, "VGG FCN-8s same layout, tile 100")
+    }
+
     @Test func vggFCN32sTilesAlongRowsAndColumns() {
         let model = VGGFCN(variant: .fcn32s, classes: 2, width: 1.0 / 64, seed: 6, zeroScoreLayers: false)
         let net = VGGFCNSegmentation(model)
