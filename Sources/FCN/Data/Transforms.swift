@@ -19,31 +19,9 @@ public enum SegmentationTransforms {
         fcnCheck(height > 0 && width > 0, "resizeBilinear", "output size must be positive, got [\(height), \(width)]")
         let (c, ih, iw) = (image.shape[0], image.shape[1], image.shape[2])
         fcnCheck(ih > 0 && iw > 0, "resizeBilinear", "input image \(image.shape) is empty")
-        func taps(_ inSize: Int, _ outSize: Int) -> [(Int, Int, Float, Float)] {
-            let scale = Float(inSize) / Float(outSize)
-            return (0..<outSize).map { d in
-                let src = max(scale * (Float(d) + 0.5) - 0.5, 0)
-                let i0 = Int(src)
-                let l1 = min(src - Float(i0), 1)
-                let i1 = i0 + (i0 < inSize - 1 ? 1 : 0)
-                return (i0, i1, 1 - l1, l1)
-            }
-        }
-        let ty = taps(ih, height), tx = taps(iw, width)
-        let src = image.storage.pointer
-        return Tensor.make(shape: [c, height, width]) { out in
-            for ch in 0..<c {
-                let s = src + ch * ih * iw
-                let o = out.baseAddress! + ch * height * width
-                for y in 0..<height {
-                    let (y0, y1, h0, h1) = ty[y]
-                    let r0 = s + y0 * iw, r1 = s + y1 * iw
-                    for x in 0..<width {
-                        let (x0, x1, w0, w1) = tx[x]
-                        o[y * width + x] = h0 * (w0 * r0[x0] + w1 * r0[x1]) + h1 * (w0 * r1[x0] + w1 * r1[x1])
-                    }
-                }
-            }
+        // The interpolation op on a batch of one (no gradient: data preparation).
+        return withoutGrad {
+            interpolateBilinear(image.reshaped([1, c, ih, iw]), size: Size2(height, width)).reshaped([c, height, width])
         }
     }
 
