@@ -91,8 +91,19 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
 /// `grad` where `y > 0`, else 0 (the gradient through a fused ReLU).
 func reluMask(_ grad: Tensor, _ y: Tensor) -> Tensor {
     Tensor.make(shape: grad.shape) { out in
-        let g = grad.storage.pointer, v = y.storage.pointer
-        for i in 0..<out.count { out[i] = v[i] > 0 ? g[i] : 0 }
+        let p = UncheckedSendable((grad.storage.pointer, y.storage.pointer, out.baseAddress!))
+        parallelChunks(out.count, minChunk: 1 << 16) { range in
+            let (g, v, o) = p.value
+            typealias V = SIMD8<Float>
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let vv = UnsafeRawPointer(v + i).loadUnaligned(as: V.self)
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+                UnsafeMutableRawPointer(o + i).storeBytes(of: V(repeating: 0).replacing(with: gv, where: vv .> 0), as: V.self)
+                i += 8
+            }
+            for j in i..<range.upperBound { o[j] = v[j] > 0 ? g[j] : 0 }
+        }
     }
 }
 
