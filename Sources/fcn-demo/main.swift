@@ -3,7 +3,8 @@
 //   swift run -c release fcn-demo [--out DIR] [--seconds S] [--width W] [--seed N]
 //
 // 1. generates the synthetic shapes dataset (5 classes: background, disc, rectangle,
-//    triangle, bar), 2. trains a narrow VGG16 FCN-8s (Caffe layout) with Adam and the
+//    triangle, bar), 2. trains a narrow VGG16 FCN-8s (the `.same` padding layout: no
+//    100-pixel margin, so about 9x less work per image than the Caffe layout) with Adam and the
 //    pixel-wise softmax cross-entropy for a fixed time, 3. reports loss, pixel accuracy and
 //    mean IU on held-out images, 4. saves a checkpoint (safetensors), 5. reloads it and
 //    segments a larger held-out image (a 3x3 mosaic of unseen images) with the tiled segmenter, writing the label PNG
@@ -18,8 +19,8 @@ func runDemo() {
     // MARK: Arguments
     var outDir = "fcn-demo-output"
     var seconds = 45.0
-    var width = 0.0625
-    var learningRate: Float = 2e-3
+    var width = 0.125
+    var learningRate: Float = 3e-3
     var seed: UInt64 = 1
     do {
         var args = Array(CommandLine.arguments.dropFirst())
@@ -33,7 +34,7 @@ func runDemo() {
             case "--lr": guard let v = Float(value()), v > 0 else { fail("--lr needs a positive number") }; learningRate = v
             case "--seed": guard let v = UInt64(value()) else { fail("--seed needs an unsigned integer") }; seed = v
             case "-h", "--help":
-                print("usage: fcn-demo [--out DIR (fcn-demo-output)] [--seconds S (45)] [--width W (0.0625)] [--lr L (0.002)] [--seed N (1)]")
+                print("usage: fcn-demo [--out DIR (fcn-demo-output)] [--seconds S (45)] [--width W (0.125)] [--lr L (0.003)] [--seed N (1)]")
                 exit(0)
             default: fail("unknown argument '\(a)' (see --help)")
             }
@@ -54,7 +55,8 @@ func runDemo() {
     print("[\(elapsed())] synthetic shapes: \(size)x\(size) images, \(SyntheticShapes.classes) classes (\(names.joined(separator: ", "))), \(Compute.threads) threads")
 
     // MARK: 2. Model and training
-    let model = VGGFCN(variant: .fcn8s, classes: SyntheticShapes.classes, width: width, seed: seed, zeroScoreLayers: false)
+    let model = VGGFCN(variant: .fcn8s, classes: SyntheticShapes.classes, width: width, seed: seed, zeroScoreLayers: false,
+                       padding: .same)
     let norm = InputPreprocessing.caffe
     let optimizer = Adam(model.optimizableParameters(), learningRate: learningRate)
     // Background covers most pixels: weight classes by 1/sqrt(frequency) (normalised to mean 1)
@@ -65,7 +67,7 @@ func runDemo() {
     let meanWeight = weights.reduce(0, +) / Float(weights.count)
     weights = weights.map { $0 / meanWeight }
     let classWeights = Tensor(shape: [weights.count], scalars: weights)
-    print("[\(elapsed())] VGG16 FCN-8s, width \(width): \(model.parameterCount) parameters; training for \(Int(seconds)) s "
+    print("[\(elapsed())] VGG16 FCN-8s (same padding), width \(width): \(model.parameterCount) parameters; training for \(Int(seconds)) s "
           + "(Adam, lr \(learningRate), batch 4, class weights \(weights.map { String(format: "%.2f", $0) }.joined(separator: " ")))")
     model.train()
     let batchSize = 4
@@ -106,13 +108,14 @@ func runDemo() {
     // MARK: 4. Checkpoint
     let checkpoint = path("fcn8s-shapes.safetensors")
     do {
-        try model.save(to: checkpoint, metadata: ["model": "fcn8s", "classes": "\(SyntheticShapes.classes)", "width": "\(width)", "steps": "\(step)"])
+        try model.save(to: checkpoint, metadata: ["model": "fcn8s", "classes": "\(SyntheticShapes.classes)", "width": "\(width)",
+                                                 "padding": "same", "steps": "\(step)"])
     } catch { fail("\(error)") }
     print("[\(elapsed())] wrote \(checkpoint)")
 
     // MARK: 5. Reload and segment a larger held-out image in tiles
     do {
-        let config = SegmentationModelConfiguration(kind: .fcn8s, classes: SyntheticShapes.classes, width: width)
+        let config = SegmentationModelConfiguration(kind: .fcn8s, classes: SyntheticShapes.classes, width: width, padding: .same)
         let reloaded = try ModelRegistry.network(for: config, weights: checkpoint)
         // A larger held-out image at the training scale: a 3x3 mosaic of unseen 64x64 images.
         let pieces = SyntheticShapes(size: size, count: 9, seed: seed + 2000)
