@@ -82,6 +82,9 @@ enum GEMMConfig {
     /// packing; ISAs with fcn_sgemm_macro_unpacked_a): with 8 or fewer B panels, packing A
     /// costs more than its reuse saves (fc6 at 224 x 224: 64 columns, 103 M weights).
     static let unpackedAColumns = 256
+    /// Largest A (padded rows x K floats) packed once and shared by tiles side by side
+    /// (16 M floats = 64 MiB; conv5 of VGG16: 518 x 4608 = 2.4 M).
+    static let sharedPackedAFloats = 16 << 20
     /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
     static let minFMAsPerThread = 1 << 20
 }
@@ -284,16 +287,59 @@ private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int,
     let nThreads = ParallelState.inWorker ? 1 : threads
     let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads, blocks: blocks)
     let tiles = plan.tm * plan.tn
-    let args = UncheckedSendable((a, c, epilogue, bSource))
+    // Tiles side by side over the full height in one row block (conv layers on several
+    // threads): A would be packed identically by every tile, so it is packed once, split
+    // between the threads, and shared (see `prepackA`).
+    let mPad = roundUp(m, plan.mr)
+    if tiles > 1 && plan.tm == 1 && m <= plan.mc && mPad * k <= GEMMConfig.sharedPackedAFloats {
+        withScratch(mPad * k) { packed in
+            prepackA(isa: isa.flag, plan: plan, workers: tiles, transA: transA, m: m, k: k, a: a, lda: lda, dst: packed)
+            runTiles(isa: isa, plan: plan, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: UnsafePointer(packed))
+        }
+        return
+    }
+    runTiles(isa: isa, plan: plan, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+             bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: nil)
+}
+
+/// Packs all of op(A) (`m` rows, every K block of `plan`) into `dst`: K block `pc` at
+/// `dst + roundUp(m, MR) * pc`, laid out as `fcn_sgemm_pack_a` lays out one block. The row
+/// panels are split between `workers` threads.
+private func prepackA(isa: Int32, plan: GEMMPlan, workers: Int, transA: Bool, m: Int, k: Int,
+                      a: UnsafePointer<Float>, lda: Int, dst: UnsafeMutablePointer<Float>) {
+    let mPad = roundUp(m, plan.mr), panels = mPad / plan.mr
+    let ta: Int32 = transA ? 1 : 0
+    let box = UncheckedSendable((a, dst))
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        let (a, dst) = box.value
+        let lo = panels * w / workers * plan.mr, hi = min(m, panels * (w + 1) / workers * plan.mr)
+        if lo >= hi { return }
+        var pc = 0
+        while pc < k {
+            let kc = min(plan.kc, k - pc)
+            fcn_sgemm_pack_a(isa, ta, a, lda, lo, pc, hi - lo, kc, dst + mPad * pc + lo * kc)
+            pc += kc
+        }
+    }
+}
+
+/// Runs every tile of `plan` (on `tm * tn` threads when more than one).
+private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                      a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source, beta: Float,
+                      c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, packedA: UnsafePointer<Float>?) {
+    let tiles = plan.tm * plan.tn
+    let args = UncheckedSendable((a, c, epilogue, bSource, packedA))
     let run: @Sendable (Int) -> Void = { t in
-        let (a, c, epilogue, bSource) = args.value
+        let (a, c, epilogue, bSource, packedA) = args.value
         let rows = GEMMPlan.part(t / plan.tn, of: plan.tm, total: m, align: plan.mr)
         let cols = GEMMPlan.part(t % plan.tn, of: plan.tn, total: n, align: plan.nr)
         if rows.isEmpty || cols.isEmpty { return }
         let ws = GEMMWorkspacePool.take()
         defer { GEMMWorkspacePool.give(ws) }
         runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, rows: rows, cols: cols, k: k,
-                alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
+                alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue,
+                packedA: packedA)
     }
     if tiles == 1 {
         run(0)
@@ -307,7 +353,8 @@ private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int,
 private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool,
                      rows: Range<Int>, cols: Range<Int>, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source,
-                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue,
+                     packedA: UnsafePointer<Float>?) {
     let ncMax = min(plan.nc, roundUp(cols.count, plan.nr))
     let mcMax = min(plan.mc, roundUp(rows.count, plan.mr))
     let kcMax = min(plan.kc, k)
@@ -333,8 +380,15 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
             if singleRowBlock {
                 // The A block is the whole tile height: packed B would not be reused, so B is
                 // packed panel by panel inside the macro-kernel (hot in cache, prefetched).
-                fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
-                fcn_sgemm_macro_packing_b_src(isa, rows.count, nc, kc, alpha, ws.a, &src, pc, jc, ws.b,
+                // A pre-packed for all tiles (rows is then all of 0..<m), or packed here.
+                let pa: UnsafePointer<Float>
+                if let packedA {
+                    pa = packedA + roundUp(rows.count, plan.mr) * pc
+                } else {
+                    fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
+                    pa = UnsafePointer(ws.a)
+                }
+                fcn_sgemm_macro_packing_b_src(isa, rows.count, nc, kc, alpha, pa, &src, pc, jc, ws.b,
                                               first ? beta : 1, c + rows.lowerBound * ldc + jc, ldc,
                                               rb, cb, last ? relu : 0)
                 pc += kc
