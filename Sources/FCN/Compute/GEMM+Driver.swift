@@ -329,6 +329,32 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
                       a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source, beta: Float,
                       c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, packedA: UnsafePointer<Float>?) {
     let tiles = plan.tm * plan.tn
+    if let packedA, tiles > 1 {
+        // Shared packed A (one row block): the threads take column chunks of about 1/8 of
+        // their share from a counter instead of one fixed half each, so a thread that the
+        // machine slows down (or a share one panel wider) does not leave the others idle.
+        // Sums are unchanged: every column is computed the same way whoever takes it.
+        let chunk = max(plan.nr, roundUp((n + tiles * 8 - 1) / (tiles * 8), plan.nr))
+        let chunks = (n + chunk - 1) / chunk
+        let next = ChunkCounter()
+        let args = UncheckedSendable((a, c, epilogue, bSource, packedA))
+        DispatchQueue.concurrentPerform(iterations: tiles) { _ in
+            ParallelState.$inWorker.withValue(true) {
+                let (a, c, epilogue, bSource, packedA) = args.value
+                let ws = GEMMWorkspacePool.take()
+                defer { GEMMWorkspacePool.give(ws) }
+                while true {
+                    let i = next.take()
+                    if i >= chunks { break }
+                    let cols = i * chunk..<min(n, (i + 1) * chunk)
+                    runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, rows: 0..<m, cols: cols, k: k,
+                            alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc,
+                            epilogue: epilogue, packedA: packedA)
+                }
+            }
+        }
+        return
+    }
     let args = UncheckedSendable((a, c, epilogue, bSource, packedA))
     let run: @Sendable (Int) -> Void = { t in
         let (a, c, epilogue, bSource, packedA) = args.value
@@ -348,6 +374,13 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
             ParallelState.$inWorker.withValue(true) { run(t) }
         }
     }
+}
+
+/// A shared counter handing out chunk numbers 0, 1, 2, ... to the threads of one call.
+private final class ChunkCounter: @unchecked Sendable {
+    private let lock = Lock()
+    private var value = 0
+    func take() -> Int { lock.withLock { defer { value += 1 }; return value } }
 }
 
 private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool,
