@@ -85,6 +85,8 @@ enum GEMMConfig {
     /// Largest A (padded rows x K floats) packed once and shared by tiles side by side
     /// (16 M floats = 64 MiB; conv5 of VGG16: 518 x 4608 = 2.4 M).
     static let sharedPackedAFloats = 16 << 20
+    /// Tiles of one row block split along M (not N) when each thread gets this many rows.
+    static let minRowsPerThreadForRowSplit = 224
     /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
     static let minFMAsPerThread = 1 << 20
 }
@@ -191,6 +193,13 @@ struct GEMMPlan {
             let nBlocks = Double((nt + blocks.nc - 1) / blocks.nc)
             let cost = Double(mt) * Double(nt) * Double(k) + 16 * Double(k) * (Double(mt) * nBlocks + Double(nt))
             if cost < best.cost { best = (tm, tn, cost) }
+        }
+        // A tall single row block (conv4/conv5 of VGG16: m = 512) is split along M when every
+        // thread still gets many row panels: each thread then packs and streams only its own
+        // rows of A (measured at 2 threads: conv5_1 500 20.5 -> 19.7 ms, conv4_2 84 -> 80 ms;
+        // m = 256, 128 rows a thread, is better split along N).
+        if t > 1 && m <= max(blocks.mc, blocks.singleRowMC) && m / t >= GEMMConfig.minRowsPerThreadForRowSplit {
+            best = (t, 1, 0)
         }
         tm = best.tm; tn = best.tn
         // Cache blocks, balanced so the last block is not a sliver.
