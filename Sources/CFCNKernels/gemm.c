@@ -170,6 +170,48 @@ void fcn_sgemm_pack_b_src(int isa, const fcn_b_source *src, ptrdiff_t p0, ptrdif
     }
 }
 
+// Shallow convolutions (kc <= SMALL_K taps, e.g. conv1_1: 3 channels x 3 x 3 = 27): the
+// FMAs per output are few, so the time goes into writing C. Panel by panel, every row of C
+// would get 32-float pieces at a stride of a whole output plane (64 rows -> 64 scattered
+// 128-byte writes per panel). Instead up to SMALL_K_GROUP panels are packed side by side
+// and C is written one row panel at a time over the whole group (1 KiB runs per row), and
+// runs of all-zero panels (in the padding) are written as one wide fill. Same sums, same order.
+enum { SMALL_K = 32, SMALL_K_GROUP = 8 };
+
+static void small_k_conv(const fcn_gemm_kernel *k, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
+                         const float *packA, const fcn_b_source *src, ptrdiff_t p0, ptrdiff_t j0, float beta,
+                         float *c, ptrdiff_t ldc, const float *rowBias, const float *colBias, int relu) {
+    float gbuf[SMALL_K_GROUP * SMALL_K * 32] __attribute__((aligned(64)));
+    const ptrdiff_t NR = k->nr, MR = k->mr;
+    ptrdiff_t zlo = 0, zn = 0, glo = 0, gn = 0, gp = 0;
+    for (ptrdiff_t j = 0;; j += NR) { // one pass past the end (w == 0) flushes what is pending
+        ptrdiff_t w = j < nc ? (nc - j < NR ? nc - j : NR) : 0;
+        int zero = w > 0 && panel_in_padding(&src->g, j0 + j, w);
+        // Flush the pending group when this panel does not extend it.
+        if (gn && (w == 0 || zero || gp == SMALL_K_GROUP)) {
+            for (ptrdiff_t r = 0; r < mc; r += MR) {
+                ptrdiff_t rows = mc - r < MR ? mc - r : MR;
+                k->macro(rows, gn, kc, alpha, packA + r * kc, gbuf, beta, c + r * ldc + glo, ldc,
+                         rowBias ? rowBias + r : 0, colBias ? colBias + glo : 0, relu);
+            }
+            gn = 0; gp = 0;
+        }
+        if (zn && (w == 0 || !zero)) {
+            zero_panel_epilogue(mc, zn, alpha, beta, c + zlo, ldc, rowBias, colBias ? colBias + zlo : 0, relu);
+            zn = 0;
+        }
+        if (w == 0) break;
+        if (zero) {
+            if (zn == 0) zlo = j;
+            zn += w;
+            continue;
+        }
+        if (gn == 0) glo = j;
+        pack_b_conv_panel(k, src, p0, j0 + j, kc, w, gbuf + gp * kc * NR);
+        gn += w; gp++;
+    }
+}
+
 void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha,
                                    const float *packA, const fcn_b_source *src,
                                    ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
@@ -181,11 +223,21 @@ void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_
         return;
     }
     const fcn_gemm_kernel *k = get_kernel(isa);
+    if (src->kind == FCN_B_IM2COL && kc <= SMALL_K && k->nr <= 32) {
+        small_k_conv(k, mc, nc, kc, alpha, packA, src, p0, j0, beta, c, ldc, rowBias, colBias, relu);
+        return;
+    }
+    ptrdiff_t zlo = 0, zn = 0; // pending run of all-zero panels [zlo, zlo + zn), written at once
     for (ptrdiff_t j = 0; j < nc; j += k->nr) {
         ptrdiff_t w = nc - j < k->nr ? nc - j : k->nr;
         if (src->kind == FCN_B_IM2COL && panel_in_padding(&src->g, j0 + j, w)) {
-            zero_panel_epilogue(mc, w, alpha, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
+            if (zn == 0) zlo = j;
+            zn += w;
             continue;
+        }
+        if (zn) {
+            zero_panel_epilogue(mc, zn, alpha, beta, c + zlo, ldc, rowBias, colBias ? colBias + zlo : 0, relu);
+            zn = 0;
         }
         if (k->macro_conv_direct && conv_direct_enabled() &&
             k->macro_conv_direct(src, mc, kc, alpha, packA, p0, j0 + j, w, buf, beta, c + j, ldc, rowBias,
@@ -194,6 +246,7 @@ void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_
         pack_b_conv_panel(k, src, p0, j0 + j, kc, w, buf);
         k->macro(mc, w, kc, alpha, packA, buf, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
     }
+    if (zn) zero_panel_epilogue(mc, zn, alpha, beta, c + zlo, ldc, rowBias, colBias ? colBias + zlo : 0, relu);
 }
 
 // MARK: Portable kernel (4 x 8)

@@ -231,7 +231,7 @@ static TGT void kernel_ua(ptrdiff_t kc, const float *pa, ptrdiff_t lda, const fl
 #pragma clang loop unroll_count(4)
     for (ptrdiff_t p = 0; p < kc; p++) {
         if ((p & 15) == 0)
-            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(pa + i * lda) + 512, _MM_HINT_T0);
+            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(pa + i * lda) + 1024, _MM_HINT_T0);
         FCN_K_STEP_UA(MR);
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -256,6 +256,17 @@ static TGT void macro_ua(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, 
                          const float *rb, const float *cb, int relu) {
     ptrdiff_t full = mc / MR * MR;
     for (ptrdiff_t i = 0; i < full; i += MR) {
+        // The kernels prefetch A rows 1 KiB ahead of use, so the first 1 KiB of
+        // each row of the next row panel would be DRAM misses: fetch them into L2 now,
+        // while this panel computes.
+        if (i + MR < mc) {
+            ptrdiff_t rows = mc - (i + MR) < MR ? mc - (i + MR) : MR;
+            ptrdiff_t bytes = kc * 4 < 1024 ? kc * 4 : 1024;
+            for (ptrdiff_t r = 0; r < rows; r++) {
+                const char *row = (const char *)(a + (i + MR + r) * lda);
+                for (ptrdiff_t o = 0; o < bytes; o += 64) _mm_prefetch(row + o, _MM_HINT_T1);
+            }
+        }
         for (ptrdiff_t j = 0; j < nc; j += NR) {
             int nr = nc - j < NR ? (int)(nc - j) : NR;
             kernel_ua(kc, a + i * lda, lda, pb + j * kc, c + i * ldc + j, ldc, nr, alpha, beta,

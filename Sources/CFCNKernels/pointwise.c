@@ -60,8 +60,16 @@ static TGT512 int64_t pool_row_avx512(const float *r0, const float *r1, int two_
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     int64_t j = 0;
+    // The two input rows of the next output row, one row ahead (prefetches never fault, so
+    // the last row may point past the plane): pooling is bound by memory latency otherwise.
+    const int64_t pfd = 2 * W * (int64_t)sizeof(float); // bytes
     for (; j + 16 <= full; j += 16) {
         int64_t c = 2 * j;
+        uintptr_t a0 = (uintptr_t)(r0 + c) + (uintptr_t)pfd, a1 = (uintptr_t)(r1 + c) + (uintptr_t)pfd;
+        _mm_prefetch((const char *)a0, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a0 + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)a1, _MM_HINT_T0);
+        _mm_prefetch((const char *)(a1 + 64), _MM_HINT_T0);
         __m512 x0 = _mm512_loadu_ps(r0 + c), x1 = _mm512_loadu_ps(r0 + c + 16);
         __m512 m = _mm512_permutex2var_ps(x0, even, x1);
         __m512 b = _mm512_permutex2var_ps(x0, odd, x1);

@@ -82,6 +82,11 @@ enum GEMMConfig {
     /// packing; ISAs with fcn_sgemm_macro_unpacked_a): with 8 or fewer B panels, packing A
     /// costs more than its reuse saves (fc6 at 224 x 224: 64 columns, 103 M weights).
     static let unpackedAColumns = 256
+    /// Largest A (padded rows x K floats) packed once and shared by tiles side by side
+    /// (16 M floats = 64 MiB; conv5 of VGG16: 518 x 4608 = 2.4 M).
+    static let sharedPackedAFloats = 16 << 20
+    /// Tiles of one row block split along M (not N) when each thread gets this many rows.
+    static let minRowsPerThreadForRowSplit = 224
     /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
     static let minFMAsPerThread = 1 << 20
 }
@@ -189,6 +194,13 @@ struct GEMMPlan {
             let cost = Double(mt) * Double(nt) * Double(k) + 16 * Double(k) * (Double(mt) * nBlocks + Double(nt))
             if cost < best.cost { best = (tm, tn, cost) }
         }
+        // A tall single row block (conv4/conv5 of VGG16: m = 512) is split along M when every
+        // thread still gets many row panels: each thread then packs and streams only its own
+        // rows of A (measured at 2 threads: conv5_1 500 20.5 -> 19.7 ms, conv4_2 84 -> 80 ms;
+        // m = 256, 128 rows a thread, is better split along N).
+        if t > 1 && m <= max(blocks.mc, blocks.singleRowMC) && m / t >= GEMMConfig.minRowsPerThreadForRowSplit {
+            best = (t, 1, 0)
+        }
         tm = best.tm; tn = best.tn
         // Cache blocks, balanced so the last block is not a sliver.
         let mTile = (m + tm - 1) / tm
@@ -284,16 +296,85 @@ private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int,
     let nThreads = ParallelState.inWorker ? 1 : threads
     let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads, blocks: blocks)
     let tiles = plan.tm * plan.tn
-    let args = UncheckedSendable((a, c, epilogue, bSource))
+    // Tiles side by side over the full height in one row block (conv layers on several
+    // threads): A would be packed identically by every tile, so it is packed once, split
+    // between the threads, and shared (see `prepackA`).
+    let mPad = roundUp(m, plan.mr)
+    if tiles > 1 && plan.tm == 1 && m <= plan.mc && mPad * k <= GEMMConfig.sharedPackedAFloats {
+        withScratch(mPad * k) { packed in
+            prepackA(isa: isa.flag, plan: plan, workers: tiles, transA: transA, m: m, k: k, a: a, lda: lda, dst: packed)
+            runTiles(isa: isa, plan: plan, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: UnsafePointer(packed))
+        }
+        return
+    }
+    runTiles(isa: isa, plan: plan, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+             bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: nil)
+}
+
+/// Packs all of op(A) (`m` rows, every K block of `plan`) into `dst`: K block `pc` at
+/// `dst + roundUp(m, MR) * pc`, laid out as `fcn_sgemm_pack_a` lays out one block. The row
+/// panels are split between `workers` threads.
+private func prepackA(isa: Int32, plan: GEMMPlan, workers: Int, transA: Bool, m: Int, k: Int,
+                      a: UnsafePointer<Float>, lda: Int, dst: UnsafeMutablePointer<Float>) {
+    let mPad = roundUp(m, plan.mr), panels = mPad / plan.mr
+    let ta: Int32 = transA ? 1 : 0
+    let box = UncheckedSendable((a, dst))
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        let (a, dst) = box.value
+        let lo = panels * w / workers * plan.mr, hi = min(m, panels * (w + 1) / workers * plan.mr)
+        if lo >= hi { return }
+        var pc = 0
+        while pc < k {
+            let kc = min(plan.kc, k - pc)
+            fcn_sgemm_pack_a(isa, ta, a, lda, lo, pc, hi - lo, kc, dst + mPad * pc + lo * kc)
+            pc += kc
+        }
+    }
+}
+
+/// Runs every tile of `plan` (on `tm * tn` threads when more than one).
+private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                      a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source, beta: Float,
+                      c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, packedA: UnsafePointer<Float>?) {
+    let tiles = plan.tm * plan.tn
+    if let packedA, tiles > 1 {
+        // Shared packed A (one row block): the threads take column chunks of about 1/8 of
+        // their share from a counter instead of one fixed half each, so a thread that the
+        // machine slows down (or a share one panel wider) does not leave the others idle.
+        // Sums are unchanged: every column is computed the same way whoever takes it.
+        let chunk = max(plan.nr, roundUp((n + tiles * 8 - 1) / (tiles * 8), plan.nr))
+        let chunks = (n + chunk - 1) / chunk
+        let next = ChunkCounter()
+        let args = UncheckedSendable((a, c, epilogue, bSource, packedA))
+        DispatchQueue.concurrentPerform(iterations: tiles) { _ in
+            ParallelState.$inWorker.withValue(true) {
+                let (a, c, epilogue, bSource, packedA) = args.value
+                let ws = GEMMWorkspacePool.take()
+                defer { GEMMWorkspacePool.give(ws) }
+                while true {
+                    let i = next.take()
+                    if i >= chunks { break }
+                    let cols = i * chunk..<min(n, (i + 1) * chunk)
+                    runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, rows: 0..<m, cols: cols, k: k,
+                            alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc,
+                            epilogue: epilogue, packedA: packedA)
+                }
+            }
+        }
+        return
+    }
+    let args = UncheckedSendable((a, c, epilogue, bSource, packedA))
     let run: @Sendable (Int) -> Void = { t in
-        let (a, c, epilogue, bSource) = args.value
+        let (a, c, epilogue, bSource, packedA) = args.value
         let rows = GEMMPlan.part(t / plan.tn, of: plan.tm, total: m, align: plan.mr)
         let cols = GEMMPlan.part(t % plan.tn, of: plan.tn, total: n, align: plan.nr)
         if rows.isEmpty || cols.isEmpty { return }
         let ws = GEMMWorkspacePool.take()
         defer { GEMMWorkspacePool.give(ws) }
         runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, rows: rows, cols: cols, k: k,
-                alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue)
+                alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue,
+                packedA: packedA)
     }
     if tiles == 1 {
         run(0)
@@ -304,10 +385,18 @@ private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int,
     }
 }
 
+/// A shared counter handing out chunk numbers 0, 1, 2, ... to the threads of one call.
+private final class ChunkCounter: @unchecked Sendable {
+    private let lock = Lock()
+    private var value = 0
+    func take() -> Int { lock.withLock { defer { value += 1 }; return value } }
+}
+
 private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool,
                      rows: Range<Int>, cols: Range<Int>, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source,
-                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue,
+                     packedA: UnsafePointer<Float>?) {
     let ncMax = min(plan.nc, roundUp(cols.count, plan.nr))
     let mcMax = min(plan.mc, roundUp(rows.count, plan.mr))
     let kcMax = min(plan.kc, k)
@@ -333,8 +422,15 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
             if singleRowBlock {
                 // The A block is the whole tile height: packed B would not be reused, so B is
                 // packed panel by panel inside the macro-kernel (hot in cache, prefetched).
-                fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
-                fcn_sgemm_macro_packing_b_src(isa, rows.count, nc, kc, alpha, ws.a, &src, pc, jc, ws.b,
+                // A pre-packed for all tiles (rows is then all of 0..<m), or packed here.
+                let pa: UnsafePointer<Float>
+                if let packedA {
+                    pa = packedA + roundUp(rows.count, plan.mr) * pc
+                } else {
+                    fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
+                    pa = UnsafePointer(ws.a)
+                }
+                fcn_sgemm_macro_packing_b_src(isa, rows.count, nc, kc, alpha, pa, &src, pc, jc, ws.b,
                                               first ? beta : 1, c + rows.lowerBound * ldc + jc, ldc,
                                               rb, cb, last ? relu : 0)
                 pc += kc

@@ -159,6 +159,24 @@ private struct Operands {
         }
     }
 
+    /// Two threads side by side over one row block share one packed A (packed once, split
+    /// between them) and take column chunks from a counter: several K blocks, a partial last
+    /// chunk and a partial last row panel, equal to one thread bit for bit and to the reference.
+    @Test func sharedPackedAChunksMatchOneThread() {
+        let shape = GEMMShape(m: 30, n: 1500, k: 200)
+        let blocks = GEMMBlocks(mc: 336, kc: 64, nc: 4096)
+        let plan = GEMMPlan(m: shape.m, n: shape.n, k: shape.k, mr: 14, nr: 32, threads: 2, blocks: blocks)
+        #expect(plan.tm == 1 && plan.tn == 2 && plan.kc < shape.k)
+        let ops = Operands(shape, GEMMTrans(a: false, b: false), pad: 3, seed: 9)
+        let want = ops.reference(alpha: 1, beta: 0.5, cInit: ops.c0)
+        for isa in GEMMConfig.availableISAs {
+            let one = ops.engine(isa: isa, threads: 1, alpha: 1, beta: 0.5, cInit: ops.c0, blocks: blocks)
+            let two = ops.engine(isa: isa, threads: 2, alpha: 1, beta: 0.5, cInit: ops.c0, blocks: blocks)
+            #expect(ops.worst(two, want, alpha: 1, beta: 0.5, cInit: ops.c0) <= 1, "\(isa)")
+            #expect(one == two, "\(isa): 1 and 2 threads differ")
+        }
+    }
+
     /// Fused epilogue: row bias, column bias, ReLU (alone and together), with several KC
     /// blocks (k > KC, and tiny blocks) so the epilogue must run only once, after the last block.
     @Test(arguments: [GEMMShape(m: 19, n: 37, k: 1030), GEMMShape(m: 64, n: 200, k: 27), GEMMShape(m: 45, n: 150, k: 60)],
