@@ -19,7 +19,7 @@ import FCN
     @Test func trainingExample() {
         // README "Training"
         let data = SyntheticShapes(size: 32, count: 16, seed: 0)
-        let model = VGGFCN(variant: .fcn8s, classes: SyntheticShapes.classes, width: 1.0 / 32, seed: 0)
+        let model = VGGFCN(variant: .fcn8s, classes: SyntheticShapes.classes, width: 1.0 / 32, seed: 0, padding: .same)
         let optimizer = Adam(model.optimizableParameters(), learningRate: 1e-3)
         var losses: [Float] = []
         for step in 0..<4 {
