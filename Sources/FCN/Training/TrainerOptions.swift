@@ -137,8 +137,8 @@ public struct TrainerOptions: Sendable, Equatable {
     public static let usage = """
     usage: fcn-train [options]
 
-    Trains a VGG16 FCN (Caffe layout, width-reduced) on synthetic shapes or a VOC folder,
-    with periodic validation, checkpoints, a CSV of the curves and a PNG plot.
+    Trains a VGG16 FCN (Caffe or same-padding layout, any width) on synthetic shapes or a
+    VOC folder, with periodic validation, checkpoints, a CSV of the curves and a PNG plot.
 
     model:
       --model fcn8s|fcn16s|fcn32s|fcn8s-atonce   network (default fcn8s)
