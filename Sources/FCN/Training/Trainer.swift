@@ -159,6 +159,8 @@ public final class Trainer {
     public private(set) var timings = TrainerTimings()
     /// The confusion matrix of the last validation (per-class IU: `classIU`).
     public private(set) var lastConfusion: ConfusionMatrix?
+    /// Loss weight per class (`options.classWeighting`); nil = all 1.
+    public let classWeights: Tensor?
 
     private let sampler: TrainingBatchSampler
     /// Elapsed seconds of earlier sessions (from a checkpoint).
@@ -196,6 +198,25 @@ public final class Trainer {
         if options.initialization == .kaiming { Trainer.kaimingInitialize(m, seed: options.seed) }
         self.model = m
         self.optimizer = Trainer.makeOptimizer(options, model: m)
+        self.classWeights = try Trainer.classWeights(options.classWeighting, source: train)
+    }
+
+    /// The loss weights of `weighting` for the data of `source` (see `TrainerClassWeighting`):
+    /// nil for `.none`; for `.inverseSqrt` `1/sqrt(count + 1)` per class over the labels of
+    /// the first 200 samples (ignore label and out-of-range ids skipped; the +1 keeps absent
+    /// classes finite), normalised to mean 1. Deterministic in the data, so a resumed run
+    /// recomputes the same weights.
+    public static func classWeights(_ weighting: TrainerClassWeighting, source: any SegmentationSampleSource) throws -> Tensor? {
+        guard weighting == .inverseSqrt else { return nil }
+        var counts = [Double](repeating: 1, count: source.classes)
+        for i in 0..<min(200, source.count) {
+            for v in try source.sample(i).label.scalars where v >= 0 && v < Float(source.classes) {
+                counts[Int(v)] += 1
+            }
+        }
+        let w = counts.map { 1 / $0.squareRoot() }
+        let mean = w.reduce(0, +) / Double(w.count)
+        return Tensor(shape: [w.count], scalars: w.map { Float($0 / mean) })
     }
 
     /// A trainer over the data the options name: synthetic shapes (training indices
@@ -342,7 +363,7 @@ public final class Trainer {
         setTrainingMode()
         optimizer.learningRate = lr
         optimizer.zeroGrad()
-        let loss = softmaxCrossEntropy(logits: model(x), labels: labels)
+        let loss = softmaxCrossEntropy(logits: model(x), labels: labels, classWeights: classWeights)
         let value = loss.item
         let t2 = now()
         guard value.isFinite else {

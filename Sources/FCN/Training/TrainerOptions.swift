@@ -35,6 +35,16 @@ public enum TrainerInitialization: String, Sendable, CaseIterable {
     case pytorch
 }
 
+/// Per-class weights of the pixel-wise loss (`softmaxCrossEntropy(classWeights:)`).
+public enum TrainerClassWeighting: String, Sendable, CaseIterable {
+    /// Every class weighs 1 (the reference).
+    case none
+    /// `1 / sqrt(frequency)`, normalised to mean 1, with the frequencies counted on the
+    /// first 200 training labels (ignore label left out): rare thin classes count more
+    /// without the instability of plain inverse frequency.
+    case inverseSqrt = "inverse-sqrt"
+}
+
 /// Where training images come from.
 public enum TrainerDataKind: String, Sendable, CaseIterable {
     /// `SyntheticShapes` (5 classes); validation images are held out (other indices).
@@ -114,6 +124,8 @@ public struct TrainerOptions: Sendable, Equatable {
     public var normalization: InputPreprocessing = .torchvision
     /// Let the bilinear upsampling layers learn (the reference keeps them frozen).
     public var learnUpsampling = false
+    /// Per-class loss weights (default none, as the reference).
+    public var classWeighting: TrainerClassWeighting = .none
     /// Dropout after fc6 and fc7 (the reference's 0.5); false trains without it.
     public var dropout = true
     /// Initialisation of conv1_1 ... fc7 (score layers always start at zero).
@@ -150,6 +162,8 @@ public struct TrainerOptions: Sendable, Equatable {
                            of the budget each
       --caffe-groups       biases at lr x2 and no weight decay (upsampling always frozen)
       --learn-upsampling   let the bilinear upsampling layers learn (reference: frozen)
+      --class-weights none|inverse-sqrt   loss weights per class: 1, or 1/sqrt(pixel
+                           frequency) counted on 200 training labels (default none)
       --no-dropout         no dropout after fc6 / fc7 (reference: 0.5)
       --init kaiming|pytorch   conv1_1 ... fc7 initialisation (default kaiming); score
                            layers start at zero, upsampling is bilinear
@@ -279,6 +293,7 @@ public struct TrainerOptions: Sendable, Equatable {
             case "--staged": try noValue(flag); o.staged = true
             case "--caffe-groups": try noValue(flag); o.caffeGroups = true
             case "--learn-upsampling": try noValue(flag); o.learnUpsampling = true
+            case "--class-weights": o.classWeighting = try choice(flag, TrainerClassWeighting.self)
             case "--no-dropout": try noValue(flag); o.dropout = false
             case "--no-flip": try noValue(flag); o.flip = false
             case "--quiet": try noValue(flag); o.progress = false

@@ -104,6 +104,32 @@ import Testing
         #expect(throws: FCNError.self) { try Trainer(options: samePadding) }
     }
 
+    @Test func inverseSqrtClassWeights() throws {
+        let source = SyntheticSampleSource(dataset: SyntheticShapes(size: 32, count: 8, seed: 3))
+        #expect(try Trainer.classWeights(.none, source: source) == nil)
+        let w = try #require(try Trainer.classWeights(.inverseSqrt, source: source)).scalars
+        #expect(w.count == SyntheticShapes.classes)
+        #expect(abs(w.reduce(0, +) / Float(w.count) - 1) < 1e-5)
+        // Recount by hand: 1/sqrt(count + 1), normalised to mean 1.
+        var counts = [Double](repeating: 1, count: 5)
+        for i in 0..<8 { for v in source.dataset[i].label.scalars { counts[Int(v)] += 1 } }
+        let raw = counts.map { 1 / $0.squareRoot() }, mean = raw.reduce(0, +) / 5
+        for c in 0..<5 { #expect(abs(Double(w[c]) - raw[c] / mean) < 1e-5) }
+        #expect(w[0] < w[4], "background (most pixels) must weigh less than the thin bars")
+
+        var o = tinyOptions(steps: 2)
+        o.classWeighting = .inverseSqrt
+        let t = try Trainer(options: o)
+        #expect(t.classWeights != nil)
+        try t.run()
+        #expect(t.history.records.allSatisfy { $0.loss.isFinite })
+        guard case .train(let parsed) = try TrainerOptions.parse(["--class-weights", "inverse-sqrt", "--steps", "1"]) else {
+            Issue.record("--class-weights did not parse as a training command"); return
+        }
+        #expect(parsed.classWeighting == .inverseSqrt)
+        #expect(throws: TrainerOptionsError.self) { try TrainerOptions.parse(["--class-weights", "median", "--steps", "1"]) }
+    }
+
     @Test func samePaddingLayoutTrainsAndResumes() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
