@@ -78,13 +78,17 @@ public enum ModelRegistry {
     /// output channels, conv1_1's over 64), nil where the file lacks those tensors, and the
     /// padding layout from its metadata (`padding`, as `--export-weights` writes it), nil
     /// when absent (the weights alone cannot tell the layouts apart).
+    /// A trainer checkpoint (`fcn-train`'s `checkpoint.safetensors`) is read the same way:
+    /// its `model.` tensors and its `info.padding`.
     public static func inferVGGConfiguration(weights path: String) throws
         -> (classes: Int?, width: Double?, padding: VGGFCNPadding?) {
         let file = try SafeTensorsFile(path: path)
-        let classes = file.entries["score_fr.weight"]?.shape.first
-        let width = file.entries["conv1_1.weight"]?.shape.first.map { Double($0) / 64 }
+        let checkpoint = isTrainingCheckpoint(file)
+        let prefix = checkpoint ? "model." : ""
+        let classes = file.entries[prefix + "score_fr.weight"]?.shape.first
+        let width = file.entries[prefix + "conv1_1.weight"]?.shape.first.map { Double($0) / 64 }
         var padding: VGGFCNPadding? = nil
-        if let p = file.metadata["padding"] {
+        if let p = file.metadata[checkpoint ? "info.padding" : "padding"] {
             guard let v = VGGFCNPadding(rawValue: p) else {
                 throw FCNError.mismatch("weights '\(path)' declare padding '\(p)'; expected caffe or same")
             }
@@ -96,7 +100,14 @@ public enum ModelRegistry {
     /// Reads the number of classes of a `kind` model from a weights file's header (the
     /// output channels of its score layer), nil where the file lacks that tensor.
     public static func inferClasses(kind: SegmentationModelKind, weights path: String) throws -> Int? {
-        try SafeTensorsFile(path: path).entries[kind.classifierWeightName]?.shape.first
+        let file = try SafeTensorsFile(path: path)
+        return file.entries[(isTrainingCheckpoint(file) ? "model." : "") + kind.classifierWeightName]?.shape.first
+    }
+
+    /// True when `file` is a trainer checkpoint (`TrainingCheckpoint`), whose model tensors
+    /// carry a `model.` prefix beside the optimizer state.
+    static func isTrainingCheckpoint(_ file: SafeTensorsFile) -> Bool {
+        file.metadata["fcn.format"] == TrainingCheckpoint.format
     }
 
     /// The inference network for `config`, with weights from `weights` (a safetensors file
@@ -134,10 +145,17 @@ public enum ModelRegistry {
         }
     }
 
-    /// Loads `path` into `model` strictly (nil: nothing), with the file name in errors.
+    /// Loads `path` into `model` strictly (nil: nothing), with the file name in errors. The
+    /// file is a state dict (plain names) or a trainer checkpoint (its `model.` tensors).
     public static func loadWeights(_ model: some Module, _ path: String?) throws {
         guard let path else { return }
-        do { try model.load(from: path) } catch let e as FCNError {
+        do {
+            if isTrainingCheckpoint(try SafeTensorsFile(path: path)) {
+                try model.loadStateDict(try TrainingCheckpoint.load(from: path).model)
+            } else {
+                try model.load(from: path)
+            }
+        } catch let e as FCNError {
             switch e {
             case .mismatch(let m): throw FCNError.mismatch("weights '\(path)' do not fit the model: \(m)")
             default: throw e

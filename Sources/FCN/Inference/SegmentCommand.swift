@@ -83,7 +83,8 @@ public enum SegmentCommand {
     image blended with the label colours) and NAME_legend.txt (classes present, pixel shares).
 
     options:
-      --weights FILE.safetensors  model weights (state-dict names of the model)
+      --weights FILE.safetensors  model weights (state-dict names of the model, or an
+                                  fcn-train checkpoint)
       --model NAME                fcn32s | fcn16s | fcn8s (default) | fcn8s-atonce |
                                   resnet34-fcn8s | fcn_resnet50 | fcn_resnet101
       --classes N                 number of classes (default: from the weights, else 21)

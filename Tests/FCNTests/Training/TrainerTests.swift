@@ -130,6 +130,26 @@ import Testing
         #expect(throws: TrainerOptionsError.self) { try TrainerOptions.parse(["--class-weights", "median", "--steps", "1"]) }
     }
 
+    @Test func fcnSegmentReadsATrainerCheckpoint() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = tinyOptions(steps: 2, out: dir)
+        o.padding = .same
+        o.valCount = 1
+        let t = try Trainer(options: o)
+        try t.run()
+        let path = dir + "/" + Trainer.checkpointFileName
+        // Classes, width and padding come from the checkpoint; the weights load strictly.
+        let config = try SegmentCommand.configuration(SegmentCommand.parse(["--weights", path, "x.png"]))
+        #expect(config.classes == SyntheticShapes.classes && config.width == o.width && config.padding == .same)
+        let net = try ModelRegistry.network(for: config, weights: path)
+        t.model.eval()
+        let x = Tensor.randn([1, 3, 24, 24], seed: 4)
+        let expected = withoutGrad { t.model(x) }
+        let got = net.scores(normalized: x)
+        #expect(got.shape == expected.shape && got.scalars == expected.scalars)
+    }
+
     @Test func samePaddingLayoutTrainsAndResumes() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
