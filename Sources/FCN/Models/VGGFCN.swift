@@ -293,51 +293,41 @@ public final class VGGFCN: Layer, @unchecked Sendable {
         let pool5 = h
         let fc7Out = drop7(convReLU(fc7, drop6(convReLU(fc6, pool5))))
         let score = scoreFr(fc7Out)
-        if padding == .same {
-            return VGGFCNTaps(pool3: pool3, pool4: pool4, pool5: pool5, fc7: fc7Out, scoreFr: score,
-                              scores: sameLayoutHead(score, pool3: pool3, pool4: pool4, height: H, width: W))
-        }
-        let o = VGGFCN.cropOffsets
+        let o = padding == .caffe ? VGGFCN.cropOffsets : VGGFCN.sameCropOffsets
         let out: Tensor
         switch variant {
         case .fcn32s:
-            out = crop(upscore!(score), height: H, width: W, offset: Size2(o.fcn32Final))
+            out = fit(upscore!(score), height: H, width: W, offset: o.fcn32Final)
         case .fcn16s, .fcn8s, .fcn8sAtOnce:
             let atOnce = variant == .fcn8sAtOnce
-            let up2 = upscore2!(score)
             let p4 = scorePool4!(atOnce ? pool4 * 0.01 : pool4)
-            let fuse4 = up2 + crop(p4, like: up2, offset: Size2(o.fcn16Pool4))
+            let fuse4 = fuse(upscore2!(score), skip: p4, offset: o.fcn16Pool4)
             if variant == .fcn16s {
-                out = crop(upscore16!(fuse4), height: H, width: W, offset: Size2(o.fcn16Final))
+                out = fit(upscore16!(fuse4), height: H, width: W, offset: o.fcn16Final)
             } else {
-                let up4 = upscorePool4!(fuse4)
                 let p3 = scorePool3!(atOnce ? pool3 * 0.0001 : pool3)
-                let fuse3 = up4 + crop(p3, like: up4, offset: Size2(o.fcn8Pool3))
-                out = crop(upscore8!(fuse3), height: H, width: W, offset: Size2(o.fcn8Final))
+                let fuse3 = fuse(upscorePool4!(fuse4), skip: p3, offset: o.fcn8Pool3)
+                out = fit(upscore8!(fuse3), height: H, width: W, offset: o.fcn8Final)
             }
         }
         return VGGFCNTaps(pool3: pool3, pool4: pool4, pool5: pool5, fc7: fc7Out, scoreFr: score, scores: out)
     }
 
-    /// The skip fusions of the `.same` layout: all grids are aligned (offset 0); with ceil-mode
-    /// pooling an upsampled map can be one cell per factor longer than its partner (odd
-    /// sizes), so it is cut at its end to the partner's size.
-    private func sameLayoutHead(_ score: Tensor, pool3: Tensor, pool4: Tensor, height H: Int, width W: Int) -> Tensor {
-        func fit(_ x: Tensor, _ h: Int, _ w: Int) -> Tensor {
-            x.shape[2] == h && x.shape[3] == w ? x : crop(x, height: h, width: w, offset: Size2(0))
-        }
-        let atOnce = variant == .fcn8sAtOnce
-        switch variant {
-        case .fcn32s:
-            return fit(upscore!(score), H, W)
-        case .fcn16s, .fcn8s, .fcn8sAtOnce:
-            let p4 = scorePool4!(atOnce ? pool4 * 0.01 : pool4)
-            let fuse4 = fit(upscore2!(score), p4.shape[2], p4.shape[3]) + p4
-            if variant == .fcn16s { return fit(upscore16!(fuse4), H, W) }
-            let p3 = scorePool3!(atOnce ? pool3 * 0.0001 : pool3)
-            let fuse3 = fit(upscorePool4!(fuse4), p3.shape[2], p3.shape[3]) + p3
-            return fit(upscore8!(fuse3), H, W)
-        }
+    /// Sum of an upsampled score map and a skip's scores on their common grid. Caffe layout:
+    /// the skip overhangs and is cropped at `offset` to the upsampled map's size. `.same`:
+    /// the grids align (offset 0) and, when a ceil-mode pool rounded up, the upsampled map
+    /// is the longer one and is cut at its end to the skip's size.
+    private func fuse(_ up: Tensor, skip: Tensor, offset: Int) -> Tensor {
+        padding == .caffe
+            ? up + crop(skip, like: up, offset: Size2(offset))
+            : fit(up, height: skip.shape[2], width: skip.shape[3], offset: 0) + skip
+    }
+
+    /// `x` cropped to `height` x `width` at `offset`, or `x` itself when it already has
+    /// that size (offset 0).
+    private func fit(_ x: Tensor, height: Int, width: Int, offset: Int) -> Tensor {
+        offset == 0 && x.shape[2] == height && x.shape[3] == width
+            ? x : crop(x, height: height, width: width, offset: Size2(offset))
     }
 
     /// Conv + ReLU as one `conv2d(..., fusedReLU: true)` call, in training too: the fused
