@@ -30,7 +30,7 @@ struct DeconvSpec {
 /// channels (1 = the published net), duplicates of the same shape dropped
 /// (conv3_3 == conv3_2, conv4_3 == conv4_2, conv5_2 == conv5_3 == conv5_1).
 func vggFCNLayers(size: Int, width: Double = 1, classes: Int = 21) -> (convs: [ConvSpec], deconvs: [DeconvSpec]) {
-    func ch(_ n: Int) -> Int { max(1, Int((Double(n) * width).rounded(.toNearestOrEven))) }
+    func ch(_ n: Int) -> Int { VGG16Config.channels(n, width: width) }
     var convs: [ConvSpec] = [], seen = Set<String>()
     var h = size, cin = 3
     var pool3 = 0, pool4 = 0
@@ -41,7 +41,7 @@ func vggFCNLayers(size: Int, width: Double = 1, classes: Int = 21) -> (convs: [C
         h = s.outH; cin = cout
     }
     func pool() { h = (h - 1) / 2 + 1 } // 2x2 stride 2, ceil mode
-    for (s, stage) in [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]].enumerated() {
+    for (s, stage) in VGG16Config.stages.enumerated() {
         for (i, c) in stage.enumerated() {
             conv("conv\(s + 1)_\(i + 1)", ch(c), k: 3, pad: s == 0 && i == 0 ? 100 : 1)
         }
@@ -69,7 +69,7 @@ func vggFCNFlops(_ variant: VGGFCNVariant, size: Int, classes: Int = 21) -> (for
         let s = ConvSpec(name: "", cin: cin, cout: cout, k: k, pad: pad, h: h, relu: true)
         convs.append(s); h = s.outH; cin = cout
     }
-    for (s, stage) in [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]].enumerated() {
+    for (s, stage) in VGG16Config.stages.enumerated() {
         for c in stage { conv(c, k: 3, pad: s == 0 && convs.isEmpty ? 100 : 1) }
         h = (h - 1) / 2 + 1
         if s == 2 { pool3 = h } else if s == 3 { pool4 = h }

@@ -92,14 +92,13 @@ func runDemo() {
 
     // MARK: 3. Evaluation on held-out images
     let network = VGGFCNSegmentation(model)
-    let evaluator = Segmenter(network: network)
     var confusion = ConfusionMatrix(classes: SyntheticShapes.classes)
     var heldOutLoss: Float = 0
     for i in 0..<heldOut.count {
         let (image, label) = heldOut[i]
         let scores = network.scores(normalized: norm.apply(image.unsqueezed(axis: 0)))
         heldOutLoss += withoutGrad { softmaxCrossEntropy(logits: scores, labels: label.unsqueezed(axis: 0)).item }
-        confusion.update(prediction: evaluator.segment(rgb: image).labelTensor, label: label)
+        confusion.update(scores: scores, label: label.unsqueezed(axis: 0))
     }
     print("[\(elapsed())] held-out (\(heldOut.count) images): loss \(String(format: "%.4f", heldOutLoss / Float(heldOut.count))), "
           + "pixel accuracy \(String(format: "%.3f", confusion.pixelAccuracy)), mean IU \(String(format: "%.3f", confusion.meanIU))")

@@ -150,10 +150,18 @@ public enum ModelRegistry {
     public static func loadWeights(_ model: some Module, _ path: String?) throws {
         guard let path else { return }
         do {
-            if isTrainingCheckpoint(try SafeTensorsFile(path: path)) {
-                try model.loadStateDict(try TrainingCheckpoint.load(from: path).model)
+            let file = try SafeTensorsFile(path: path)
+            if isTrainingCheckpoint(file) {
+                // Only the `model.` tensors are read and converted; the optimizer state stays on disk.
+                guard file.metadata["fcn.version"] == TrainingCheckpoint.version else {
+                    throw FCNError.unsupported("checkpoint '\(path)' has version \(file.metadata["fcn.version"] ?? "missing"); this library reads version \(TrainingCheckpoint.version)")
+                }
+                let prefix = "model."
+                let names = Set(file.names.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) })
+                _ = try model.loadState(names: names, shape: { file.entries[prefix + $0]?.shape },
+                                    tensor: { try file.tensor(prefix + $0) }, strict: true)
             } else {
-                try model.load(from: path)
+                try model.loadStateDict(from: file)
             }
         } catch let e as FCNError {
             switch e {

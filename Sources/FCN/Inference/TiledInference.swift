@@ -128,7 +128,7 @@ struct TiledRun {
     func run(_ source: PixelSource, keepScores: Bool, progress: ((_ done: Int, _ total: Int) -> Void)?) -> SegmentationResult {
         let H = source.height, W = source.width, C = network.numClasses
         let f = network.scoreStride, A = network.translationStride, R = network.receptiveFieldRadius
-        let tta = options.flip || options.scales != [1]
+        let tta = options.usesAugmentation
         // Whole-image bilinear taps for f > 1 (the ratio of the whole image, see above).
         let tapsY = f > 1 && !tta ? LinearAxis(inSize: (H + f - 1) / f, outSize: H, alignCorners: false, scale: nil) : nil
         let tapsX = f > 1 && !tta ? LinearAxis(inSize: (W + f - 1) / f, outSize: W, alignCorners: false, scale: nil) : nil
@@ -229,6 +229,5 @@ struct TiledRun {
             let l = labels + y * W + tx.coreStart
             for i in 0..<cw { l[i] = arg[i] }
         }
-        _ = hr
     }
 }

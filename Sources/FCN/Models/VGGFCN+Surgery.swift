@@ -108,10 +108,12 @@ extension VGGFCN {
     /// trained 32s, 8s from a trained 16s): same classes, width and padding; every parameter whose
     /// name exists in both is copied (values only; frozen flags are this network's
     /// defaults); new score layers start at zero and new upsampling layers are bilinear.
-    /// The dropout generators are seeded from `seed`.
-    public convenience init(initializedFrom other: VGGFCN, variant: VGGFCNVariant, seed: UInt64? = nil) {
+    /// The dropout generators are seeded from `seed`; `trainableUpsampling` as in
+    /// `init(variant:classes:width:seed:zeroScoreLayers:trainableUpsampling:padding:)`.
+    public convenience init(initializedFrom other: VGGFCN, variant: VGGFCNVariant, seed: UInt64? = nil,
+                            trainableUpsampling: Bool = false) {
         self.init(variant: variant, classes: other.classes, width: other.width, seed: seed, zeroScoreLayers: true,
-                  padding: other.padding)
+                  trainableUpsampling: trainableUpsampling, padding: other.padding)
         let source = Dictionary(uniqueKeysWithValues: other.namedParameters())
         for (name, p) in namedParameters() {
             guard let q = source[name] else { continue }

@@ -421,10 +421,8 @@ public final class Trainer {
     public func advanceStage() {
         fcnCheck(stageIndex + 1 < stageCount, "Trainer.advanceStage", "already at the last stage (\(variant))")
         stageIndex += 1
-        model = VGGFCN(initializedFrom: model, variant: variant, seed: options.seed &+ UInt64(stageIndex))
-        if options.learnUpsampling {
-            for (name, p) in model.namedParameters() where name.contains("upscore") { p.requiresGrad = true }
-        }
+        model = VGGFCN(initializedFrom: model, variant: variant, seed: options.seed &+ UInt64(stageIndex),
+                       trainableUpsampling: options.learnUpsampling)
         setTrainingMode()
         optimizer = Trainer.makeOptimizer(options, model: model)
         stageStartStep = step
