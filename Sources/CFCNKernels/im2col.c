@@ -55,13 +55,17 @@ void fcn_im2col_tile(const fcn_conv_geometry *g, const float *x, int64_t p0, int
 }
 
 void fcn_col2im_tile(const fcn_conv_geometry *g, const float *cols, int64_t p0, int64_t np, float *x) {
+    fcn_col2im_tile_ld(g, cols, np, p0, np, x);
+}
+
+void fcn_col2im_tile_ld(const fcn_conv_geometry *g, const float *cols, int64_t ld, int64_t p0, int64_t np, float *x) {
     const int64_t H = g->height, W = g->width, plane = H * W;
     const int64_t sw = g->sw;
     for (int64_t c = 0; c < g->channels; c++) {
         float *xc = x + c * plane;
         for (int64_t i = 0; i < g->kh; i++) {
             for (int64_t j = 0; j < g->kw; j++) {
-                const float *row = cols + ((c * g->kh + i) * g->kw + j) * np;
+                const float *row = cols + ((c * g->kh + i) * g->kw + j) * ld;
                 int64_t oh = p0 / g->out_w, ow = p0 % g->out_w, q = 0;
                 while (q < np) {
                     int64_t run = g->out_w - ow;

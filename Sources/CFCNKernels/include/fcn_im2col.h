@@ -40,6 +40,10 @@ void fcn_im2col_rows(const fcn_conv_geometry *g, const float *x, int64_t r0, int
 /// initialised by the caller (usually zeros).
 void fcn_col2im_tile(const fcn_conv_geometry *g, const float *cols, int64_t p0, int64_t np, float *x);
 
+/// fcn_col2im_tile for a column tile stored with row stride `ld` >= np (a tile that is one
+/// image's block of columns inside a wider matrix).
+void fcn_col2im_tile_ld(const fcn_conv_geometry *g, const float *cols, int64_t ld, int64_t p0, int64_t np, float *x);
+
 /// Direct convolution of one input plane `x` ([height, width]) with one kernel `w`
 /// ([kh, kw]) into one output plane `y` ([out_h, out_w]): y = bias + sum w * x.
 /// `g->channels` is ignored. Used for depthwise convolutions (groups == channels).

@@ -82,6 +82,10 @@ enum GEMMConfig {
     /// packing; ISAs with fcn_sgemm_macro_unpacked_a): with 8 or fewer B panels, packing A
     /// costs more than its reuse saves (fc6 at 224 x 224: 64 columns, 103 M weights).
     static let unpackedAColumns = 256
+    /// The same bound for tiles of one row block, whose packed A would serve every B panel
+    /// of the tile: with at most 2 panels (fc6 of a narrow FCN on 3 x 3 planes, 4 images:
+    /// 36 columns) reading A in place still wins.
+    static let unpackedAColumnsOneBlock = 64
     /// Largest A (padded rows x K floats) packed once and shared by tiles side by side
     /// (16 M floats = 64 MiB; conv5 of VGG16: 518 x 4608 = 2.4 M).
     static let sharedPackedAFloats = 16 << 20
@@ -401,15 +405,15 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
     let mcMax = min(plan.mc, roundUp(rows.count, plan.mr))
     let kcMax = min(plan.kc, k)
     let singleRowBlock = rows.count <= plan.mc
-    let bFloats = kcMax * (singleRowBlock ? plan.nr : ncMax)
+    let unpackedA = !transA && packedA == nil && fcn_sgemm_has_unpacked_a(isa) != 0
+        && cols.count <= (singleRowBlock ? GEMMConfig.unpackedAColumnsOneBlock : GEMMConfig.unpackedAColumns)
+    let bFloats = kcMax * (singleRowBlock && !unpackedA ? plan.nr : ncMax)
     let needsTmp = bSource.kind == Int32(FCN_B_IM2COL_T)
     ws.reserve(a: mcMax * kcMax, b: bFloats + (needsTmp ? kcMax * plan.nr : 0))
     var src = bSource
     if needsTmp { src.tmp = ws.b + bFloats }
     let ta: Int32 = transA ? 1 : 0
     let relu: Int32 = epilogue.relu ? 1 : 0
-    let unpackedA = !transA && !singleRowBlock && cols.count <= GEMMConfig.unpackedAColumns
-        && fcn_sgemm_has_unpacked_a(isa) != 0
     var jc = cols.lowerBound
     while jc < cols.upperBound {
         let nc = min(plan.nc, cols.upperBound - jc)
@@ -419,7 +423,7 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
             let first = pc == 0, last = pc + kc == k
             let rb = last ? epilogue.rowBias.map { $0 + rows.lowerBound } : nil
             let cb = last ? epilogue.colBias.map { $0 + jc } : nil
-            if singleRowBlock {
+            if singleRowBlock && !unpackedA {
                 // The A block is the whole tile height: packed B would not be reused, so B is
                 // packed panel by panel inside the macro-kernel (hot in cache, prefetched).
                 // A pre-packed for all tiles (rows is then all of 0..<m), or packed here.

@@ -147,6 +147,11 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         }
         return
     }
+    let nb = g.batchedImages
+    if nb > 0 {
+        convForwardBatched(g, images: nb, x: x, w: w, bias: bias, y: y, relu: relu)
+        return
+    }
     let pointwise = g.isPointwise
     convItems(g.batch * g.groups) { item in
         let n = item / g.groups, gi = item % g.groups
@@ -175,6 +180,13 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
     let cg = g.cGeometry
+    let subpixel = g.fastPaths && (g.strideH > 1 || g.strideW > 1) && g.dilH == 1 && g.dilW == 1
+        && g.kH % g.strideH == 0 && g.kW % g.strideW == 0
+    let nb = g.batchedImages
+    if nb > 0 && !subpixel {
+        convBackwardDataBatched(g, images: nb, gy: gy, w: w, gx: gx)
+        return
+    }
     if g.isPointwise {
         convItems(g.batch * g.groups) { item in
             let n = item / g.groups, gi = item % g.groups
@@ -213,8 +225,7 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
         }
         return
     }
-    if g.fastPaths && (g.strideH > 1 || g.strideW > 1) && g.dilH == 1 && g.dilW == 1
-        && g.kH % g.strideH == 0 && g.kW % g.strideW == 0 {
+    if subpixel {
         convBackwardDataSubpixel(g, gy: gy, w: w, gx: gx)
         return
     }
@@ -321,6 +332,11 @@ func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePo
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
     let cg = g.cGeometry
+    let nb = g.batchedImages
+    if nb > 0 {
+        convBackwardWeightBatched(g, images: nb, x: x, gy: gy, gw: gw)
+        return
+    }
     let pointwise = g.isPointwise
     convItems(g.groups) { gi in
         let c = gw + gi * coutG * K

@@ -133,6 +133,45 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
                     tolerance: 1e-4, "tiled weight grad")  // sums of 9000 products
     }
 
+    /// The batched small-plane path (several images' column matrices in one GEMM), in
+    /// chunks of 2 images over a batch of 5, equals the per-image im2col path in all three
+    /// products: a 7x7 "fc6" on a 3x3 plane, a strided 3x3, a 1x1 pointwise layer.
+    @Test(arguments: [([5, 4, 3, 3], [6, 4, 7, 7], 1, 3), ([5, 3, 9, 8], [4, 3, 3, 3], 2, 1), ([5, 6, 4, 5], [3, 6, 1, 1], 1, 0)])
+    func batchedSmallPlanesEqualPerImage(_ xs: [Int], _ ws: [Int], _ stride: Int, _ pad: Int) {
+        let x = Tensor.randn(xs, seed: 1), w = Tensor.randn(ws, seed: 2), b = Tensor.randn([ws[0]], seed: 3)
+        var g = conv2dGeometry(op: "test", input: x.shape, weight: w.shape, bias: nil, stride: Size2(stride, stride),
+                               padding: .symmetric(pad), dilation: 1, groups: 1)
+        #expect(g.batchedImages == 5, "small planes take the batched path with the whole batch")
+        let gy = Tensor.randn([g.batch, g.outChannels, g.outH, g.outW], seed: 4)
+        let (xp, wp, gyp, bp) = (x.storage.pointer, w.storage.pointer, UnsafePointer(gy.storage.pointer), UnsafePointer(b.storage.pointer))
+        let y = Tensor.make(shape: gy.shape) { convForwardBatched(g, images: 2, x: xp, w: wp, bias: bp, y: $0.baseAddress!, relu: true) }
+        let gx = Tensor.make(shape: x.shape) { convBackwardDataBatched(g, images: 2, gy: gyp, w: wp, gx: $0.baseAddress!) }
+        let gw = Tensor.make(shape: w.shape) { convBackwardWeightBatched(g, images: 2, x: xp, gy: gyp, gw: $0.baseAddress!) }
+        g.fastPaths = false
+        #expect(g.batchedImages == 0)
+        let y0 = Tensor.make(shape: gy.shape) { convForward(g, x: xp, w: wp, bias: bp, y: $0.baseAddress!, relu: true) }
+        let gx0 = Tensor.make(shape: x.shape) { convBackwardData(g, gy: gyp, w: wp, gx: $0.baseAddress!) }
+        let gw0 = Tensor.make(shape: w.shape) { convBackwardWeight(g, x: xp, gy: gyp, gw: $0.baseAddress!) }
+        #expect(y.scalars.contains(0) && y.scalars.contains { $0 > 0 }, "ReLU clamps some outputs, not all")
+        expectClose(y, y0, tolerance: Self.tolerance, "batched forward")
+        expectClose(gx, gx0, tolerance: Self.tolerance, "batched data grad")
+        expectClose(gw, gw0, tolerance: Self.tolerance, "batched weight grad")
+    }
+
+    /// Which layers take the batched path: small planes of several images with groups 1.
+    @Test func batchedPathSelection() {
+        func images(_ x: [Int], _ w: [Int], pad: Int = 1, groups: Int = 1) -> Int {
+            conv2dGeometry(op: "test", input: x, weight: w, bias: nil, stride: 1, padding: .symmetric(pad),
+                           dilation: 1, groups: groups).batchedImages
+        }
+        #expect(images([4, 64, 3, 3], [512, 64, 7, 7], pad: 3) == 4)    // fc6 of a width-1/8 FCN at 96 px
+        #expect(images([1, 64, 3, 3], [512, 64, 7, 7], pad: 3) == 0)    // one image
+        #expect(images([4, 16, 48, 48], [16, 16, 3, 3]) == 0)           // large plane
+        #expect(images([4, 8, 6, 6], [8, 2, 3, 3], groups: 4) == 0)     // groups
+        // Full-width fc6 on a 3x3 plane: (25088 + 4096) * 9 floats per image, 15 per 4 M-float chunk.
+        #expect(images([32, 512, 3, 3], [4096, 512, 7, 7], pad: 3) == 15)
+    }
+
     /// fusedReLU gives relu(conv) and masks the gradient by the output sign.
     @Test(arguments: loadFixture("conv2d").prefix(6))
     func fusedReLU(_ c: FixtureCase) {
