@@ -59,14 +59,16 @@ func runDemo() {
                        padding: .same)
     let norm = InputPreprocessing.caffe
     let optimizer = Adam(model.optimizableParameters(), learningRate: learningRate)
-    // Background covers most pixels: weight classes by 1/sqrt(frequency) (normalised to mean 1)
-    // so that the thin bars and small shapes matter from the start.
-    var counts = [Float](repeating: 1, count: SyntheticShapes.classes)
-    for i in 0..<64 { for v in train[1_000_000 + i].label.scalars { counts[Int(v)] += 1 } }
-    var weights = counts.map { 1 / $0.squareRoot() }
-    let meanWeight = weights.reduce(0, +) / Float(weights.count)
-    weights = weights.map { $0 / meanWeight }
-    let classWeights = Tensor(shape: [weights.count], scalars: weights)
+    // Background covers most pixels: weight classes by 1/sqrt(frequency) (normalised to mean 1,
+    // counted on 200 labels outside the training indices) so that the thin bars and small
+    // shapes matter from the start: fcn-train's --class-weights inverse-sqrt.
+    let classWeights: Tensor
+    do {
+        classWeights = try Trainer.classWeights(.inverseSqrt, source: SyntheticSampleSource(dataset: train, offset: 1_000_000))!
+    } catch {
+        fail("class weights: \(error)")
+    }
+    let weights = classWeights.scalars
     print("[\(elapsed())] VGG16 FCN-8s (same padding), width \(width): \(model.parameterCount) parameters; training for \(Int(seconds)) s "
           + "(Adam, lr \(learningRate), batch 4, class weights \(weights.map { String(format: "%.2f", $0) }.joined(separator: " ")))")
     model.train()

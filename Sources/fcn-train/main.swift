@@ -38,7 +38,7 @@ let console = TrainerConsole.standardError()
 let trainer: Trainer
 do {
     trainer = try Trainer(options: options)
-} catch let e as TrainerOptionsError {
+} catch let e as CommandLineError {
     fail("\(e)", status: 2)
 } catch {
     fail("\(error)", status: 1)

@@ -7,16 +7,6 @@
 
 import Foundation
 
-/// A bad command line (unknown option, missing or malformed value, inconsistent options).
-public struct CommandLineError: Error, Equatable, CustomStringConvertible, Sendable {
-    /// The human-readable reason, naming the option.
-    public let message: String
-    /// An error with the given message.
-    public init(_ message: String) { self.message = message }
-    /// The message.
-    public var description: String { message }
-}
-
 /// The parsed options of fcn-segment (see `SegmentCommand.usage`).
 public struct SegmentCommandOptions: Sendable, Equatable {
     /// Image files or folders to segment, in command-line order.
@@ -112,74 +102,45 @@ public enum SegmentCommand {
     /// Parses the arguments (without the program name).
     public static func parse(_ args: [String]) throws -> SegmentCommandOptions {
         var o = SegmentCommandOptions()
-        var i = 0
-        func value(_ name: String) throws -> String {
-            guard i + 1 < args.count else { throw CommandLineError("\(name) needs a value") }
-            i += 1
-            return args[i]
-        }
-        func int(_ name: String, _ s: String, min lo: Int) throws -> Int {
-            guard let v = Int(s), v >= lo else { throw CommandLineError("\(name) needs an integer >= \(lo), got '\(s)'") }
-            return v
-        }
-        func double(_ name: String, _ s: String) throws -> Double {
-            guard let v = Double(s), v.isFinite, v > 0 else { throw CommandLineError("\(name) needs a positive number, got '\(s)'") }
-            return v
-        }
+        var r = ArgumentReader(args)
         var widthGiven = false
-        while i < args.count {
-            let a = args[i]
+        while let a = r.next() {
             switch a {
             case "-h", "--help": o.showHelp = true
-            case "--weights": o.weights = try value(a)
-            case "--model":
-                let v = try value(a)
-                guard let k = SegmentationModelKind(rawValue: v) else {
-                    throw CommandLineError("unknown model '\(v)'; expected one of \(SegmentationModelKind.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                o.model = k
+            case "--weights": o.weights = try r.value(a)
+            case "--model": o.model = try r.choice(a, SegmentationModelKind.self)
             case "--classes":
-                let v = try int(a, try value(a), min: 1)
+                let v = try r.int(a, min: 1)
                 guard v <= 256 else { throw CommandLineError("--classes must be at most 256 (labels are bytes), got \(v)") }
                 o.classes = v
-            case "--width": o.width = try double(a, try value(a)); widthGiven = true
-            case "--padding":
-                let v = try value(a)
-                guard let p = VGGFCNPadding(rawValue: v) else { throw CommandLineError("--padding expects caffe or same, got '\(v)'") }
-                o.padding = p
+            case "--width": o.width = try r.double(a, positive: true); widthGiven = true
+            case "--padding": o.padding = try r.choice(a, VGGFCNPadding.self)
             case "--class-names":
-                let names = try value(a).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                let names = try r.value(a).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard !names.contains(where: \.isEmpty) else { throw CommandLineError("--class-names has an empty name") }
                 o.classNames = names
-            case "--out": o.outputDirectory = try value(a)
-            case "--save-scores": o.saveScores = try value(a)
+            case "--out": o.outputDirectory = try r.value(a)
+            case "--save-scores": o.saveScores = try r.value(a)
             case "--tile":
-                let v = try int(a, try value(a), min: 0)
+                let v = try r.int(a, min: 0)
                 o.tileSize = v == 0 ? nil : v
-            case "--tta":
-                let v = try value(a)
-                guard v == "flip" else { throw CommandLineError("--tta supports 'flip', got '\(v)'") }
-                o.flip = true
+            case "--tta": o.flip = try r.choice(a, [(name: "flip", value: true)])
             case "--scales":
-                let v = try value(a)
-                o.scales = try v.split(separator: ",", omittingEmptySubsequences: false).map { try double("--scales", String($0)) }
+                let v = try r.value(a)
+                o.scales = try v.split(separator: ",", omittingEmptySubsequences: false).map { try ArgumentReader.number(a, String($0), positive: true) }
                 guard o.scales.allSatisfy({ $0 <= 8 }) else { throw CommandLineError("--scales must be at most 8, got '\(v)'") }
             case "--alpha":
-                let v = try value(a)
-                guard let f = Float(v), f >= 0, f <= 1 else { throw CommandLineError("--alpha needs a number in 0...1, got '\(v)'") }
-                o.alpha = f
-            case "--threads": o.threads = try int(a, try value(a), min: 1)
-            case "--random-weights":
-                let v = try value(a)
-                guard let s = UInt64(v) else { throw CommandLineError("--random-weights needs a seed (unsigned integer), got '\(v)'") }
-                o.randomSeed = s
-            case "--export-weights": o.exportWeights = try value(a)
-            case "--quiet", "-q": o.quiet = true
+                let v = try r.double(a, positive: false)
+                guard v <= 1 else { throw CommandLineError("--alpha must lie in [0, 1], got \(v)") }
+                o.alpha = Float(v)
+            case "--threads": o.threads = try r.int(a, min: 1)
+            case "--random-weights": o.randomSeed = try r.seed(a)
+            case "--export-weights": o.exportWeights = try r.value(a)
+            case "--quiet", "-q": try r.noValue(a); o.quiet = true
             default:
-                if a.hasPrefix("-") && a.count > 1 { throw CommandLineError("unknown option '\(a)' (see --help)") }
+                if a.hasPrefix("-") && a.count > 1 { throw ArgumentReader.unexpected(a) }
                 o.inputs.append(a)
             }
-            i += 1
         }
         if o.showHelp { return o }
         if widthGiven && !o.model.supportsWidth { throw CommandLineError("--width applies to the VGG models only, not \(o.model)") }

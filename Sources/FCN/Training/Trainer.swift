@@ -183,9 +183,9 @@ public final class Trainer {
     /// (call `restore(from:)`), nor set `Compute.threads`.
     public init(options: TrainerOptions, train: any SegmentationSampleSource, validation: any SegmentationSampleSource) throws {
         try options.validate()
-        guard train.count > 0 else { throw TrainerOptionsError("the training set is empty") }
+        guard train.count > 0 else { throw TrainerError("the training set is empty") }
         guard validation.classes == train.classes else {
-            throw TrainerOptionsError("training data has \(train.classes) classes but validation data has \(validation.classes)")
+            throw TrainerError("training data has \(train.classes) classes but validation data has \(validation.classes)")
         }
         self.options = options
         self.trainSource = train; self.validationSource = validation

@@ -4,7 +4,7 @@
 // Every option has a default chosen so that `fcn-train --steps 100` trains something
 // sensible on the synthetic shapes in seconds; the defaults are listed by `usage`.
 // Parsing never exits: it returns `.help` or `.train(options)`, or throws
-// `TrainerOptionsError` with a message naming the flag and the accepted values
+// `CommandLineError` with a message naming the flag and the accepted values
 // (the executable prints it with the usage hint and exits with status 2).
 
 /// Which optimizer the trainer builds.
@@ -51,16 +51,6 @@ public enum TrainerDataKind: String, Sendable, CaseIterable {
     case synthetic
     /// A PASCAL VOC layout folder (21 classes): `train` split for training, `val` for validation.
     case voc
-}
-
-/// A bad command line: the message names the flag and what was expected.
-public struct TrainerOptionsError: Error, CustomStringConvertible, Equatable {
-    /// The human-readable reason, naming the flag.
-    public let message: String
-    /// An error with the given message.
-    public init(_ message: String) { self.message = message }
-    /// The message.
-    public var description: String { message }
 }
 
 /// Everything a `Trainer` needs to know (the `fcn-train` flags).
@@ -209,107 +199,51 @@ public struct TrainerOptions: Sendable, Equatable {
     }
 
     /// Parses command-line arguments (without the program name). Accepts `--flag value` and
-    /// `--flag=value`. Throws `TrainerOptionsError` for unknown flags, missing or malformed
+    /// `--flag=value`. Throws `CommandLineError` for unknown flags, missing or malformed
     /// values, out-of-range values and inconsistent combinations.
     public static func parse(_ arguments: [String]) throws -> Command {
         var o = TrainerOptions()
-        var i = 0
-        var args: [(flag: String, inline: String?)] = []
-        for a in arguments {
-            if a.hasPrefix("--"), let eq = a.firstIndex(of: "=") {
-                args.append((String(a[..<eq]), String(a[a.index(after: eq)...])))
-            } else {
-                args.append((a, nil))
-            }
-        }
-        func value(_ flag: String) throws -> String {
-            if let v = args[i].inline { return v }
-            guard i + 1 < args.count else { throw TrainerOptionsError("\(flag) needs a value") }
-            i += 1
-            return args[i].flag
-        }
-        func int(_ flag: String, min lo: Int) throws -> Int {
-            let s = try value(flag)
-            guard let v = Int(s) else { throw TrainerOptionsError("\(flag) expects an integer, got '\(s)'") }
-            guard v >= lo else { throw TrainerOptionsError("\(flag) must be >= \(lo), got \(v)") }
-            return v
-        }
-        func double(_ flag: String, positive: Bool) throws -> Double {
-            let s = try value(flag)
-            guard let v = Double(s), v.isFinite else { throw TrainerOptionsError("\(flag) expects a number, got '\(s)'") }
-            if positive { guard v > 0 else { throw TrainerOptionsError("\(flag) must be > 0, got \(s)") } }
-            else { guard v >= 0 else { throw TrainerOptionsError("\(flag) must be >= 0, got \(s)") } }
-            return v
-        }
-        func choice<T: RawRepresentable & CaseIterable>(_ flag: String, _: T.Type) throws -> T where T.RawValue == String {
-            let s = try value(flag)
-            guard let v = T(rawValue: s) else {
-                throw TrainerOptionsError("\(flag) expects one of \(T.allCases.map(\.rawValue).joined(separator: "|")), got '\(s)'")
-            }
-            return v
-        }
-        func noValue(_ flag: String) throws {
-            if args[i].inline != nil { throw TrainerOptionsError("\(flag) takes no value") }
-        }
-        while i < args.count {
-            let flag = args[i].flag
+        var r = ArgumentReader(arguments)
+        while let flag = r.next() {
             switch flag {
             case "--help", "-h": return .help
-            case "--model":
-                let s = try value(flag)
-                let names: [(String, VGGFCNVariant)] = [("fcn8s", .fcn8s), ("fcn16s", .fcn16s), ("fcn32s", .fcn32s), ("fcn8s-atonce", .fcn8sAtOnce)]
-                guard let m = names.first(where: { $0.0 == s }) else {
-                    throw TrainerOptionsError("--model expects one of fcn8s|fcn16s|fcn32s|fcn8s-atonce, got '\(s)'")
-                }
-                o.model = m.1
+            case "--model": o.model = try r.choice(flag, VGGFCNVariant.allCases.map { (name: "fcn" + $0.rawValue, value: $0) })
             case "--width":
-                o.width = try double(flag, positive: true)
-                guard o.width <= 1 else { throw TrainerOptionsError("--width must lie in (0, 1], got \(o.width)") }
-            case "--padding": o.padding = try choice(flag, VGGFCNPadding.self)
-            case "--data": o.data = try choice(flag, TrainerDataKind.self)
-            case "--root": o.root = try value(flag)
-            case "--image-size": o.imageSize = try int(flag, min: 8)
-            case "--train-count": o.trainCount = try int(flag, min: 1)
-            case "--val-count": o.valCount = try int(flag, min: 0)
-            case "--steps": o.steps = try int(flag, min: 1)
-            case "--minutes": o.minutes = try double(flag, positive: true)
-            case "--batch": o.batch = try int(flag, min: 1)
-            case "--optimizer": o.optimizer = try choice(flag, TrainerOptimizerKind.self)
-            case "--lr": o.learningRate = Float(try double(flag, positive: true))
+                o.width = try r.double(flag, positive: true)
+                guard o.width <= 1 else { throw CommandLineError("--width must lie in (0, 1], got \(o.width)") }
+            case "--padding": o.padding = try r.choice(flag, VGGFCNPadding.self)
+            case "--data": o.data = try r.choice(flag, TrainerDataKind.self)
+            case "--root": o.root = try r.value(flag)
+            case "--image-size": o.imageSize = try r.int(flag, min: 8)
+            case "--train-count": o.trainCount = try r.int(flag, min: 1)
+            case "--val-count": o.valCount = try r.int(flag, min: 0)
+            case "--steps": o.steps = try r.int(flag, min: 1)
+            case "--minutes": o.minutes = try r.double(flag, positive: true)
+            case "--batch": o.batch = try r.int(flag, min: 1)
+            case "--optimizer": o.optimizer = try r.choice(flag, TrainerOptimizerKind.self)
+            case "--lr": o.learningRate = Float(try r.double(flag, positive: true))
             case "--momentum":
-                o.momentum = Float(try double(flag, positive: false))
-                guard o.momentum < 1 else { throw TrainerOptionsError("--momentum must lie in [0, 1), got \(o.momentum)") }
-            case "--weight-decay": o.weightDecay = Float(try double(flag, positive: false))
-            case "--schedule": o.schedule = try choice(flag, TrainerScheduleKind.self)
-            case "--warmup": o.warmup = try int(flag, min: 0)
-            case "--seed":
-                let s = try value(flag)
-                guard let v = UInt64(s) else { throw TrainerOptionsError("--seed expects a non-negative integer, got '\(s)'") }
-                o.seed = v
-            case "--threads": o.threads = try int(flag, min: 1)
-            case "--val-every": o.valEvery = try int(flag, min: 0)
-            case "--out": o.out = try value(flag)
-            case "--resume": o.resume = try value(flag)
-            case "--staged": try noValue(flag); o.staged = true
-            case "--caffe-groups": try noValue(flag); o.caffeGroups = true
-            case "--learn-upsampling": try noValue(flag); o.learnUpsampling = true
-            case "--class-weights": o.classWeighting = try choice(flag, TrainerClassWeighting.self)
-            case "--no-dropout": try noValue(flag); o.dropout = false
-            case "--no-flip": try noValue(flag); o.flip = false
-            case "--quiet": try noValue(flag); o.progress = false
-            case "--init": o.initialization = try choice(flag, TrainerInitialization.self)
-            case "--input":
-                let s = try value(flag)
-                switch s {
-                case "torchvision": o.normalization = .torchvision
-                case "caffe": o.normalization = .caffe
-                default: throw TrainerOptionsError("--input expects one of torchvision|caffe, got '\(s)'")
-                }
-            default:
-                if flag.hasPrefix("-") { throw TrainerOptionsError("unknown option '\(flag)' (see --help)") }
-                throw TrainerOptionsError("unexpected argument '\(flag)' (options start with --; see --help)")
+                o.momentum = Float(try r.double(flag, positive: false))
+                guard o.momentum < 1 else { throw CommandLineError("--momentum must lie in [0, 1), got \(o.momentum)") }
+            case "--weight-decay": o.weightDecay = Float(try r.double(flag, positive: false))
+            case "--schedule": o.schedule = try r.choice(flag, TrainerScheduleKind.self)
+            case "--warmup": o.warmup = try r.int(flag, min: 0)
+            case "--seed": o.seed = try r.seed(flag)
+            case "--threads": o.threads = try r.int(flag, min: 1)
+            case "--val-every": o.valEvery = try r.int(flag, min: 0)
+            case "--out": o.out = try r.value(flag)
+            case "--resume": o.resume = try r.value(flag)
+            case "--staged": try r.noValue(flag); o.staged = true
+            case "--caffe-groups": try r.noValue(flag); o.caffeGroups = true
+            case "--learn-upsampling": try r.noValue(flag); o.learnUpsampling = true
+            case "--class-weights": o.classWeighting = try r.choice(flag, TrainerClassWeighting.self)
+            case "--no-dropout": try r.noValue(flag); o.dropout = false
+            case "--no-flip": try r.noValue(flag); o.flip = false
+            case "--quiet": try r.noValue(flag); o.progress = false
+            case "--init": o.initialization = try r.choice(flag, TrainerInitialization.self)
+            case "--input": o.normalization = try r.choice(flag, InputPreprocessing.self)
+            default: throw ArgumentReader.unexpected(flag)
             }
-            i += 1
         }
         try o.validate()
         return .train(o)
@@ -318,25 +252,25 @@ public struct TrainerOptions: Sendable, Equatable {
     /// Checks the combination of options (also used by `Trainer.init`).
     public func validate() throws {
         guard steps != nil || minutes != nil else {
-            throw TrainerOptionsError("give a budget: --steps N and/or --minutes M")
+            throw CommandLineError("give a budget: --steps N and/or --minutes M")
         }
-        if data == .voc && root == nil { throw TrainerOptionsError("--data voc needs --root DIR") }
-        if data == .synthetic && root != nil { throw TrainerOptionsError("--root is only used with --data voc") }
+        if data == .voc && root == nil { throw CommandLineError("--data voc needs --root DIR") }
+        if data == .synthetic && root != nil { throw CommandLineError("--root is only used with --data voc") }
         if data == .synthetic && trainCount > 1_000_000 {
-            throw TrainerOptionsError("--train-count must be <= 1000000 (synthetic validation images start at index 1000000), got \(trainCount)")
+            throw CommandLineError("--train-count must be <= 1000000 (synthetic validation images start at index 1000000), got \(trainCount)")
         }
         if staged {
             guard model == .fcn8s || model == .fcn8sAtOnce || model == .fcn16s else {
-                throw TrainerOptionsError("--staged trains 32s -> 16s -> 8s; --model must be fcn8s (or fcn16s / fcn8s-atonce), got \(model.rawValue)")
+                throw CommandLineError("--staged trains 32s -> 16s -> 8s; --model must be fcn8s (or fcn16s / fcn8s-atonce), got \(model.rawValue)")
             }
             if let s = steps, s < stages.count {
-                throw TrainerOptionsError("--staged needs at least \(stages.count) steps, got \(s)")
+                throw CommandLineError("--staged needs at least \(stages.count) steps, got \(s)")
             }
         }
-        guard width > 0 && width <= 1 else { throw TrainerOptionsError("--width must lie in (0, 1], got \(width)") }
-        guard imageSize >= 8 else { throw TrainerOptionsError("--image-size must be >= 8, got \(imageSize)") }
-        guard batch >= 1 else { throw TrainerOptionsError("--batch must be >= 1, got \(batch)") }
-        guard learningRate > 0 && learningRate.isFinite else { throw TrainerOptionsError("--lr must be > 0, got \(learningRate)") }
+        guard width > 0 && width <= 1 else { throw CommandLineError("--width must lie in (0, 1], got \(width)") }
+        guard imageSize >= 8 else { throw CommandLineError("--image-size must be >= 8, got \(imageSize)") }
+        guard batch >= 1 else { throw CommandLineError("--batch must be >= 1, got \(batch)") }
+        guard learningRate > 0 && learningRate.isFinite else { throw CommandLineError("--lr must be > 0, got \(learningRate)") }
     }
 }
 

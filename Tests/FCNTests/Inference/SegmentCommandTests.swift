@@ -15,19 +15,20 @@ import Foundation
             (["a.png"], "--weights FILE is required"),
             (["--weights", "w.safetensors"], "no input images"),
             (["--weights"], "--weights needs a value"),
-            (["--model", "vgg19", "--weights", "w", "a.png"], "unknown model 'vgg19'"),
-            (["--classes", "0", "--weights", "w", "a.png"], "--classes needs an integer >= 1, got '0'"),
+            (["--model", "vgg19", "--weights", "w", "a.png"], "--model expects one of fcn32s|fcn16s|fcn8s|fcn8s-atonce|resnet34-fcn8s|fcn_resnet50|fcn_resnet101, got 'vgg19'"),
+            (["--classes", "0", "--weights", "w", "a.png"], "--classes must be >= 1, got 0"),
             (["--classes", "300", "--weights", "w", "a.png"], "at most 256"),
-            (["--classes", "x", "--weights", "w", "a.png"], "--classes needs an integer"),
-            (["--width", "-1", "--weights", "w", "a.png"], "--width needs a positive number"),
+            (["--classes", "x", "--weights", "w", "a.png"], "--classes expects an integer, got 'x'"),
+            (["--width", "-1", "--weights", "w", "a.png"], "--width must be > 0, got -1"),
             (["--model", "fcn_resnet50", "--width", "0.5", "--weights", "w", "a.png"], "--width applies to the VGG models only"),
-            (["--tile", "-3", "--weights", "w", "a.png"], "--tile needs an integer >= 0"),
-            (["--tta", "rotate", "--weights", "w", "a.png"], "--tta supports 'flip'"),
-            (["--scales", "1,,2", "--weights", "w", "a.png"], "--scales needs a positive number, got ''"),
-            (["--alpha", "2", "--weights", "w", "a.png"], "--alpha needs a number in 0...1"),
+            (["--tile", "-3", "--weights", "w", "a.png"], "--tile must be >= 0, got -3"),
+            (["--tta", "rotate", "--weights", "w", "a.png"], "--tta expects one of flip, got 'rotate'"),
+            (["--scales", "1,,2", "--weights", "w", "a.png"], "--scales expects a number, got ''"),
+            (["--alpha", "2", "--weights", "w", "a.png"], "--alpha must lie in [0, 1], got 2.0"),
             (["--class-names", "a,,b", "--weights", "w", "a.png"], "empty name"),
             (["--weights", "w", "--random-weights", "1", "a.png"], "not both"),
-            (["--random-weights", "-1", "a.png"], "--random-weights needs a seed"),
+            (["--random-weights", "-1", "a.png"], "--random-weights expects a non-negative integer, got '-1'"),
+            (["--quiet=yes", "--weights", "w", "a.png"], "--quiet takes no value"),
         ]
         for (args, message) in cases {
             let got = parseError(args)
@@ -44,6 +45,9 @@ import Foundation
         #expect(o.alpha == 0.3 && o.threads == 2 && o.inputs == ["x.png", "dir"])
         #expect(try SegmentCommand.parse(["--help"]).showHelp)
         #expect(SegmentCommand.usage.contains("--save-scores"))
+        // --flag=value reads as --flag value (the reader fcn-train shares).
+        let eq = try SegmentCommand.parse(["--weights=w.st", "--tile=256", "--padding=same", "--scales=1,2", "x.png"])
+        #expect(eq.weights == "w.st" && eq.tileSize == 256 && eq.padding == .same && eq.scales == [1, 2] && eq.inputs == ["x.png"])
     }
 
     func tempDir() throws -> String {

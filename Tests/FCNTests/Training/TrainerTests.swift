@@ -127,7 +127,7 @@ import Testing
             Issue.record("--class-weights did not parse as a training command"); return
         }
         #expect(parsed.classWeighting == .inverseSqrt)
-        #expect(throws: TrainerOptionsError.self) { try TrainerOptions.parse(["--class-weights", "median", "--steps", "1"]) }
+        #expect(throws: CommandLineError.self) { try TrainerOptions.parse(["--class-weights", "median", "--steps", "1"]) }
     }
 
     @Test func fcnSegmentReadsATrainerCheckpoint() throws {
@@ -163,7 +163,7 @@ import Testing
             Issue.record("--padding same did not parse as a training command"); return
         }
         #expect(parsed.padding == .same)
-        #expect(throws: TrainerOptionsError.self) { try TrainerOptions.parse(["--padding", "valid", "--steps", "1"]) }
+        #expect(throws: CommandLineError.self) { try TrainerOptions.parse(["--padding", "valid", "--steps", "1"]) }
         var more = o
         more.steps = 3
         more.resume = dir + "/" + Trainer.checkpointFileName
@@ -270,14 +270,14 @@ import Testing
 
     func parse(_ s: String) throws -> TrainerOptions {
         guard case .train(let o) = try TrainerOptions.parse(s.split(separator: " ").map(String.init)) else {
-            throw TrainerOptionsError("help")
+            throw CommandLineError("help")
         }
         return o
     }
 
     func parseError(_ s: String) -> String? {
         do { _ = try TrainerOptions.parse(s.split(separator: " ").map(String.init)); return nil }
-        catch let e as TrainerOptionsError { return e.message }
+        catch let e as CommandLineError { return e.message }
         catch { return "\(error)" }
     }
 
@@ -301,7 +301,7 @@ import Testing
             ("--steps ten", "--steps expects an integer, got 'ten'"),
             ("--steps 0", "--steps must be >= 1, got 0"),
             ("--steps 5 --lr -1", "--lr must be > 0"),
-            ("--steps 5 --model fcn4s", "--model expects one of fcn8s|fcn16s|fcn32s|fcn8s-atonce, got 'fcn4s'"),
+            ("--steps 5 --model fcn4s", "--model expects one of fcn32s|fcn16s|fcn8s|fcn8s-atonce, got 'fcn4s'"),
             ("--steps 5 --optimizer rmsprop", "--optimizer expects one of sgd|adam|adamw, got 'rmsprop'"),
             ("--steps 5 --schedule cosine", "--schedule expects one of fixed|poly|step|exp, got 'cosine'"),
             ("--steps 5 --width 2", "--width must lie in (0, 1]"),
