@@ -78,6 +78,41 @@ import Testing
         #expect(up.value.scalars.allSatisfy { $0 == 1 })
     }
 
+    /// Moments decaying towards 0 (a unit whose gradient stopped) skip the subnormal range:
+    /// every stored entry is 0 or a normal float, the first moment reaches exactly 0, and
+    /// the weights end where a reference without the flush puts them (to 1e-6: the flushed
+    /// entries would move them by < 1e-29). Adam's 17 SIMD lanes + tail and SGD's momentum.
+    @Test func decayingMomentsSkipSubnormals() {
+        func subnormals(_ t: Tensor) -> Int { t.scalars.filter { $0 != 0 && abs($0) < .leastNormalMagnitude }.count }
+        let start = Tensor.randn([17], seed: 1), grad = Tensor.randn([17], std: 1e-3, seed: 2)
+        let a = TrainableTensor(name: "a", value: start), s = TrainableTensor(name: "s", value: start)
+        let adam = Adam([a], learningRate: 1e-3), sgd = SGD([s], learningRate: 1e-2, momentum: 0.9)
+        setFakeGrad(a, grad); setFakeGrad(s, grad)
+        adam.step(); sgd.step()
+        var seenSubnormal = 0
+        for _ in 0..<1200 {
+            setFakeGrad(a, .zeros([17])); setFakeGrad(s, .zeros([17]))
+            adam.step(); sgd.step()
+            for t in adam.state().tensors.values { seenSubnormal += subnormals(t) }
+            for t in sgd.state().tensors.values { seenSubnormal += subnormals(t) }
+        }
+        #expect(seenSubnormal == 0)
+        #expect(adam.state().tensors["a.exp_avg"]!.scalars.allSatisfy { $0 == 0 }, "0.9^1200 * 1e-4 underflows: m is exactly 0")
+        #expect(sgd.state().tensors["s.momentum_buffer"]!.scalars.allSatisfy { $0 == 0 })
+        // Reference without the flush, in Double: Adam's m = 0.1 g 0.9^k, v = 0.001 g^2 0.999^k; SGD's b = g 0.9^k.
+        let g = grad.scalars.map(Double.init)
+        var wa = start.scalars.map(Double.init), ws = wa
+        for k in 0...1200 {
+            for i in 0..<17 {
+                let m = 0.1 * g[i] * _pow(0.9, k), v = 0.001 * g[i] * g[i] * _pow(0.999, k)
+                wa[i] -= 1e-3 / (1 - _pow(0.9, k + 1)) * m / ((v / (1 - _pow(0.999, k + 1))).squareRoot() + 1e-8)
+                ws[i] -= 1e-2 * g[i] * _pow(0.9, k)
+            }
+        }
+        expectClose(a.value, Tensor(shape: [17], scalars: wa.map(Float.init)), tolerance: 1e-6, "Adam weights")
+        expectClose(s.value, Tensor(shape: [17], scalars: ws.map(Float.init)), tolerance: 1e-6, "SGD weights")
+    }
+
     @Test func stateRoundTripAndValidation() throws {
         let p = TrainableTensor(name: "w", value: .randn([4], seed: 1))
         let opt = Adam([p], learningRate: 0.01)
