@@ -15,7 +15,10 @@ Tests/FCNTests/Fixtures/gen_models.py, 21 classes, full width, random weights, e
 no_grad), `fcn8s train step 256` (train mode, cross-entropy, backward; upsampling weights
 frozen as in the reference), and `ort fcn{32,16,8}s forward {224,500}`: the same network
 exported with torch.onnx.export and run by onnxruntime (intra_op_num_threads = threads,
-inter_op_num_threads = 1). GFLOP = 2 * multiply-adds of the convolution layers.
+inter_op_num_threads = 1). `ort conv <layer> 500` runs each convolution row (conv + bias,
+ReLU where the net has one) exported alone; onnxruntime then also converts the input to its
+blocked NCHWc layout and back on every call, which a whole network does only at its ends.
+GFLOP = 2 * multiply-adds of the convolution layers.
 --only NAME runs exactly one row (for peak-memory measurements).
 Timing: monotonic clock (process CPU clock with --cpu), one warm-up run, best of N. --json prints
 {"threads": N, "rows": [{"row": ..., "ms": ..., "gflops": ...}, ...]} like fcn-bench.
@@ -48,9 +51,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-# `--only "ort ..."` (peak-memory runs) never imports torch in this process: the ONNX file
+# `--only "ort fcn..."` (peak-memory runs) never imports torch in this process: the ONNX file
 # is exported by a child process, so the resident set is onnxruntime's alone.
-ORT_ONLY = ARGS.only is not None and ARGS.only.startswith("ort ")
+ORT_ONLY = ARGS.only is not None and ARGS.only.startswith("ort fcn")
 if ORT_ONLY:
     torch = None
 else:
@@ -260,10 +263,12 @@ def layer_rows(bench):
     import torch.nn.functional as F
     gen = torch.Generator().manual_seed(1)
     convs, deconvs = vgg_fcn_layers(500)
+    tmp = tempfile.TemporaryDirectory()
     with torch.no_grad():
         for name, cin, cout, k, pad, h, relu in convs:
             row = f"conv {name} 500"
-            if not bench.wants(row):
+            want_o = bench.wants("ort " + row) and not ARGS.no_ort
+            if not (bench.wants(row) or want_o):
                 continue
             x = bench_tensor((1, cin, h, h), gen)
             bound = 1 / (cin * k * k) ** 0.5
@@ -273,7 +278,13 @@ def layer_rows(bench):
                 fn = lambda: F.relu(F.conv2d(x, w, b, padding=pad), inplace=True)  # noqa: E731
             else:
                 fn = lambda: F.conv2d(x, w, b, padding=pad)  # noqa: E731
-            bench.run(row, conv_flops(cin, cout, k, pad, h), fn)
+            if bench.wants(row):
+                bench.run(row, conv_flops(cin, cout, k, pad, h), fn)
+            if want_o:
+                sess = ort_conv_session(x, w, b, pad, relu, os.path.join(tmp.name, f"{name}.onnx"))
+                feed = {"x": x.numpy()}
+                bench.run("ort " + row, conv_flops(cin, cout, k, pad, h), lambda: sess.run(None, feed))
+                del sess
             del x, w, b
         for name, c, k, s, h in deconvs:
             row = f"deconv {name} 500"
@@ -286,7 +297,27 @@ def layer_rows(bench):
             x = bench_tensor((1, 64, 698, 698), gen)
             bench.run("pool pool1 500", 0, lambda: F.max_pool2d(x, 2, 2, ceil_mode=True))
             del x
+    tmp.cleanup()
     network_rows(bench, gen)
+
+
+def ort_conv_session(x, w, b, pad, relu, path):
+    """An onnxruntime session for one convolution (+ ReLU) with the given weights."""
+    import warnings
+    import onnxruntime as ort
+    conv = torch.nn.Conv2d(w.shape[1], w.shape[0], w.shape[2], padding=pad)
+    conv.weight.copy_(w)
+    conv.bias.copy_(b)
+    net = torch.nn.Sequential(conv, torch.nn.ReLU()) if relu else conv
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = ARGS.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
 def network_rows(bench, gen):
