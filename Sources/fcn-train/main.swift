@@ -3,11 +3,10 @@
 // TrainerInterrupt. See `fcn-train --help`.
 //
 //   swift build -c release --product fcn-train
-//   .build/release/fcn-train --model fcn8s --width 0.125 --padding same --learn-upsampling \
-//       --image-size 96 --train-count 100000 --lr 5e-3 --warmup 100 --no-dropout --seed 1 \
+//   .build/release/fcn-train --model fcn8s --width 0.1875 --padding same --learn-upsampling \
+//       --image-size 96 --train-count 100000 --lr 3e-3 --warmup 100 --no-dropout --seed 1 \
 //       --threads 2 --minutes 10 --val-every 5000 --out run1
-// (the recipe of the 10-minute synthetic-shapes runs: FCN-8s / 16s / 32s reached mean IU
-// 0.798 / 0.693 / 0.487 on 100 held-out images on 2 cores)
+// (the recipe of the 10-minute synthetic-shapes runs in README.md, with their figures)
 //
 // Exit status: 0 done, 2 bad arguments, 1 other errors (unreadable data, divergence),
 // 130 interrupted by Ctrl-C after saving a checkpoint.
@@ -33,7 +32,7 @@ do {
 }
 
 if let t = options.threads { Compute.threads = t }
-let console = TrainerConsole.standardError()
+let console = TrainerConsole.standardError(showsProgress: options.progress)
 
 let trainer: Trainer
 do {

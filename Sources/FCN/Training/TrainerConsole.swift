@@ -12,19 +12,22 @@ public final class TrainerConsole {
     public let isTerminal: Bool
     /// Seconds between plain progress lines (not on a terminal).
     public let interval: Double
+    /// Whether step progress is shown at all (`fcn-train --quiet` turns it off; messages,
+    /// validations and stage changes are always printed).
+    public let showsProgress: Bool
     private let write: (String) -> Void
     private var lastDraw = -1.0e9
     private var barShown = false
     private var lastProgress: TrainerProgress?
 
     /// `write` receives complete pieces of output (with their own newlines / carriage returns).
-    public init(isTerminal: Bool, interval: Double = 10, write: @escaping (String) -> Void) {
-        self.isTerminal = isTerminal; self.interval = interval; self.write = write
+    public init(isTerminal: Bool, interval: Double = 10, showsProgress: Bool = true, write: @escaping (String) -> Void) {
+        self.isTerminal = isTerminal; self.interval = interval; self.showsProgress = showsProgress; self.write = write
     }
 
     /// A console on the standard error stream, redrawing in place when it is a TTY.
-    public static func standardError(interval: Double = 10) -> TrainerConsole {
-        TrainerConsole(isTerminal: isatty(2) != 0, interval: interval) { s in
+    public static func standardError(interval: Double = 10, showsProgress: Bool = true) -> TrainerConsole {
+        TrainerConsole(isTerminal: isatty(2) != 0, interval: interval, showsProgress: showsProgress) { s in
             FileHandle.standardError.write(Data(s.utf8))
         }
     }
@@ -44,6 +47,7 @@ public final class TrainerConsole {
     public func handle(_ event: TrainerEvent) {
         switch event {
         case .step(let p):
+            guard showsProgress else { return }
             lastProgress = p
             let t = p.elapsedSeconds
             if isTerminal {

@@ -264,6 +264,15 @@ import Testing
         log.handle(.step(p))        // same time: throttled
         #expect(out.count == 1 && out[0].hasSuffix("\n") && !out[0].contains("\r"))
         #expect(TrainerConsole.duration(3725) == "1h02m")
+        // --quiet: no step lines (on a terminal or not), validations still printed.
+        for isTerminal in [true, false] {
+            out.removeAll()
+            let quiet = TrainerConsole(isTerminal: isTerminal, showsProgress: false) { out.append($0) }
+            quiet.handle(.step(p))
+            #expect(out.isEmpty)
+            quiet.handle(.validated(step: 50, metrics: ValidationMetrics(pixelAccuracy: 0.9, meanClassAccuracy: 0.8, meanIU: 0.7, frequencyWeightedIU: 0.85), seconds: 0.1))
+            #expect(out.count == 1 && out[0].hasPrefix("step 50 validation:"))
+        }
     }
 
     // MARK: Arguments
