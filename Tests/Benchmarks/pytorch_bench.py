@@ -240,19 +240,25 @@ def export_onnx(variant, size, path):
         torch.onnx.export(net, (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
 
 
-def ort_session(variant, size, tmpdir):
-    """An onnxruntime session for the network, exported by a child process (so that this
-    process's memory holds only what onnxruntime needs)."""
-    import subprocess
+def ort_load(path):
+    """An onnxruntime CPU session for the ONNX file at `path` with the run's thread count
+    (intra-op threads = --threads, one inter-op thread, all graph optimisations)."""
     import onnxruntime as ort
-    path = os.path.join(tmpdir, f"fcn{variant}_{size}.onnx")
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
     so = ort.SessionOptions()
     so.intra_op_num_threads = ARGS.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_session(variant, size, tmpdir):
+    """An onnxruntime session for the network, exported by a child process (so that this
+    process's memory holds only what onnxruntime needs)."""
+    import subprocess
+    path = os.path.join(tmpdir, f"fcn{variant}_{size}.onnx")
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
+    return ort_load(path)
 
 
 def layer_rows(bench):
@@ -304,7 +310,6 @@ def layer_rows(bench):
 def ort_conv_session(x, w, b, pad, relu, path):
     """An onnxruntime session for one convolution (+ ReLU) with the given weights."""
     import warnings
-    import onnxruntime as ort
     conv = torch.nn.Conv2d(w.shape[1], w.shape[0], w.shape[2], padding=pad)
     conv.weight.copy_(w)
     conv.bias.copy_(b)
@@ -312,12 +317,7 @@ def ort_conv_session(x, w, b, pad, relu, path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net.eval(), (x,), path, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = ARGS.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return ort_load(path)
 
 
 def network_rows(bench, gen):
