@@ -42,6 +42,8 @@ struct ConvGeometry: Sendable, Equatable {
     /// When false, the 1x1 and depthwise fallbacks are skipped (tests compare them with
     /// the general im2col path).
     var fastPaths = true
+    /// Whether 3x3 stride-1 convolutions may run as Winograd F(2x2, 3x3) (Ops/_Winograd.swift).
+    var winograd: WinogradChoice = .auto
 
     var inGroupChannels: Int { inChannels / groups }
     var outGroupChannels: Int { outChannels / groups }
@@ -152,6 +154,10 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         convForwardBatched(g, images: nb, x: x, w: w, bias: bias, y: y, relu: relu)
         return
     }
+    if g.usesWinograd {
+        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu)
+        return
+    }
     let pointwise = g.isPointwise
     convItems(g.batch * g.groups) { item in
         let n = item / g.groups, gi = item % g.groups
@@ -209,6 +215,18 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
                         for t in 0..<kk { d[kk - 1 - t] = s[t] }
                     }
                 }
+            }
+            // 3x3 kernels: the flipped-kernel convolution by Winograd when it pays (padding
+            // 2 - pad on each side, negative for pads above 2: a crop, which the transform reads as zeros).
+            var wg = ConvGeometry(batch: g.batch, inChannels: g.outChannels, inH: g.outH, inW: g.outW,
+                                  outChannels: g.inChannels, outH: g.inH, outW: g.inW, kH: g.kH, kW: g.kW,
+                                  strideH: 1, strideW: 1, padTop: g.kH - 1 - g.padTop, padBottom: g.kH - 1 - g.padBottom,
+                                  padLeft: g.kW - 1 - g.padLeft, padRight: g.kW - 1 - g.padRight,
+                                  dilH: g.dilH, dilW: g.dilW, groups: g.groups)
+            wg.winograd = g.winograd
+            if wg.usesWinograd {
+                convForwardWinograd(wg, x: gy, w: wf, bias: nil, y: gx, relu: false)
+                return
             }
             let bg = fcn_conv_geometry(channels: Int64(coutG), height: Int64(g.outH), width: Int64(g.outW),
                                        kh: Int64(g.kH), kw: Int64(g.kW), sh: 1, sw: 1,

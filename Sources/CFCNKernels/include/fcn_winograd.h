@@ -1,0 +1,57 @@
+// fcn_winograd: the transforms of the Winograd F(2x2, 3x3) convolution (Lavin & Gray, 2016).
+//
+// Contract: a 3x3, stride-1, dilation-1 cross-correlation y = conv(x, w) of one image
+// (x [C, H, W], y [Cout, outH, outW], zero padding pad_top/pad_left, outH/outW given) is
+// computed on 2x2 output tiles: tile (ty, tx) covers output rows 2ty, 2ty+1 and columns
+// 2tx, 2tx+1 and reads the 4x4 input patch at (2ty - pad_top, 2tx - pad_left) (cells outside
+// x read 0). With d the patch, g a 3x3 kernel and
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1],
+// the tile is A^T [ sum_c (G g G^T) .* (B^T d B) ] A: 16 products per tile and channel pair
+// instead of 36. The 16 elements e = 4*row + col of the transformed domain are independent
+// GEMMs M_e [Cout, tiles] = U_e [Cout, C] x V_e [C, tiles], run by the SGEMM engine on
+// its packed layouts; these routines produce U and V and turn M back into y. Every factor is
+// 0, +-1 or +-1/2, so the transforms add only a few roundings per value.
+// `isa` (input and output transforms): one FCN_ISA_* flag available on this CPU, or 0 for
+// the fastest one (the paths give identical bits; tests run each).
+// Tiles are numbered in raster order, t = ty * tiles_w + tx; a chunk holds tiles
+// t0 ..< t0 + nt. The routines are portable C with AVX-512 and AVX2 instances chosen at run
+// time (the same arithmetic in the same order on every path: results are bit-identical).
+#ifndef FCN_WINOGRAD_H
+#define FCN_WINOGRAD_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// U_e[co, ci] = (G g G^T)[e] for every kernel g = w[co, ci] (w [cout, cin, 3, 3]), written
+/// in the SGEMM engine's packed-A layout for row panels q0 ..< q1 of mr output channels:
+/// U_e[co, ci] lands at u[e * estride + (co / mr) * mr * cin + ci * mr + co % mr]
+/// (estride >= roundup(cout, mr) * cin); rows past cout are set to 0.
+void fcn_winograd_f2_weights(const float *w, int64_t cout, int64_t cin, int64_t mr, int64_t q0, int64_t q1,
+                             float *u, int64_t estride);
+
+/// V_e for channels c0 ..< c1 and the chunk's tiles, written in the SGEMM engine's packed-B
+/// layout (panels of nr tiles, each panel channel-major: nr values per channel): tile i of
+/// the chunk (0 <= i < nt), channel c of element e lands at
+///   v[e * estride + (i / nr) * nr * C + c * nr + i % nr],
+/// estride >= roundup(nt, nr) * C. Lanes of the last panel past nt are set to 0.
+/// scratch: 12 * (tiles_w + 2) floats owned by the calling thread.
+void fcn_winograd_f2_input(int isa, const float *x, int64_t C, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left,
+                           int64_t tiles_w, int64_t t0, int64_t nt, int64_t c0, int64_t c1, int64_t nr,
+                           float *v, int64_t estride, float *scratch);
+
+/// y[co] for output channels co0 ..< co1 from the chunk's products: element e of tile i and
+/// channel co is m[e * estride + co * ldm + i]. Adds bias[co] (when bias) and clamps at 0
+/// when relu; writes only the output cells inside outH x outW.
+/// scratch: 4 * tiles_w floats owned by the calling thread.
+void fcn_winograd_f2_output(int isa, const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1,
+                            int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
+                            float *y, int64_t outH, int64_t outW, float *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
