@@ -82,6 +82,11 @@ enum GEMMConfig {
     /// packing; ISAs with fcn_sgemm_macro_unpacked_a): with 8 or fewer B panels, packing A
     /// costs more than its reuse saves (fc6 at 224 x 224: 64 columns, 103 M weights).
     static let unpackedAColumns = 256
+    /// A read in place has its MR rows `lda` floats apart; when that is a multiple of 4 KiB
+    /// (lda % 1024 == 0: fc7's 4096) every row falls into the same L1 set and the rows evict
+    /// each other, so such A is packed (fc7 at 500 x 500, 1 thread: 103 -> 85 ms on a 32 KiB
+    /// 8-way L1d).
+    static let unpackedAConflictingStride = 1024
     /// The same bound for tiles of one row block, whose packed A would serve every B panel
     /// of the tile: with at most 2 panels (fc6 of a narrow FCN on 3 x 3 planes, 4 images:
     /// 36 columns) reading A in place still wins.
@@ -406,6 +411,7 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
     let kcMax = min(plan.kc, k)
     let singleRowBlock = rows.count <= plan.mc
     let unpackedA = !transA && packedA == nil && fcn_sgemm_has_unpacked_a(isa) != 0
+        && lda % GEMMConfig.unpackedAConflictingStride != 0
         && cols.count <= (singleRowBlock ? GEMMConfig.unpackedAColumnsOneBlock : GEMMConfig.unpackedAColumns)
     let bFloats = kcMax * (singleRowBlock && !unpackedA ? plan.nr : ncMax)
     let needsTmp = bSource.kind == Int32(FCN_B_IM2COL_T)
