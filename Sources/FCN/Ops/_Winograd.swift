@@ -36,6 +36,10 @@ let winogradEnabled: Bool = getenvString("FCN_WINOGRAD") != "0"
 /// layers (conv1_2 ... conv5_1 at 500 x 500); the larger bound re-reads U less often.
 let winogradChunkFloats = 1 << 21
 
+/// V + M floats of a chunk that one thread runs whole (1 MiB, about the L2 of a core); at
+/// least 2 NR panels of tiles (64 tiles of a 512-channel layer: 4 MiB).
+let winogradThreadChunkFloats = 1 << 18
+
 extension ConvGeometry {
     /// Whether the geometry is one Winograd F(2x2, 3x3) computes.
     var allowsWinograd: Bool {
@@ -43,34 +47,50 @@ extension ConvGeometry {
     }
 
     /// Whether `convForward` runs this geometry as Winograd F(2x2, 3x3): allowed, not
-    /// turned off, and (for `.auto`) at least 16 input and output channels and 64 output
-    /// tiles per image, below which the transforms and the weight packing cost more than
-    /// the 5/9 of the multiply-adds they save (measured in fcn-bench's layer rows).
+    /// turned off, and (for `.auto`) at least 32 input and output channels and 64 output
+    /// tiles per image. Below that the transforms cost what the 5/9 of the multiply-adds
+    /// saves: a width-3/16 FCN-8s trained on 96 x 96 images (24 channels at 48 x 48) ran
+    /// 12% slower with it at 16 channels and level at 32 (fcn-train, 2 threads).
     var usesWinograd: Bool {
         guard fastPaths, allowsWinograd else { return false }
         switch winograd {
         case .never: return false
         case .always: return true
         case .auto:
-            return winogradEnabled && inChannels >= 16 && outChannels >= 16 && ((outH + 1) / 2) * ((outW + 1) / 2) >= 64
+            return winogradEnabled && inChannels >= 32 && outChannels >= 32 && ((outH + 1) / 2) * ((outW + 1) / 2) >= 64
         }
     }
 }
 
 /// y = conv(x, w) + bias (ReLU when `relu`) by Winograd F(2x2, 3x3); see the file contract.
 /// `g` must satisfy `allowsWinograd`; its padding may be negative (a crop: the flipped-kernel
-/// input gradient). `isa` and `chunkFloats` are for tests (every path, many chunks).
+/// input gradient). `isa` and `chunkFloats` (V + M floats of a chunk) are for tests.
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
-                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int = winogradChunkFloats) {
+                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil) {
     precondition(g.allowsWinograd)
     guard let (mr, nr) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
     let cin = g.inChannels, cout = g.outChannels
     let tilesW = (g.outW + 1) / 2, tiles = ((g.outH + 1) / 2) * tilesW
-    // Chunk: at most winogradChunkFloats of V + M, a multiple of NR, chunks of equal size.
-    let ntMax = max(nr, (chunkFloats / (16 * (cin + cout))) / nr * nr)
-    let chunks = (tiles + ntMax - 1) / ntMax
-    let nt = min(roundUp((tiles + chunks - 1) / chunks, nr), roundUp(tiles, nr))
+    // Chunks of at most `budget` floats of V + M, a multiple of NR tiles, of equal size.
+    func chunkTiles(_ budget: Int) -> Int {
+        let ntMax = max(nr, (budget / (16 * (cin + cout))) / nr * nr)
+        let chunks = (tiles + ntMax - 1) / ntMax
+        return min(roundUp((tiles + chunks - 1) / chunks, nr), roundUp(tiles, nr))
+    }
+    // Whole chunks per thread (each chunk's V and M stay in that core's L2) when there are
+    // enough to share evenly; otherwise one large chunk at a time with each stage split
+    // over the threads (fewer, larger chunks: fewer thread hand-offs).
+    var nt: Int, split: Bool
+    if let chunkFloats {
+        nt = chunkTiles(chunkFloats)
+        split = convSplitsItems(g.batch * ((tiles + nt - 1) / nt))
+    } else {
+        nt = max(min(2 * nr, roundUp(tiles, nr)), chunkTiles(winogradThreadChunkFloats))
+        split = convSplitsItems(g.batch * ((tiles + nt - 1) / nt))
+        if !split && Compute.threads > 1 && !ParallelState.inWorker { nt = chunkTiles(winogradChunkFloats) }
+    }
+    let chunksPerImage = (tiles + nt - 1) / nt, items = g.batch * chunksPerImage
     let uStride = roundUp(cout, mr) * cin, vStride = nt * cin, mStride = cout * nt
     withScratch(16 * uStride) { uPacked in
         let pu = UncheckedSendable(uPacked)
@@ -78,43 +98,42 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
             fcn_winograd_f2_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
                                     pu.value, Int64(uStride))
         }
-        withScratch(16 * (vStride + mStride)) { v in
+        let u = UnsafePointer(uPacked)
+        // One chunk: input transform (split over channels), 16 GEMMs (over elements), output
+        // transform (over output channels); inside a worker each split runs serially.
+        func run(_ item: Int, _ v: UnsafeMutablePointer<Float>) {
+            let n = item / chunksPerImage, t0 = (item % chunksPerImage) * nt, cnt = min(nt, tiles - t0)
             let m = v + 16 * vStride
-            let ptrs = UncheckedSendable((UnsafePointer(uPacked), v, m))
-            for n in 0..<g.batch {
-                let xn = x + n * cin * g.inPlane, yn = y + n * cout * g.outPlane
-                let px = UncheckedSendable((xn, yn))
-                for t0 in stride(from: 0, to: tiles, by: nt) {
-                    let cnt = min(nt, tiles - t0)
-                    parallelChunks(cin, minChunk: 4) { r in
-                        withScratch(12 * (tilesW + 2)) { s in
-                            fcn_winograd_f2_input(isa.transformFlag, px.value.0, Int64(cin), Int64(g.inH), Int64(g.inW),
-                                                  Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0),
-                                                  Int64(cnt), Int64(r.lowerBound), Int64(r.upperBound), Int64(nr),
-                                                  ptrs.value.1, Int64(vStride), s)
-                        }
-                    }
-                    parallelFor(16) { e in
-                        let (u, v, m) = ptrs.value
-                        fcn_sgemm_macro(isa.flag, cout, cnt, cin, 1, u + e * uStride, v + e * vStride, 0,
-                                        m + e * mStride, nt, nil, nil, 0)
-                    }
-                    parallelChunks(cout, minChunk: 4) { r in
-                        withScratch(4 * tilesW) { s in
-                            fcn_winograd_f2_output(isa.transformFlag, ptrs.value.2, Int64(mStride), Int64(nt), Int64(r.lowerBound),
-                                                   Int64(r.upperBound), Int64(tilesW), Int64(t0), Int64(cnt), bias,
-                                                   relu ? 1 : 0, px.value.1, Int64(g.outH), Int64(g.outW), s)
-                        }
-                    }
+            let p = UncheckedSendable((x + n * cin * g.inPlane, y + n * cout * g.outPlane, u, v, m))
+            parallelChunks(cin, minChunk: 4) { r in
+                withScratch(12 * (tilesW + 2)) { s in
+                    fcn_winograd_f2_input(isa.transformFlag, p.value.0, Int64(cin), Int64(g.inH), Int64(g.inW),
+                                          Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(cnt),
+                                          Int64(r.lowerBound), Int64(r.upperBound), Int64(nr), p.value.3,
+                                          Int64(vStride), s)
+                }
+            }
+            parallelFor(16) { e in
+                fcn_sgemm_macro(isa.flag, cout, cnt, cin, 1, p.value.2 + e * uStride, p.value.3 + e * vStride, 0,
+                                p.value.4 + e * mStride, nt, nil, nil, 0)
+            }
+            parallelChunks(cout, minChunk: 4) { r in
+                withScratch(4 * tilesW) { s in
+                    fcn_winograd_f2_output(isa.transformFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
+                                           Int64(r.upperBound), Int64(tilesW), Int64(t0), Int64(cnt), bias,
+                                           relu ? 1 : 0, p.value.1, Int64(g.outH), Int64(g.outW), s)
                 }
             }
         }
+        convRun(items, split: split, workspace: 16 * (vStride + mStride)) { range, v in
+            for item in range { run(item, v) }
+        }
     }
 }
-
 
 extension GEMMISA {
     /// The flag of the Winograd transforms for this path (x86 paths have their own
     /// instances; NEON runs the portable C, which the compiler vectorises).
     var transformFlag: Int32 { self == .neon ? Int32(FCN_ISA_PORTABLE) : flag }
 }
+

@@ -147,10 +147,10 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
         }
         guard winogradEnabled else { return }
         #expect(uses([1, 64, 56, 56], [64, 64, 3, 3]))
-        #expect(uses([2, 16, 16, 16], [16, 16, 3, 3]))                     // 64 tiles per image
-        #expect(!uses([1, 16, 14, 14], [16, 16, 3, 3]))                    // 49 tiles
-        #expect(!uses([1, 8, 56, 56], [64, 8, 3, 3]))                      // few input channels
-        #expect(!uses([1, 64, 56, 56], [8, 64, 3, 3]))                     // few output channels
+        #expect(uses([2, 32, 16, 16], [32, 32, 3, 3]))                     // 64 tiles per image
+        #expect(!uses([1, 32, 14, 14], [32, 32, 3, 3]))                    // 49 tiles
+        #expect(!uses([1, 24, 56, 56], [64, 24, 3, 3]))                    // few input channels
+        #expect(!uses([1, 64, 56, 56], [24, 64, 3, 3]))                    // few output channels
         #expect(!uses([1, 64, 56, 56], [64, 64, 3, 3], stride: 2))
         #expect(!uses([1, 64, 56, 56], [64, 64, 3, 3], padding: 2, dilation: 2))
         #expect(!uses([1, 64, 56, 56], [64, 32, 3, 3], groups: 2))
