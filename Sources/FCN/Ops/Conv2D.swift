@@ -5,8 +5,9 @@
 // `out = (in + padBegin + padEnd - dilation*(k-1) - 1) / stride + 1` (floor).
 // Engine (Ops/_Im2Col.swift): one implicit GEMM per (image, group), the column matrix read
 // straight from x while the GEMM packs its panels; bias and ReLU (fusedReLU) in the GEMM
-// write-back. Fallbacks: 1x1 stride-1 unpadded -> straight GEMM, depthwise forward -> direct
-// loop. Backward: grad input = the convolution of grad_out with the flipped kernel (stride 1),
+// write-back. Fast paths: 3x3 stride-1 layers with enough channels -> Winograd F(2x2, 3x3)
+// (Ops/_Winograd.swift, forward and input gradient), 1x1 stride-1 unpadded -> straight GEMM,
+// depthwise forward -> direct loop. Backward: grad input = the convolution of grad_out with the flipped kernel (stride 1),
 // sub-pixel phases (kernel a multiple of the stride) or col2im(W^T * grad_out) (other
 // strides); grad weight = grad_out * cols^T summed over the batch (implicit GEMM too);
 // grad bias = sum of grad_out over N, H, W.

@@ -17,7 +17,9 @@
 // stride-1 input gradient as the convolution of gy with the flipped kernel
 // (`convBackwardDataFlips`). Workspace: the GEMM engine's (bounded there), plus the flipped
 // weight copy (one weight's size) for the input gradient.
-// Fallbacks: 1x1 stride-1 unpadded convolutions are plain GEMMs on x; depthwise forward (one
+// Fallbacks: 3x3 stride-1 convolutions with enough channels run as Winograd F(2x2, 3x3)
+// (`usesWinograd`, Ops/_Winograd.swift; forward and the flipped-kernel input gradient);
+// 1x1 stride-1 unpadded convolutions are plain GEMMs on x; depthwise forward (one
 // input channel per group) is a direct loop per plane; input gradients with stride > 1 (and
 // transpose-convolution forwards) run GEMM `W^T gy` into column tiles of at most
 // `tileColumns` pixels, then col2im (fcn_col2im_tile): at most max(2^20, 256*K) floats

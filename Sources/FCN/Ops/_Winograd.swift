@@ -13,7 +13,10 @@
 // copy while packing) and per chunk V + M = 16 * nt * (Cin + Cout) floats, with nt chosen so
 // that V + M stay under `winogradChunkFloats` (8 MiB) whatever the image size.
 // Accuracy: every transform factor is 0, +-1 or +-1/2; measured against PyTorch and the
-// im2col path the error stays at float rounding of the sums (tests in Conv2DTests).
+// im2col path the error stays at float rounding of the sums (tests in ConvWinogradTests).
+// One difference from a direct sum: an infinite input cell reaches every output of the
+// tiles that read it (as NaN where the exact terms would cancel), not only its 3x3
+// neighbourhood.
 // Used when `ConvGeometry.usesWinograd` says so (enough channels and pixels for the
 // transforms to pay; `FCN_WINOGRAD=0` turns it off for the whole process); otherwise, and
 // on any other geometry, the im2col engine runs.
