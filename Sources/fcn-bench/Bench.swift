@@ -27,6 +27,10 @@ final class Bench {
         /// Time with the process CPU clock instead of the wall clock (for single-thread
         /// measurements on a machine shared with other jobs).
         var cpuTime = false
+        /// `--weight-cache MB`: `Compute.weightCacheMegabytes` for the run (default 1024: the
+        /// layer and network rows read their weights packed after the warm-up call, as
+        /// onnxruntime packs them when a session loads; 0 packs on every call).
+        var weightCacheMB = 1024
         /// `--probe CIN,COUT,K,PAD,H`: one extra convolution row named "probe" (experiments).
         var probe: [Int]? = nil
     }
@@ -37,7 +41,8 @@ final class Bench {
 
     init(options: Options) { self.options = options }
 
-    /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`, `--cpu`.
+    /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`, `--cpu`,
+    /// `--weight-cache MB`.
     static func parseOptions(_ args: [String]) -> Options {
         var o = Options()
         var i = 1
@@ -54,9 +59,10 @@ final class Bench {
             case "--filter": o.filter = value()
             case "--repeats": o.repeats = max(1, Int(value()) ?? o.repeats)
             case "--cpu": o.cpuTime = true
+            case "--weight-cache": o.weightCacheMB = max(0, Int(value()) ?? o.weightCacheMB)
             case "--probe": o.probe = value().split(separator: ",").compactMap { Int($0) }
             case "-h", "--help":
-                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N] [--cpu]")
+                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N] [--cpu] [--weight-cache MB]")
                 exit(0)
             default: fatalError("fcn-bench: unknown argument \(args[i])")
             }

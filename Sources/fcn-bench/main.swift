@@ -1,7 +1,7 @@
 // fcn-bench: GFLOP/s of the kernels, layers and whole FCNs (release build).
 //
 //   swift build -c release --product fcn-bench
-//   .build/release/fcn-bench [--threads N] [--json] [--quick] [--filter TEXT]
+//   .build/release/fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--weight-cache MB]
 //
 // Rows (add new groups below as functions taking the `Bench`):
 //   sgemm S            square SGEMM S x S x S
@@ -17,6 +17,8 @@
 //                      eval mode, withoutGrad
 //   fcn8s train step 256   forward + softmax cross-entropy + backward, batch 1, train mode
 // GFLOP counts: 2 * multiply-adds of the convolution layers (LayerRows.swift).
+// --weight-cache MB (default 1024): the packed-weight cache (Compute.weightCacheMegabytes), so
+// repeated calls read their weights packed, as onnxruntime does after loading; 0 turns it off.
 // --quick: a CI smoke run on small sizes that checks each GEMM, convolution, transpose
 // convolution and pool against the naive references (sgemmReference, conv2dReference, ...)
 // and exits non-zero on a mismatch.
@@ -29,6 +31,7 @@ import Darwin
 
 let options = Bench.parseOptions(CommandLine.arguments)
 Compute.threads = options.threads
+Compute.weightCacheMegabytes = options.weightCacheMB
 let bench = Bench(options: options)
 bench.printHeader()
 gemmRows(bench)

@@ -149,6 +149,7 @@ func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -
 extension Compute {
     /// Unmaps the idle large tensor buffers kept for reuse (see Compute/BufferCache.swift:
     /// buffers of 1 MiB and more are recycled; idle ones are bounded by
-    /// `max(512 MiB, the peak of live large buffers)` or `FCN_BUFFER_CACHE_MB`).
-    public static func releaseCachedBuffers() { BufferCache.releaseIdle() }
+    /// `max(512 MiB, the peak of live large buffers)` or `FCN_BUFFER_CACHE_MB`), and empties
+    /// the packed-weight cache (`weightCacheMegabytes`).
+    public static func releaseCachedBuffers() { BufferCache.releaseIdle(); WeightCache.shared.removeAll() }
 }

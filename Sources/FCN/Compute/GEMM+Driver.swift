@@ -250,7 +250,7 @@ struct GEMMPlan {
 func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                  alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue,
-                 blocks: GEMMBlocks = GEMMConfig.blocks) {
+                 blocks: GEMMBlocks = GEMMConfig.blocks, cachedA: CachedOperand? = nil) {
     fcnCheck(m >= 0 && n >= 0 && k >= 0, "sgemm", "sizes must be >= 0, got m=\(m) n=\(n) k=\(k)")
     if m == 0 || n == 0 { return }
     let bCols = transB ? k : n
@@ -259,7 +259,7 @@ func sgemmEngine(isa: GEMMISA, threads: Int, transA: Bool, transB: Bool, m: Int,
     var src = fcn_b_source()
     src.kind = Int32(FCN_B_MATRIX); src.transB = transB ? 1 : 0; src.b = b; src.ldb = ldb
     sgemmCore(isa: isa, threads: threads, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-              bSource: src, beta: beta, c: c, ldc: ldc, epilogue: epilogue, blocks: blocks)
+              bSource: src, beta: beta, c: c, ldc: ldc, epilogue: epilogue, blocks: blocks, cachedA: cachedA)
 }
 
 /// Which implicit B operand `sgemmConv` multiplies by (see `fcn_b_source` in CFCNKernels).
@@ -277,20 +277,21 @@ func sgemmConv(transA: Bool = false, m: Int, alpha: Float = 1, a: UnsafePointer<
                geometry: fcn_conv_geometry, x: UnsafePointer<Float>, operand: GEMMConvOperand,
                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue = .none,
                isa: GEMMISA = GEMMConfig.defaultISA, threads: Int = Compute.threads,
-               blocks: GEMMBlocks = GEMMConfig.blocks) {
+               blocks: GEMMBlocks = GEMMConfig.blocks, cachedA: CachedOperand? = nil) {
     let taps = Int(geometry.channels * geometry.kh * geometry.kw), pixels = Int(geometry.out_h * geometry.out_w)
     var src = fcn_b_source()
     src.kind = Int32(operand == .columns ? FCN_B_IM2COL : FCN_B_IM2COL_T)
     src.g = geometry; src.x = x
     let (n, k) = operand == .columns ? (pixels, taps) : (taps, pixels)
     sgemmCore(isa: isa, threads: threads, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-              bSource: src, beta: beta, c: c, ldc: ldc, epilogue: epilogue, blocks: blocks)
+              bSource: src, beta: beta, c: c, ldc: ldc, epilogue: epilogue, blocks: blocks, cachedA: cachedA)
 }
 
 /// The engine proper, for any B source.
 private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int, k: Int, alpha: Float,
                        a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source, beta: Float,
-                       c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, blocks: GEMMBlocks) {
+                       c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, blocks: GEMMBlocks,
+                       cachedA: CachedOperand?) {
     fcnCheck(m >= 0 && n >= 0 && k >= 0, "sgemm", "sizes must be >= 0, got m=\(m) n=\(n) k=\(k)")
     if m == 0 || n == 0 { return }
     let aCols = transA ? m : k
@@ -305,10 +306,22 @@ private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int,
     let nThreads = ParallelState.inWorker ? 1 : threads
     let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads, blocks: blocks)
     let tiles = plan.tm * plan.tn
+    let mPad = roundUp(m, plan.mr)
+    // A weight kept packed between calls (Compute/WeightCache.swift): packed once as
+    // `prepackA` lays it out, then every tile reads its rows of it.
+    if let cachedA, let packed = cachedA.cache.packed(
+        cachedA.storage, offset: cachedA.offset,
+        layout: .gemmA(isa: isa.flag, mr: plan.mr, kc: plan.kc, m: m, k: k, lda: lda, transA: transA), floats: mPad * k,
+        fill: { prepackA(isa: isa.flag, plan: plan, workers: max(1, nThreads), transA: transA, m: m, k: k, a: a, lda: lda, dst: $0) }) {
+        withExtendedLifetime(packed) {
+            runTiles(isa: isa, plan: plan, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: UnsafePointer(packed.pointer))
+        }
+        return
+    }
     // Tiles side by side over the full height in one row block (conv layers on several
     // threads): A would be packed identically by every tile, so it is packed once, split
     // between the threads, and shared (see `prepackA`).
-    let mPad = roundUp(m, plan.mr)
     if tiles > 1 && plan.tm == 1 && m <= plan.mc && mPad * k <= GEMMConfig.sharedPackedAFloats {
         withScratch(mPad * k) { packed in
             prepackA(isa: isa.flag, plan: plan, workers: tiles, transA: transA, m: m, k: k, a: a, lda: lda, dst: packed)
@@ -347,7 +360,7 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
                       a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source, beta: Float,
                       c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, packedA: UnsafePointer<Float>?) {
     let tiles = plan.tm * plan.tn
-    if let packedA, tiles > 1 {
+    if let packedA, tiles > 1 && plan.tm == 1 {
         // Shared packed A (one row block): the threads take column chunks of about 1/8 of
         // their share from a counter instead of one fixed half each, so a thread that the
         // machine slows down (or a share one panel wider) does not leave the others idle.
@@ -365,7 +378,7 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
                     let i = next.take()
                     if i >= chunks { break }
                     let cols = i * chunk..<min(n, (i + 1) * chunk)
-                    runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, rows: 0..<m, cols: cols, k: k,
+                    runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, aRows: m, rows: 0..<m, cols: cols, k: k,
                             alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc,
                             epilogue: epilogue, packedA: packedA)
                 }
@@ -381,7 +394,7 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
         if rows.isEmpty || cols.isEmpty { return }
         let ws = GEMMWorkspacePool.take()
         defer { GEMMWorkspacePool.give(ws) }
-        runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, rows: rows, cols: cols, k: k,
+        runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, aRows: m, rows: rows, cols: cols, k: k,
                 alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue,
                 packedA: packedA)
     }
@@ -401,11 +414,13 @@ private final class ChunkCounter: @unchecked Sendable {
     func take() -> Int { lock.withLock { defer { value += 1 }; return value } }
 }
 
-private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool,
+private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool, aRows: Int,
                      rows: Range<Int>, cols: Range<Int>, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, bSource: fcn_b_source,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue,
                      packedA: UnsafePointer<Float>?) {
+    // Packed A (shared or cached) holds every row of A, K block pc at packedA + mPadAll * pc.
+    let mPadAll = roundUp(aRows, plan.mr)
     let ncMax = min(plan.nc, roundUp(cols.count, plan.nr))
     let mcMax = min(plan.mc, roundUp(rows.count, plan.mr))
     let kcMax = min(plan.kc, k)
@@ -435,7 +450,7 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
                 // A pre-packed for all tiles (rows is then all of 0..<m), or packed here.
                 let pa: UnsafePointer<Float>
                 if let packedA {
-                    pa = packedA + roundUp(rows.count, plan.mr) * pc
+                    pa = packedA + mPadAll * pc + rows.lowerBound * kc
                 } else {
                     fcn_sgemm_pack_a(isa, ta, a, lda, rows.lowerBound, pc, rows.count, kc, ws.a)
                     pa = UnsafePointer(ws.a)
@@ -458,8 +473,14 @@ private func runTile(isa: Int32, plan: GEMMPlan, ws: GEMMWorkspace, transA: Bool
             var ic = rows.lowerBound
             while ic < rows.upperBound {
                 let mc = min(plan.mc, rows.upperBound - ic)
-                fcn_sgemm_pack_a(isa, ta, a, lda, ic, pc, mc, kc, ws.a)
-                fcn_sgemm_macro(isa, mc, nc, kc, alpha, ws.a, ws.b, first ? beta : 1, c + ic * ldc + jc, ldc,
+                let pa: UnsafePointer<Float>
+                if let packedA {
+                    pa = packedA + mPadAll * pc + ic * kc
+                } else {
+                    fcn_sgemm_pack_a(isa, ta, a, lda, ic, pc, mc, kc, ws.a)
+                    pa = UnsafePointer(ws.a)
+                }
+                fcn_sgemm_macro(isa, mc, nc, kc, alpha, pa, ws.b, first ? beta : 1, c + ic * ldc + jc, ldc,
                                 rb.map { $0 + (ic - rows.lowerBound) }, cb, last ? relu : 0)
                 ic += mc
             }

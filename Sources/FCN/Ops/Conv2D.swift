@@ -71,7 +71,8 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
                            stride: stride, padding: padding, dilation: dilation, groups: groups)
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
-                    y: out.baseAddress!, relu: fusedReLU)
+                    y: out.baseAddress!, relu: fusedReLU,
+                    weightStorage: WeightCache.shared.applies(to: weight) ? weight.storage : nil)
     }
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }

@@ -133,7 +133,8 @@ func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: In
 /// One implicit GEMM per (image, group): `[Cout/g, K] x im2col(x) [K, P]`, bias and ReLU in
 /// the GEMM write-back.
 func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                 bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool = false) {
+                 bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool = false,
+                 weightStorage: TensorStorage? = nil) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
     var cg = g.cGeometry
@@ -157,9 +158,11 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         return
     }
     if g.usesWinograd {
-        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu)
+        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, weightStorage: weightStorage)
         return
     }
+    // The packed-weight cache serves one weight matrix (groups == 1).
+    let cachedA = g.groups == 1 ? weightStorage.map { CachedOperand(storage: $0, offset: 0) } : nil
     let pointwise = g.isPointwise
     convItems(g.batch * g.groups) { item in
         let n = item / g.groups, gi = item % g.groups
@@ -167,11 +170,12 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         let yg = y + (n * g.outChannels + gi * coutG) * P
         let ep = GEMMEpilogue(rowBias: bias.map { $0 + gi * coutG }, relu: relu)
         if pointwise {
-            sgemm(transA: false, transB: false, m: coutG, n: P, k: cinG, alpha: 1,
-                  a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P, beta: 0, c: yg, ldc: P, epilogue: ep)
+            sgemmEngine(isa: GEMMConfig.defaultISA, threads: Compute.threads, transA: false, transB: false,
+                        m: coutG, n: P, k: cinG, alpha: 1, a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P,
+                        beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)
         } else {
             sgemmConv(m: coutG, a: w + gi * coutG * K, lda: K, geometry: cg, x: xg, operand: .columns,
-                      beta: 0, c: yg, ldc: P, epilogue: ep)
+                      beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)
         }
     }
 }

@@ -70,7 +70,8 @@ extension ConvGeometry {
 /// input gradient). `isa` and `chunkFloats` (V + M floats of a chunk) are for tests.
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
-                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil) {
+                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil,
+                         weightStorage: TensorStorage? = nil, weightCache: WeightCache = .shared) {
     precondition(g.allowsWinograd)
     guard let (mr, nr) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
     let cin = g.inChannels, cout = g.outChannels
@@ -95,12 +96,21 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
     }
     let chunksPerImage = (tiles + nt - 1) / nt, items = g.batch * chunksPerImage
     let uStride = roundUp(cout, mr) * cin, vStride = nt * cin, mStride = cout * nt
-    withScratch(16 * uStride) { uPacked in
-        let pu = UncheckedSendable(uPacked)
+    // U: from the packed-weight cache when it holds this weight, else computed here.
+    func transformWeights(_ dst: UnsafeMutablePointer<Float>) {
+        let pu = UncheckedSendable(dst)
         parallelChunks((cout + mr - 1) / mr) { r in
             fcn_winograd_f2_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
                                     pu.value, Int64(uStride))
         }
+    }
+    let cached = weightStorage.flatMap {
+        weightCache.packed($0, layout: .winogradU(isa: isa.flag, mr: mr, cout: cout, cin: cin), floats: 16 * uStride,
+                           fill: transformWeights)
+    }
+    withScratch(cached == nil ? 16 * uStride : 0) { scratchU in
+        if cached == nil { transformWeights(scratchU) }
+        let uPacked = cached?.pointer ?? scratchU
         let u = UnsafePointer(uPacked)
         // One chunk: input transform (split over channels), 16 GEMMs (over elements), output
         // transform (over output channels); inside a worker each split runs serially.
@@ -131,6 +141,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
         convRun(items, split: split, workspace: 16 * (vStride + mStride)) { range, v in
             for item in range { run(item, v) }
         }
+        withExtendedLifetime(cached) {}
     }
 }
 

@@ -75,7 +75,8 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
         let isa = GEMMConfig.defaultISA, nr = isa.kernelShape!.nr
         let whole = forward(g, x, w, nil, relu: false)
         let chunked = forward(g, x, w, nil, relu: false, chunkFloats: 16 * 24 * nr * 3)
-        #expect(whole.scalars == chunked.scalars)
+        let same = whole.scalars == chunked.scalars
+        #expect(same, "chunked result differs")
         // Transforms alone on each path: the input transform of one chunk, bit for bit.
         let tilesW = (g.outW + 1) / 2, tiles = ((g.outH + 1) / 2) * tilesW, nt = (tiles + nr - 1) / nr * nr
         func transformed(_ flag: Int32) -> [Float] {
@@ -89,7 +90,8 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
         let portable = transformed(Int32(FCN_ISA_PORTABLE))
         #expect(!portable.contains { $0.isNaN }, "every lane of V written (padding lanes zeroed)")
         for isa in GEMMConfig.availableISAs where isa != .neon {
-            #expect(transformed(isa.transformFlag) == portable, "\(isa) input transform")
+            let same = transformed(isa.transformFlag) == portable
+            #expect(same, "\(isa) input transform")
         }
     }
 

@@ -1,0 +1,111 @@
+// Packed-weight cache (Compute/WeightCache.swift): the lookup rules on a private cache
+// (first sighting remembered, second packed, written weights dropped, LRU bound), and the
+// convolutions with the shared cache on: results bit-identical to packing on every call
+// (Winograd U, a GEMM A of several row blocks on 1 and 2 threads, a general im2col conv),
+// also after the weight is written in place (copy-on-write gives it a new storage).
+@testable import FCN
+import Testing
+
+// Serialized: the convolution tests switch the shared cache on and off.
+@Suite(.serialized) struct WeightCacheTests {
+    private static func layout(_ m: Int) -> PackedWeightLayout {
+        .gemmA(isa: 1, mr: 4, kc: 8, m: m, k: 8, lda: 8, transA: false)
+    }
+
+    @Test func secondSightingPacksAndWritesDropTheEntry() {
+        let cache = WeightCache(limitBytes: 1 << 20)
+        var w = Tensor.randn([8, 8], seed: 1)
+        var fills = 0
+        func lookup() -> PackedWeights? {
+            cache.packed(w.storage, layout: Self.layout(8), floats: 64) { dst in
+                fills += 1
+                for i in 0..<64 { dst[i] = Float(i) }
+            }
+        }
+        #expect(lookup() == nil, "first sighting: the caller packs")
+        #expect(cache.state(of: w.storage) == (seen: true, packed: false))
+        let p = lookup()
+        #expect(p != nil && fills == 1 && p!.pointer[5] == 5)
+        #expect(lookup() === p && fills == 1, "third call reads the same packed buffer")
+        #expect(cache.packedCount == 64)
+        // An in-place write copies the storage the cache shares: a new storage, a new entry.
+        let old = ObjectIdentifier(w.storage)
+        w.withUnsafeMutableBufferPointer { $0[0] += 1 }
+        #expect(ObjectIdentifier(w.storage) != old)
+        #expect(lookup() == nil, "the written weight is a first sighting again")
+        #expect(cache.state(of: w.storage) == (seen: true, packed: false))
+        #expect(cache.packedCount == 0, "the old entry, held by the cache alone, was dropped")
+    }
+
+    @Test func boundEvictsLeastRecentlyUsed() {
+        let cache = WeightCache(limitBytes: 100 * 4)       // room for one 64-float entry
+        let a = Tensor.randn([8, 8], seed: 2), b = Tensor.randn([8, 8], seed: 3)
+        func lookup(_ t: Tensor) -> PackedWeights? {
+            cache.packed(t.storage, layout: Self.layout(8), floats: 64) { $0.initialize(repeating: 1, count: 64) }
+        }
+        _ = lookup(a); #expect(lookup(a) != nil)
+        _ = lookup(b); #expect(lookup(b) != nil)
+        #expect(cache.state(of: b.storage).packed)
+        #expect(!cache.state(of: a.storage).packed, "a was evicted to make room for b")
+        #expect(cache.packedCount == 64)
+        // Too large for the bound: never cached.
+        let big = Tensor.randn([200], seed: 4)
+        for _ in 0..<3 {
+            #expect(cache.packed(big.storage, layout: Self.layout(25), floats: 200, fill: { _ in }) == nil)
+        }
+        cache.limit = 0
+        #expect(cache.packedCount == 0 && !cache.state(of: b.storage).seen)
+    }
+
+    /// Convolutions with the shared cache on equal the same calls with it off, bit for bit,
+    /// on 1 and 2 threads, before and after an in-place write to the weight.
+    @Test(arguments: [
+        ([1, 32, 20, 20], [40, 32, 3, 3], 1),     // Winograd U
+        ([1, 24, 6, 6], [700, 24, 1, 1], 0),      // pointwise GEMM, 2 row blocks of A
+        ([2, 5, 13, 11], [7, 5, 5, 5], 2),        // im2col GEMM, shared packed A on 2 threads
+    ])
+    func convolutionsReadCachedWeightsExactly(_ xs: [Int], _ ws: [Int], _ pad: Int) {
+        let x = Tensor.randn(xs, seed: 5), b = Tensor.randn([ws[0]], seed: 6)
+        var w = Tensor.randn(ws, seed: 7)
+        let before = Compute.weightCacheMegabytes
+        defer { Compute.weightCacheMegabytes = before }
+        // One thread: as inside a worker (the global thread count is left alone).
+        for serial in [true, false] where serial || Compute.threads > 1 {
+          ParallelState.$inWorker.withValue(serial) {
+            let t = serial ? 1 : Compute.threads
+            Compute.weightCacheMegabytes = 0
+            let plain = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
+            Compute.weightCacheMegabytes = 64
+            for call in 0..<3 {
+                let y = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
+                let same = y.scalars == plain.scalars
+                #expect(same, "\(ws) threads \(t) call \(call)")
+            }
+            #expect(WeightCache.shared.state(of: w.storage).packed, "\(ws) packed by the second call")
+            w.withUnsafeMutableBufferPointer { p in for i in stride(from: 0, to: p.count, by: 3) { p[i] *= -0.5 } }
+            Compute.weightCacheMegabytes = 0
+            let plainAfter = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
+            Compute.weightCacheMegabytes = 64
+            for _ in 0..<2 {
+                let y = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
+                let same = y.scalars == plainAfter.scalars
+                #expect(same, "\(ws) threads \(t) after a write")
+            }
+            let changed = plain.scalars != plainAfter.scalars
+            #expect(changed, "the write changed the result")
+          }
+        }
+    }
+
+    /// A weight that requires a gradient is not cached while a graph is recorded.
+    @Test func notUsedWhileRecording() {
+        let before = Compute.weightCacheMegabytes
+        defer { Compute.weightCacheMegabytes = before }
+        Compute.weightCacheMegabytes = 64
+        let x = Tensor.randn([1, 32, 16, 16], seed: 8), w = Tensor.randn([32, 32, 3, 3], seed: 9).requiringGrad()
+        for _ in 0..<3 { _ = conv2d(x, weight: w, padding: 1) }
+        #expect(!WeightCache.shared.state(of: w.storage).seen)
+        for _ in 0..<2 { _ = withoutGrad { conv2d(x, weight: w, padding: 1) } }
+        #expect(WeightCache.shared.state(of: w.storage).packed)
+    }
+}
