@@ -39,9 +39,10 @@ let winogradEnabled: Bool = getenvString("FCN_WINOGRAD") != "0"
 /// layers (conv1_2 ... conv5_1 at 500 x 500); the larger bound re-reads U less often.
 let winogradChunkFloats = 1 << 21
 
-/// V + M floats of a chunk that one thread runs whole (1 MiB, about the L2 of a core); at
-/// least 2 NR panels of tiles (64 tiles of a 512-channel layer: 4 MiB).
-let winogradThreadChunkFloats = 1 << 18
+/// V + M floats of a chunk that one thread runs whole (2 MiB, twice the L2 of a core: 1 to
+/// 8 MiB measured within noise at 2 threads, 2 MiB slightly ahead); at least 2 NR panels of
+/// tiles (64 tiles of a 512-channel layer: 4 MiB).
+let winogradThreadChunkFloats = 1 << 19
 
 extension ConvGeometry {
     /// Whether the geometry is one Winograd F(2x2, 3x3) computes.
