@@ -252,3 +252,56 @@ void fcn_winograd_f2_output(int isa, const float *m, int64_t estride, int64_t ld
 #endif
     wino_output_portable(m, estride, ldm, co0, co1, tiles_w, t0, nt, bias, relu, y, outH, outW, scratch);
 }
+
+// MARK: weight gradient
+
+void fcn_winograd_f2_grad_output(const float *gy, int64_t outH, int64_t outW, int64_t tw, int64_t t0,
+                                 int64_t nt, int64_t co0, int64_t co1, float *dm, int64_t es, int64_t ldm) {
+    for (int64_t co = co0; co < co1; co++) {
+        const float *g = gy + co * outH * outW;
+        float *d = dm + co * ldm;
+        for (int64_t i = 0; i < nt; i++) {
+            int64_t t = t0 + i, ty = t / tw, tx = t % tw;
+            int64_t y0 = 2 * ty, x0 = 2 * tx;
+            int yin = y0 + 1 < outH, xin = x0 + 1 < outW;
+            const float *r0 = g + y0 * outW + x0, *r1 = r0 + outW;
+            float a = r0[0], b = xin ? r0[1] : 0.0f;
+            float c = yin ? r1[0] : 0.0f, e = (yin && xin) ? r1[1] : 0.0f;
+            // A dY (4 x 2): (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each row
+            // (x, y) times A^T: (x, x + y, x - y, -y).
+            float rx[4] = {a, a + c, a - c, -c}, ry[4] = {b, b + e, b - e, -e};
+            for (int k = 0; k < 4; k++) {
+                float x = rx[k], y = ry[k];
+                d[(4 * k + 0) * es + i] = x;
+                d[(4 * k + 1) * es + i] = x + y;
+                d[(4 * k + 2) * es + i] = x - y;
+                d[(4 * k + 3) * es + i] = -y;
+            }
+        }
+        for (int64_t i = nt; i < ldm; i++)
+            for (int k = 0; k < 16; k++) d[k * es + i] = 0.0f;
+    }
+}
+
+void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, float *gw) {
+    int64_t plane = cout * cin;
+    for (int64_t k = 0; k < plane; k++) {
+        float u[4][4];
+        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = du[e * plane + k];
+        // t = G^T u (3 x 4): rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3.
+        float t[3][4];
+        for (int j = 0; j < 4; j++) {
+            float u0 = u[0][j], u1 = u[1][j], u2 = u[2][j], u3 = u[3][j];
+            t[0][j] = u0 + 0.5f * (u1 + u2);
+            t[1][j] = 0.5f * (u1 - u2);
+            t[2][j] = 0.5f * (u1 + u2) + u3;
+        }
+        float *g = gw + k * 9;
+        for (int r = 0; r < 3; r++) {
+            float a0 = t[r][0], a1 = t[r][1], a2 = t[r][2], a3 = t[r][3];
+            g[3 * r + 0] = a0 + 0.5f * (a1 + a2);
+            g[3 * r + 1] = 0.5f * (a1 - a2);
+            g[3 * r + 2] = 0.5f * (a1 + a2) + a3;
+        }
+    }
+}

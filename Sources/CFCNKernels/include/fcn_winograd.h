@@ -51,6 +51,21 @@ void fcn_winograd_f2_output(int isa, const float *m, int64_t estride, int64_t ld
                             int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
                             float *y, int64_t outH, int64_t outW, float *scratch);
 
+// MARK: Weight gradient
+// With dY the 2x2 output-gradient tile, the gradient of the products is dM = A dY A^T
+// (4x4), dU[co, ci] = sum over tiles of dM[co] .* V[ci] (16 GEMMs of depth tiles:
+// dU_e = dM_e [Cout, tiles] x V_e^T), and the kernel gradient is G^T dU G (3x3).
+
+/// dM_e for output channels co0 ..< co1 and the chunk's tiles, plain row-major: element e of
+/// tile i and channel co lands at dm[e * estride + co * ldm + i] (ldm >= nt; columns nt ..< ldm
+/// are set to 0). Output-gradient cells outside outH x outW read 0. gy: [Cout, outH, outW].
+void fcn_winograd_f2_grad_output(const float *gy, int64_t outH, int64_t outW, int64_t tiles_w, int64_t t0,
+                                 int64_t nt, int64_t co0, int64_t co1, float *dm, int64_t estride, int64_t ldm);
+
+/// gw[co, ci] = G^T dU[co, ci] G for every kernel (gw [cout, cin, 3, 3] overwritten) from
+/// du: 16 matrices [cout, cin] one after another.
+void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, float *gw);
+
 #ifdef __cplusplus
 }
 #endif

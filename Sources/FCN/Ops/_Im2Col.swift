@@ -361,6 +361,10 @@ func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePo
         convBackwardWeightBatched(g, images: nb, x: x, gy: gy, gw: gw)
         return
     }
+    if g.usesWinograd {
+        convBackwardWeightWinograd(g, x: x, gy: gy, gw: gw)
+        return
+    }
     let pointwise = g.isPointwise
     convItems(g.groups) { gi in
         let c = gw + gi * coutG * K

@@ -7,11 +7,14 @@
 // fcn_winograd.h); the 16 products `M_e [Cout, tiles] = U_e [Cout, Cin] x V_e [Cin, tiles]`
 // run on the SGEMM engine's macro-kernel, U packed once per call, V written by the input
 // transform straight into packed-B panels.
-// Per image, tiles are processed in chunks of `nt`: input transform (threads over channels),
-// the 16 GEMMs (threads over elements), output transform with bias and ReLU (threads over
-// output channels). Workspace: U (16 * roundup(Cout, MR) * Cin floats, plus the unpacked
-// copy while packing) and per chunk V + M = 16 * nt * (Cin + Cout) floats, with nt chosen so
-// that V + M stay under `winogradChunkFloats` (8 MiB) whatever the image size.
+// Per image, tiles are processed in chunks of `nt` (whole chunks per thread when there are
+// enough, else each stage split over the threads): input transform, the 16 GEMMs, output
+// transform with bias and ReLU. Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in
+// the packed-weight cache when that is on) and per chunk V + M = 16 * nt * (Cin + Cout)
+// floats, under 2 MiB (per thread) or `winogradChunkFloats` (8 MiB) whatever the image size.
+// The input gradient is the same product with the flipped kernel (Ops/_Im2Col.swift); the
+// weight gradient (`convBackwardWeightWinograd`) reuses the input transform and sums
+// dM_e V_e^T over the tiles, then maps dU back through G^T dU G.
 // Accuracy: every transform factor is 0, +-1 or +-1/2; measured against PyTorch and the
 // im2col path the error stays at float rounding of the sums (tests in ConvWinogradTests).
 // One difference from a direct sum: an infinite input cell reaches every output of the
@@ -50,18 +53,20 @@ extension ConvGeometry {
         kH == 3 && kW == 3 && strideH == 1 && strideW == 1 && dilH == 1 && dilW == 1 && groups == 1
     }
 
-    /// Whether `convForward` runs this geometry as Winograd F(2x2, 3x3): allowed, not
-    /// turned off, and (for `.auto`) at least 32 input and output channels and 64 output
-    /// tiles per image. Below that the transforms cost what the 5/9 of the multiply-adds
-    /// saves: a width-3/16 FCN-8s trained on 96 x 96 images (24 channels at 48 x 48) ran
-    /// 12% slower with it at 16 channels and level at 32 (fcn-train, 2 threads).
+    /// Whether the convolution products (forward, input and weight gradients) of this
+    /// geometry run as Winograd F(2x2, 3x3): allowed, not turned off, and (for `.auto`) at
+    /// least 64 input and output channels and 64 output tiles per image. Below that the
+    /// transforms cost what the 5/9 of the multiply-adds saves: a width-3/16 FCN-8s trained
+    /// on 96 x 96 images (24 and 48 channels) ran 12% slower with it from 16 channels and 6%
+    /// slower from 32 (fcn-train, 2 threads), and level from 64, which every 3x3 layer of
+    /// VGG16 but conv1_1 has.
     var usesWinograd: Bool {
         guard fastPaths, allowsWinograd else { return false }
         switch winograd {
         case .never: return false
         case .always: return true
         case .auto:
-            return winogradEnabled && inChannels >= 32 && outChannels >= 32 && ((outH + 1) / 2) * ((outW + 1) / 2) >= 64
+            return winogradEnabled && inChannels >= 64 && outChannels >= 64 && ((outH + 1) / 2) * ((outW + 1) / 2) >= 64
         }
     }
 }
@@ -143,6 +148,58 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
             for item in range { run(item, v) }
         }
         withExtendedLifetime(cached) {}
+    }
+}
+
+/// gw = sum over the images of the weight gradient of `convForwardWinograd`'s product (gw
+/// `[Cout, Cin, 3, 3]` overwritten): per chunk of tiles, V = B^T d B of the input (plain
+/// `[16][Cin][nt]`) and dM = A dY A^T of the output gradient (`[16][Cout][nt]`), then
+/// dU_e += dM_e V_e^T (16 GEMMs of depth nt, accumulated over chunks and images), and
+/// finally gw = G^T dU G. Workspace: dU (16 * Cout * Cin floats) and one chunk of V and dM
+/// (at most `winogradChunkFloats`). `isa` and `chunkFloats` are for tests.
+func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
+                                gw: UnsafeMutablePointer<Float>, isa: GEMMISA = GEMMConfig.defaultISA,
+                                chunkFloats: Int? = nil) {
+    precondition(g.allowsWinograd)
+    let cin = g.inChannels, cout = g.outChannels
+    let tilesW = (g.outW + 1) / 2, tiles = ((g.outH + 1) / 2) * tilesW
+    let ntMax = max(16, (chunkFloats ?? winogradChunkFloats) / (16 * (cin + cout)))
+    let chunks = (tiles + ntMax - 1) / ntMax
+    let nt = (tiles + chunks - 1) / chunks
+    let vStride = cin * nt, mStride = cout * nt, uStride = cout * cin
+    withScratch(16 * uStride) { du in
+        withScratch(16 * (vStride + mStride)) { v in
+            let p = UncheckedSendable((v, v + 16 * vStride, du))
+            var beta: Float = 0
+            for n in 0..<g.batch {
+                let q = UncheckedSendable((x + n * cin * g.inPlane, gy + n * cout * g.outPlane))
+                for t0 in stride(from: 0, to: tiles, by: nt) {
+                    let cnt = min(nt, tiles - t0)
+                    // V in one panel of nt tiles: row-major [Cin, nt] per element.
+                    parallelChunks(cin, minChunk: 4) { r in
+                        withScratch(12 * (tilesW + 2)) { s in
+                            fcn_winograd_f2_input(isa.transformFlag, q.value.0, Int64(cin), Int64(g.inH), Int64(g.inW),
+                                                  Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0),
+                                                  Int64(cnt), Int64(r.lowerBound), Int64(r.upperBound), Int64(nt),
+                                                  p.value.0, Int64(vStride), s)
+                        }
+                    }
+                    parallelChunks(cout, minChunk: 4) { r in
+                        fcn_winograd_f2_grad_output(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0),
+                                                    Int64(cnt), Int64(r.lowerBound), Int64(r.upperBound), p.value.1,
+                                                    Int64(mStride), Int64(nt))
+                    }
+                    let b = beta
+                    parallelFor(16) { e in
+                        sgemmEngine(isa: isa, threads: 1, transA: false, transB: true, m: cout, n: cin, k: cnt, alpha: 1,
+                                    a: p.value.1 + e * mStride, lda: nt, b: p.value.0 + e * vStride, ldb: nt,
+                                    beta: b, c: p.value.2 + e * uStride, ldc: cin, epilogue: .none)
+                    }
+                    beta = 1
+                }
+            }
+        }
+        fcn_winograd_f2_weights_grad(du, Int64(cout), Int64(cin), gw)
     }
 }
 

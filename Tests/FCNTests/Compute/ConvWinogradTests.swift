@@ -105,6 +105,32 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
         guard g.allowsWinograd else { return }
         g.winograd = .always
         expectClose(forward(g, x, w, b, relu: false), c.tensor("out"), tolerance: Self.tolerance, "\(c) out")
+        let gy = c.tensor("grad_out")
+        let gx = Tensor.make(shape: x.shape) { convBackwardData(g, gy: gy.storage.pointer, w: w.storage.pointer, gx: $0.baseAddress!) }
+        let gw = Tensor.make(shape: w.shape) { convBackwardWeightWinograd(g, x: x.storage.pointer, gy: gy.storage.pointer, gw: $0.baseAddress!) }
+        expectClose(gx, c.tensor("grad_x"), tolerance: Self.tolerance, "\(c) grad_x")
+        expectClose(gw, c.tensor("grad_w"), tolerance: Self.tolerance, "\(c) grad_w")
+    }
+
+    /// The weight gradient on every ISA path, whole and in tiny chunks (chunks start
+    /// mid-row, partial last chunk), against the naive sums; batches accumulate.
+    @Test(arguments: cases)
+    func weightGradient(_ c: WinogradCase) {
+        let x = Tensor.randn([c.n, c.cin, c.h, c.w], seed: 12), w = Tensor.randn([c.cout, c.cin, 3, 3], seed: 13)
+        let g = conv2dGeometry(op: "test", input: x.shape, weight: w.shape, bias: nil, stride: 1,
+                               padding: c.padding, dilation: 1, groups: 1)
+        let gy = Tensor.randn([c.n, c.cout, g.outH, g.outW], seed: 14)
+        let expected = conv2dWeightGradReference(x, gy, weightShape: w.shape, stride: 1, padding: c.padding,
+                                                 dilation: 1, groups: 1)
+        for isa in GEMMConfig.availableISAs {
+            for chunk in [winogradChunkFloats, 16 * (c.cin + c.cout) * 16] {
+                let gw = Tensor.make(shape: w.shape) {
+                    convBackwardWeightWinograd(g, x: x.storage.pointer, gy: gy.storage.pointer, gw: $0.baseAddress!,
+                                               isa: isa, chunkFloats: chunk)
+                }
+                expectClose(gw, expected, tolerance: Self.tolerance, "\(c) \(isa) chunk \(chunk)")
+            }
+        }
     }
 
     /// The input gradient (the flipped-kernel convolution, cropping for pads above 2) by
@@ -128,8 +154,8 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
 
     /// conv2d picks Winograd for VGG-like layers and the result equals the im2col path.
     @Test func conv2dUsesItForLargeLayers() {
-        let x = Tensor.randn([1, 32, 20, 22], seed: 9), w = Tensor.randn([48, 32, 3, 3], seed: 10)
-        let b = Tensor.randn([48], seed: 11)
+        let x = Tensor.randn([1, 64, 20, 22], seed: 9), w = Tensor.randn([72, 64, 3, 3], seed: 10)
+        let b = Tensor.randn([72], seed: 11)
         var g = conv2dGeometry(op: "test", input: x.shape, weight: w.shape, bias: b.shape, stride: 1, padding: 1,
                                dilation: 1, groups: 1)
         #expect(g.usesWinograd == winogradEnabled)
@@ -149,10 +175,10 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
         }
         guard winogradEnabled else { return }
         #expect(uses([1, 64, 56, 56], [64, 64, 3, 3]))
-        #expect(uses([2, 32, 16, 16], [32, 32, 3, 3]))                     // 64 tiles per image
-        #expect(!uses([1, 32, 14, 14], [32, 32, 3, 3]))                    // 49 tiles
-        #expect(!uses([1, 24, 56, 56], [64, 24, 3, 3]))                    // few input channels
-        #expect(!uses([1, 64, 56, 56], [24, 64, 3, 3]))                    // few output channels
+        #expect(uses([2, 64, 16, 16], [64, 64, 3, 3]))                     // 64 tiles per image
+        #expect(!uses([1, 64, 14, 14], [64, 64, 3, 3]))                    // 49 tiles
+        #expect(!uses([1, 48, 56, 56], [64, 48, 3, 3]))                    // few input channels
+        #expect(!uses([1, 64, 56, 56], [48, 64, 3, 3]))                    // few output channels
         #expect(!uses([1, 64, 56, 56], [64, 64, 3, 3], stride: 2))
         #expect(!uses([1, 64, 56, 56], [64, 64, 3, 3], padding: 2, dilation: 2))
         #expect(!uses([1, 64, 56, 56], [64, 32, 3, 3], groups: 2))
