@@ -94,6 +94,9 @@ enum GEMMConfig {
     /// Largest A (padded rows x K floats) packed once and shared by tiles side by side
     /// (16 M floats = 64 MiB; conv5 of VGG16: 518 x 4608 = 2.4 M).
     static let sharedPackedAFloats = 16 << 20
+    /// A shared packed A above this many floats (8 M = 32 MiB, the L3) is read from memory by
+    /// every column chunk, so its threads take one chunk each.
+    static let streamedPackedAFloats = 8 << 20
     /// Tiles of one row block split along M (not N) when each thread gets this many rows.
     static let minRowsPerThreadForRowSplit = 224
     /// Below this many multiply-adds a single thread is used (thread start-up would dominate).
@@ -186,7 +189,10 @@ struct GEMMPlan {
     var tm: Int, tn: Int          // thread grid over (M, N)
     var mc: Int, kc: Int, nc: Int // cache blocks (mc multiple of mr, nc multiple of nr)
 
-    init(m: Int, n: Int, k: Int, mr: Int, nr: Int, threads: Int, blocks: GEMMBlocks = GEMMConfig.blocks) {
+    /// `aPacked`: A is already packed (packed-weight cache), so a tile's packing cost is its
+    /// B alone and splitting along N packs nothing twice.
+    init(m: Int, n: Int, k: Int, mr: Int, nr: Int, threads: Int, blocks: GEMMBlocks = GEMMConfig.blocks,
+         aPacked: Bool = false) {
         self.mr = mr; self.nr = nr
         // Threads: only as many as the work justifies.
         let fmas = Double(m) * Double(n) * Double(k)
@@ -200,14 +206,14 @@ struct GEMMPlan {
             if tm > 1 && (m + tm - 1) / tm < mr && tm > (m + mr - 1) / mr { continue }
             if tn > 1 && (n + tn - 1) / tn < nr && tn > (n + nr - 1) / nr { continue }
             let nBlocks = Double((nt + blocks.nc - 1) / blocks.nc)
-            let cost = Double(mt) * Double(nt) * Double(k) + 16 * Double(k) * (Double(mt) * nBlocks + Double(nt))
+            let cost = Double(mt) * Double(nt) * Double(k) + 16 * Double(k) * ((aPacked ? 0 : Double(mt) * nBlocks) + Double(nt))
             if cost < best.cost { best = (tm, tn, cost) }
         }
         // A tall single row block (conv4/conv5 of VGG16: m = 512) is split along M when every
         // thread still gets many row panels: each thread then packs and streams only its own
         // rows of A (measured at 2 threads: conv5_1 500 20.5 -> 19.7 ms, conv4_2 84 -> 80 ms;
         // m = 256, 128 rows a thread, is better split along N).
-        if t > 1 && m <= max(blocks.mc, blocks.singleRowMC) && m / t >= GEMMConfig.minRowsPerThreadForRowSplit {
+        if t > 1 && !aPacked && m <= max(blocks.mc, blocks.singleRowMC) && m / t >= GEMMConfig.minRowsPerThreadForRowSplit {
             best = (t, 1, 0)
         }
         tm = best.tm; tn = best.tn
@@ -313,8 +319,10 @@ private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int,
         cachedA.storage, offset: cachedA.offset,
         layout: .gemmA(isa: isa.flag, mr: plan.mr, kc: plan.kc, m: m, k: k, lda: lda, transA: transA), floats: mPad * k,
         fill: { prepackA(isa: isa.flag, plan: plan, workers: max(1, nThreads), transA: transA, m: m, k: k, a: a, lda: lda, dst: $0) }) {
+        // Tiles split along N then (no tile packs B twice; each reads all of packed A).
+        let planPacked = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: nThreads, blocks: blocks, aPacked: true)
         withExtendedLifetime(packed) {
-            runTiles(isa: isa, plan: plan, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+            runTiles(isa: isa, plan: planPacked, transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                      bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: UnsafePointer(packed.pointer))
         }
         return
@@ -365,7 +373,11 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
         // their share from a counter instead of one fixed half each, so a thread that the
         // machine slows down (or a share one panel wider) does not leave the others idle.
         // Sums are unchanged: every column is computed the same way whoever takes it.
-        let chunk = max(plan.nr, roundUp((n + tiles * 8 - 1) / (tiles * 8), plan.nr))
+        // A packed A larger than the L3 (a cached fc6: 411 MB) is streamed from memory once
+        // per chunk, so then each thread takes one share.
+        let aFloats = roundUp(m, plan.mr) * k
+        let parts = aFloats > GEMMConfig.streamedPackedAFloats ? tiles : tiles * 8
+        let chunk = max(plan.nr, roundUp((n + parts - 1) / parts, plan.nr))
         let chunks = (n + chunk - 1) / chunk
         let next = ChunkCounter()
         let args = UncheckedSendable((a, c, epilogue, bSource, packedA))
