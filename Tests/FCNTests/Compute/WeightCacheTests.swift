@@ -60,40 +60,41 @@ import Testing
     /// Convolutions with the shared cache on equal the same calls with it off, bit for bit,
     /// on 1 and 2 threads, before and after an in-place write to the weight.
     @Test(arguments: [
-        ([1, 32, 20, 20], [40, 32, 3, 3], 1),     // Winograd U
+        ([1, 64, 20, 20], [72, 64, 3, 3], 1),     // Winograd U
         ([1, 24, 6, 6], [700, 24, 1, 1], 0),      // pointwise GEMM, 2 row blocks of A
         ([2, 5, 13, 11], [7, 5, 5, 5], 2),        // im2col GEMM, shared packed A on 2 threads
     ])
     func convolutionsReadCachedWeightsExactly(_ xs: [Int], _ ws: [Int], _ pad: Int) {
         let x = Tensor.randn(xs, seed: 5), b = Tensor.randn([ws[0]], seed: 6)
+        let g = conv2dGeometry(op: "test", input: xs, weight: ws, bias: nil, stride: 1, padding: .symmetric(pad),
+                               dilation: 1, groups: 1)
+        #expect(g.usesWinograd == (ws[2] == 3 && winogradEnabled), "\(ws) takes the path it is meant to test")
         var w = Tensor.randn(ws, seed: 7)
-        let before = Compute.weightCacheMegabytes
-        defer { Compute.weightCacheMegabytes = before }
-        // One thread: as inside a worker (the global thread count is left alone).
-        for serial in [true, false] where serial || Compute.threads > 1 {
-          ParallelState.$inWorker.withValue(serial) {
-            let t = serial ? 1 : Compute.threads
+        let savedLimit = Compute.weightCacheMegabytes
+        defer { Compute.weightCacheMegabytes = savedLimit }
+        func conv() -> Tensor { withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) } }
+        // The result with the cache off, then three calls with it on (remembered, packed,
+        // read packed) that must equal it bit for bit.
+        func expectCachedEqualsPlain(_ label: String) -> [Float] {
             Compute.weightCacheMegabytes = 0
-            let plain = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
+            let plain = conv().scalars
             Compute.weightCacheMegabytes = 64
             for call in 0..<3 {
-                let y = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
-                let same = y.scalars == plain.scalars
-                #expect(same, "\(ws) threads \(t) call \(call)")
+                let same = conv().scalars == plain
+                #expect(same, "\(ws) \(label) call \(call)")
             }
-            #expect(WeightCache.shared.state(of: w.storage).packed, "\(ws) packed by the second call")
-            w.withUnsafeMutableBufferPointer { p in for i in stride(from: 0, to: p.count, by: 3) { p[i] *= -0.5 } }
-            Compute.weightCacheMegabytes = 0
-            let plainAfter = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
-            Compute.weightCacheMegabytes = 64
-            for _ in 0..<2 {
-                let y = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) }
-                let same = y.scalars == plainAfter.scalars
-                #expect(same, "\(ws) threads \(t) after a write")
+            #expect(WeightCache.shared.state(of: w.storage).packed, "\(ws) \(label): packed by the second call")
+            return plain
+        }
+        // One thread as inside a worker (the global thread count is left alone), then all.
+        for serial in [true, false] where serial || Compute.threads > 1 {
+            ParallelState.$inWorker.withValue(serial) {
+                let label = serial ? "1 thread" : "\(Compute.threads) threads"
+                let before = expectCachedEqualsPlain(label)
+                w.withUnsafeMutableBufferPointer { p in for i in stride(from: 0, to: p.count, by: 3) { p[i] *= -0.5 } }
+                let after = expectCachedEqualsPlain(label + " after a write")
+                #expect(before != after, "the write changed the result")
             }
-            let changed = plain.scalars != plainAfter.scalars
-            #expect(changed, "the write changed the result")
-          }
         }
     }
 
