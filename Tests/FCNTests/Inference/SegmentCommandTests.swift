@@ -39,10 +39,10 @@ import Foundation
     @Test func parsesAllOptions() throws {
         let o = try SegmentCommand.parse(["--weights", "w.st", "--model", "fcn8s-atonce", "--classes", "5", "--width", "0.25",
                                           "--class-names", "a, b,c", "--out", "o", "--save-scores", "s.st", "--tile", "0",
-                                          "--tta", "flip", "--scales", "0.75,1,1.25", "--alpha", "0.3", "--threads", "2", "x.png", "dir"])
+                                          "--tta", "flip", "--scales", "0.75,1,1.25", "--alpha", "0.3", "--threads", "2", "--weight-cache", "0", "x.png", "dir"])
         #expect(o.model == .fcn8sAtOnce && o.classes == 5 && o.width == 0.25 && o.classNames == ["a", "b", "c"])
         #expect(o.outputDirectory == "o" && o.saveScores == "s.st" && o.tileSize == nil && o.flip && o.scales == [0.75, 1, 1.25])
-        #expect(o.alpha == 0.3 && o.threads == 2 && o.inputs == ["x.png", "dir"])
+        #expect(o.alpha == 0.3 && o.threads == 2 && o.weightCacheMegabytes == 0 && o.inputs == ["x.png", "dir"])
         #expect(try SegmentCommand.parse(["--help"]).showHelp)
         #expect(SegmentCommand.usage.contains("--save-scores"))
         // --flag=value reads as --flag value (the reader fcn-train shares).
