@@ -124,14 +124,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
             let n = item / chunksPerImage, t0 = (item % chunksPerImage) * nt, cnt = min(nt, tiles - t0)
             let m = v + 16 * vStride
             let p = UncheckedSendable((x + n * cin * g.inPlane, y + n * cout * g.outPlane, u, v, m))
-            parallelChunks(cin, minChunk: 4) { r in
-                withScratch(12 * (tilesW + 2)) { s in
-                    fcn_winograd_f2_input(isa.transformFlag, p.value.0, Int64(cin), Int64(g.inH), Int64(g.inW),
-                                          Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(cnt),
-                                          Int64(r.lowerBound), Int64(r.upperBound), Int64(nr), p.value.3,
-                                          Int64(vStride), s)
-                }
-            }
+            winogradInput(g, isa: isa, x: p.value.0, t0: t0, count: cnt, panel: nr, v: p.value.3, vStride: vStride)
             parallelFor(16) { e in
                 fcn_sgemm_macro(isa.flag, cout, cnt, cin, 1, p.value.2 + e * uStride, p.value.3 + e * vStride, 0,
                                 p.value.4 + e * mStride, nt, nil, nil, 0)
@@ -176,14 +169,7 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
                 for t0 in stride(from: 0, to: tiles, by: nt) {
                     let cnt = min(nt, tiles - t0)
                     // V in one panel of nt tiles: row-major [Cin, nt] per element.
-                    parallelChunks(cin, minChunk: 4) { r in
-                        withScratch(12 * (tilesW + 2)) { s in
-                            fcn_winograd_f2_input(isa.transformFlag, q.value.0, Int64(cin), Int64(g.inH), Int64(g.inW),
-                                                  Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0),
-                                                  Int64(cnt), Int64(r.lowerBound), Int64(r.upperBound), Int64(nt),
-                                                  p.value.0, Int64(vStride), s)
-                        }
-                    }
+                    winogradInput(g, isa: isa, x: q.value.0, t0: t0, count: cnt, panel: nt, v: p.value.0, vStride: vStride)
                     parallelChunks(cout, minChunk: 4) { r in
                         fcn_winograd_f2_grad_output(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0),
                                                     Int64(cnt), Int64(r.lowerBound), Int64(r.upperBound), p.value.1,
@@ -200,6 +186,22 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
             }
         }
         fcn_winograd_f2_weights_grad(du, Int64(cout), Int64(cin), gw)
+    }
+}
+
+/// The input transform of tiles `t0 ..< t0 + count` of one image `x` `[Cin, H, W]` into V
+/// (`fcn_winograd_f2_input`: panels of `panel` tiles, element stride `vStride`), split over
+/// the channels (serially inside a worker).
+private func winogradInput(_ g: ConvGeometry, isa: GEMMISA, x: UnsafePointer<Float>, t0: Int, count: Int, panel: Int,
+                           v: UnsafeMutablePointer<Float>, vStride: Int) {
+    let tilesW = (g.outW + 1) / 2
+    let p = UncheckedSendable((x, v))
+    parallelChunks(g.inChannels, minChunk: 4) { r in
+        withScratch(12 * (tilesW + 2)) { s in
+            fcn_winograd_f2_input(isa.transformFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
+                                  Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(count),
+                                  Int64(r.lowerBound), Int64(r.upperBound), Int64(panel), p.value.1, Int64(vStride), s)
+        }
     }
 }
 
