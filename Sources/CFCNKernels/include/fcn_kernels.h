@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "fcn_im2col.h"
 #include "fcn_pointwise.h"
+#include "fcn_optimizer.h"
 #include "fcn_winograd.h"
 
 #ifdef __cplusplus

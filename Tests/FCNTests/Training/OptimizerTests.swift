@@ -6,6 +6,7 @@
 // torch's vectorised kernels may fuse multiply-adds, which moves the last bit only.
 import Testing
 @testable import FCN
+import CFCNKernels
 
 @Suite struct OptimizerTests {
     static let tolerance: Float = 1e-6
@@ -111,6 +112,42 @@ import Testing
         }
         expectClose(a.value, Tensor(shape: [17], scalars: wa.map(Float.init)), tolerance: 1e-6, "Adam weights")
         expectClose(s.value, Tensor(shape: [17], scalars: ws.map(Float.init)), tolerance: 1e-6, "SGD weights")
+    }
+
+    /// The update loop's AVX-512 path and its portable loop (CFCNKernels fcn_adam_update)
+    /// give identical bits: Adam, Adam with L2 decay and AdamW, both torch.lerp branches
+    /// (beta1 0.9 and 0.3), 16-lane blocks plus a tail (37 values), gradients spanning 1e-40
+    /// to 0.1 so that some moments flush to 0, over 20 steps with a gradient that varies.
+    @Test func updatePathsGiveIdenticalBits() throws {
+        let avx512 = Int32(FCN_ISA_AVX512)
+        guard GEMMConfig.availableISAs.contains(.avx512) else { return }   // one path only on this CPU
+        let start = Tensor.randn([37], seed: 3)
+        for (beta1, wd, decoupled) in [(0.9, 0.0, false), (0.9, 0.01, false), (0.3, 0.05, true), (0.3, 0.0, false)] {
+            var runs: [(weights: Tensor, state: OptimizerState)] = []
+            for isa in [Int32(FCN_ISA_PORTABLE), avx512] {
+                let p = TrainableTensor(name: "w", value: start)
+                let opt = Adam([ParameterGroup([p])], learningRate: 3e-3, beta1: beta1, beta2: 0.999,
+                               weightDecay: Float(wd), decoupledWeightDecay: decoupled)
+                opt.kernelISA = isa
+                for s in 0..<20 {
+                    let g = Tensor.randn([37], seed: UInt64(10 + s)).scalars.enumerated().map { i, x in
+                        x * Float(_pow(10, i % 40) * 1e-40) }
+                    setFakeGrad(p, Tensor(shape: [37], scalars: g))
+                    opt.step()
+                }
+                runs.append((p.value, opt.state()))
+            }
+            let tag = "beta1 \(beta1), weight decay \(wd)\(decoupled ? " decoupled" : "")"
+            #expect(bitIdentical(runs[0].weights, runs[1].weights), "weights, \(tag)")
+            #expect(!bitIdentical(runs[0].weights, start), "the weights moved, \(tag)")
+            for key in ["w.exp_avg", "w.exp_avg_sq"] {
+                #expect(bitIdentical(runs[0].state.tensors[key]!, runs[1].state.tensors[key]!), "\(key), \(tag)")
+            }
+            let m = runs[1].state.tensors["w.exp_avg"]!.scalars
+            // (L2 decay adds wd * w to every gradient, so nothing is tiny there.)
+            if wd == 0 || decoupled { #expect(m.contains(0), "some first moments flushed to 0, \(tag)") }
+            #expect(m.contains { abs($0) > 1e-6 }, "and others are not small, \(tag)")
+        }
     }
 
     @Test func stateRoundTripAndValidation() throws {
