@@ -167,15 +167,15 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
         expectClose(y, im2col, tolerance: Self.tolerance, "conv2d vs im2col")
     }
 
-    /// Which geometries take the Winograd path under `.auto`.
+    /// Which geometries take the Winograd path under `.auto` (none with `FCN_WINOGRAD=0`).
     @Test func selection() {
         func uses(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Padding = 1, dilation: Size2 = 1, groups: Int = 1) -> Bool {
             conv2dGeometry(op: "test", input: x, weight: w, bias: nil, stride: stride, padding: padding,
                            dilation: dilation, groups: groups).usesWinograd
         }
-        guard winogradEnabled else { return }
-        #expect(uses([1, 64, 56, 56], [64, 64, 3, 3]))
-        #expect(uses([2, 64, 16, 16], [64, 64, 3, 3]))                     // 64 tiles per image
+        // Under FCN_WINOGRAD=0 `.auto` picks it nowhere; `.always` (below) still runs it.
+        #expect(uses([1, 64, 56, 56], [64, 64, 3, 3]) == winogradEnabled)
+        #expect(uses([2, 64, 16, 16], [64, 64, 3, 3]) == winogradEnabled)  // 64 tiles per image
         #expect(!uses([1, 64, 14, 14], [64, 64, 3, 3]))                    // 49 tiles
         #expect(!uses([1, 48, 56, 56], [64, 48, 3, 3]))                    // few input channels
         #expect(!uses([1, 64, 56, 56], [48, 64, 3, 3]))                    // few output channels
