@@ -12,8 +12,9 @@
 // skipped) and updates `value` in place with element-wise loops split over the compute
 // threads (Adam's runs in C, CFCNKernels `fcn_adam_update`, with an AVX-512 path: the
 // Swift loop compiled for baseline x86-64 took 12% of a small FCN's training step, the C
-// one takes 6%); nothing is recorded by autograd. State (momentum buffers, Adam moments, per-parameter step counts) is exposed
-// as an `OptimizerState` of named tensors and integer counters for checkpoints.
+// one takes 6%); nothing is recorded by autograd. State (momentum buffers, Adam moments,
+// per-parameter step counts) is exposed as an `OptimizerState` of named tensors and
+// integer counters for checkpoints.
 
 import CFCNKernels
 
