@@ -2,7 +2,7 @@
 //
 // Contract: one contiguous run per call (the caller threads over runs). Every path does the
 // same IEEE operations per element in the same order, with no multiply-add contraction, so
-// the AVX-512 path chosen at run time and the portable loop give identical bits, and both
+// the AVX-512 and AVX2 paths chosen at run time and the portable loop give identical bits, and both
 // match the formula below (PyTorch's single-tensor Adam/AdamW).
 #ifndef FCN_OPTIMIZER_H
 #define FCN_OPTIMIZER_H
@@ -34,7 +34,8 @@ typedef struct {
 ///   v = v*beta2 + (w2*g')*g'
 ///   m, v below FLT_MIN in magnitude become 0 (no subnormals)
 ///   w = wi + neg_step * (m / (sqrt(v)/bc2_sqrt + eps))
-/// `isa`: FCN_ISA_AVX512 (only where this CPU has it) or anything else for the portable loop.
+/// `isa`: FCN_ISA_AVX512 or FCN_ISA_AVX2_FMA (only where this CPU has it), or anything else for
+/// the portable loop.
 void fcn_adam_update(int isa, int64_t n, const float *g, float *m, float *v, float *w, const fcn_adam_consts *c);
 
 #ifdef __cplusplus

@@ -10,7 +10,7 @@
 //
 // Each `step()` reads every parameter's `value.grad` (parameters without a gradient are
 // skipped) and updates `value` in place with element-wise loops split over the compute
-// threads (Adam's runs in C, CFCNKernels `fcn_adam_update`, with an AVX-512 path: the
+// threads (Adam's runs in C, CFCNKernels `fcn_adam_update`, with AVX-512 and AVX2 paths: the
 // Swift loop compiled for baseline x86-64 took 12% of a small FCN's training step, the C
 // one takes 6%); nothing is recorded by autograd. State (momentum buffers, Adam moments,
 // per-parameter step counts) is exposed as an `OptimizerState` of named tensors and
@@ -306,10 +306,16 @@ public final class Adam: Optimizer {
 
     private var kind: String { decoupledWeightDecay ? "adamw" : "adam" }
 
-    /// Path of the update loop (CFCNKernels `fcn_adam_update`): AVX-512 where the GEMM
-    /// engine runs AVX-512 (`FCN_GEMM_ISA` also steers it), else the portable loop. Both
-    /// give the same bits; tests set it to run each.
-    var kernelISA: Int32 = GEMMConfig.defaultISA == .avx512 ? Int32(FCN_ISA_AVX512) : Int32(FCN_ISA_PORTABLE)
+    /// Path of the update loop (CFCNKernels `fcn_adam_update`): the GEMM engine's AVX-512 or
+    /// AVX2 path (so `FCN_GEMM_ISA` steers it too), else the portable loop. All give the same
+    /// bits; tests set it to run each.
+    var kernelISA: Int32 = {
+        switch GEMMConfig.defaultISA {
+        case .avx512: Int32(FCN_ISA_AVX512)
+        case .avx2: Int32(FCN_ISA_AVX2_FMA)
+        case .portable, .neon: Int32(FCN_ISA_PORTABLE)
+        }
+    }()
 
     /// Updates every parameter that has a gradient in place (see the type's formula) and
     /// advances `stepCount` and the per-parameter step counts.

@@ -114,17 +114,18 @@ import CFCNKernels
         expectClose(s.value, Tensor(shape: [17], scalars: ws.map(Float.init)), tolerance: 1e-6, "SGD weights")
     }
 
-    /// The update loop's AVX-512 path and its portable loop (CFCNKernels fcn_adam_update)
-    /// give identical bits: Adam, Adam with L2 decay and AdamW, both torch.lerp branches
+    /// The update loop's AVX-512 and AVX2 paths and its portable loop (CFCNKernels
+    /// fcn_adam_update) give identical bits (each path this CPU has, against the portable one): Adam, Adam with L2 decay and AdamW, both torch.lerp branches
     /// (beta1 0.9 and 0.3), 16-lane blocks plus a tail (37 values), gradients spanning 1e-40
     /// to 0.1 so that some moments flush to 0, over 20 steps with a gradient that varies.
     @Test func updatePathsGiveIdenticalBits() throws {
-        let avx512 = Int32(FCN_ISA_AVX512)
-        guard GEMMConfig.availableISAs.contains(.avx512) else { return }   // one path only on this CPU
+        var paths = [Int32(FCN_ISA_PORTABLE)]
+        if GEMMConfig.availableISAs.contains(.avx2) { paths.append(Int32(FCN_ISA_AVX2_FMA)) }
+        if GEMMConfig.availableISAs.contains(.avx512) { paths.append(Int32(FCN_ISA_AVX512)) }
         let start = Tensor.randn([37], seed: 3)
         for (beta1, wd, decoupled) in [(0.9, 0.0, false), (0.9, 0.01, false), (0.3, 0.05, true), (0.3, 0.0, false)] {
             var runs: [(weights: Tensor, state: OptimizerState)] = []
-            for isa in [Int32(FCN_ISA_PORTABLE), avx512] {
+            for isa in paths {
                 let p = TrainableTensor(name: "w", value: start)
                 let opt = Adam([ParameterGroup([p])], learningRate: 3e-3, beta1: beta1, beta2: 0.999,
                                weightDecay: Float(wd), decoupledWeightDecay: decoupled)
@@ -138,12 +139,14 @@ import CFCNKernels
                 runs.append((p.value, opt.state()))
             }
             let tag = "beta1 \(beta1), weight decay \(wd)\(decoupled ? " decoupled" : "")"
-            #expect(bitIdentical(runs[0].weights, runs[1].weights), "weights, \(tag)")
-            #expect(!bitIdentical(runs[0].weights, start), "the weights moved, \(tag)")
-            for key in ["w.exp_avg", "w.exp_avg_sq"] {
-                #expect(bitIdentical(runs[0].state.tensors[key]!, runs[1].state.tensors[key]!), "\(key), \(tag)")
+            for (isa, run) in zip(paths, runs).dropFirst() {
+                #expect(bitIdentical(runs[0].weights, run.weights), "weights, isa \(isa), \(tag)")
+                for key in ["w.exp_avg", "w.exp_avg_sq"] {
+                    #expect(bitIdentical(runs[0].state.tensors[key]!, run.state.tensors[key]!), "\(key), isa \(isa), \(tag)")
+                }
             }
-            let m = runs[1].state.tensors["w.exp_avg"]!.scalars
+            #expect(!bitIdentical(runs[0].weights, start), "the weights moved, \(tag)")
+            let m = runs[0].state.tensors["w.exp_avg"]!.scalars
             // (L2 decay adds wd * w to every gradient, so nothing is tiny there.)
             if wd == 0 || decoupled { #expect(m.contains(0), "some first moments flushed to 0, \(tag)") }
             #expect(m.contains { abs($0) > 1e-6 }, "and others are not small, \(tag)")
