@@ -132,3 +132,17 @@ void fcn_subpixel_scatter(const float *c, int64_t channels, int64_t ch0, int64_t
         }
     }
 }
+
+// MARK: Flipped kernels
+
+void fcn_flip_kernels(const float *w, int64_t groups, int64_t cout_g, int64_t cin_g, int64_t kk, float *wf) {
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t ci = 0; ci < cin_g; ci++) {
+            float *d0 = wf + (g * cin_g + ci) * cout_g * kk;
+            for (int64_t co = 0; co < cout_g; co++) {
+                const float *s = w + ((g * cout_g + co) * cin_g + ci) * kk;
+                float *d = d0 + co * kk;
+                for (int64_t t = 0; t < kk; t++) d[kk - 1 - t] = s[t];
+            }
+        }
+}

@@ -58,6 +58,13 @@ void fcn_subpixel_scatter(const float *c, int64_t channels, int64_t ch0, int64_t
                           int64_t qh, int64_t qw, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w,
                           float *y);
 
+/// The weights of the flipped-kernel convolution that computes a stride-1 input gradient:
+/// for w [groups*cout_g, cin_g, kk] (kk = kh*kw taps), writes
+/// wf[((g*cin_g + ci)*cout_g + co)*kk + (kk-1-t)] = w[((g*cout_g + co)*cin_g + ci)*kk + t],
+/// that is [groups*cin_g, cout_g, kk] with input and output channels swapped and the taps
+/// reversed.
+void fcn_flip_kernels(const float *w, int64_t groups, int64_t cout_g, int64_t cin_g, int64_t kk, float *wf);
+
 #ifdef __cplusplus
 }
 #endif

@@ -212,16 +212,7 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
     if g.fastPaths && g.strideH == 1 && g.strideW == 1 && convBackwardDataFlips(g) {
         let kk = g.kH * g.kW, kb = coutG * kk
         withScratch(g.outChannels * cinG * kk) { wf in
-            for gi in 0..<g.groups {
-                for ci in 0..<cinG {
-                    let d0 = wf + (gi * cinG + ci) * kb
-                    for co in 0..<coutG {
-                        let s = w + ((gi * coutG + co) * cinG + ci) * kk
-                        let d = d0 + co * kk
-                        for t in 0..<kk { d[kk - 1 - t] = s[t] }
-                    }
-                }
-            }
+            fcn_flip_kernels(w, Int64(g.groups), Int64(coutG), Int64(cinG), Int64(kk), wf)
             // 3x3 kernels: the flipped-kernel convolution by Winograd when it pays (padding
             // 2 - pad on each side, negative for pads above 2: a crop, which the transform reads as zeros).
             var wg = ConvGeometry(batch: g.batch, inChannels: g.outChannels, inH: g.outH, inW: g.outW,
