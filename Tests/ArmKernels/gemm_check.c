@@ -92,7 +92,7 @@ static void check_gemm(int isa, int mr, int nr) {
                       want, scale);
             ptrdiff_t mp = (m + mr - 1) / mr * mr, np = (n + nr - 1) / nr * nr;
             float *pa = malloc(sizeof(float) * mp * k), *pb = malloc(sizeof(float) * np * k);
-            float *buf = malloc(sizeof(float) * nr * k), *got = malloc(sizeof(double) * m * n);
+            float *buf = malloc(sizeof(float) * nr * k), *got = malloc(sizeof(float) * m * n);
 
             // Packed A and B, one macro call.
             fcn_sgemm_pack_a(isa, ta, a, lda, 0, 0, m, k, pa);

@@ -50,6 +50,11 @@ enum GEMMISA: String, CaseIterable, Sendable {
         }
     }
 
+    /// The flag of the C kernels outside the GEMM that have per-ISA instances (Winograd
+    /// transforms, the Adam update) for this path: x86 paths have their own instances; NEON
+    /// runs the portable C, which the compiler vectorises.
+    var elementwiseFlag: Int32 { self == .neon ? Int32(FCN_ISA_PORTABLE) : flag }
+
     /// Register tile (MR, NR) of this path, or nil when this CPU or build lacks it.
     var kernelShape: (mr: Int, nr: Int)? {
         var mr: Int32 = 0, nr: Int32 = 0

@@ -131,7 +131,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
             }
             parallelChunks(cout, minChunk: 4) { r in
                 withScratch(4 * tilesW) { s in
-                    fcn_winograd_f2_output(isa.transformFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
+                    fcn_winograd_f2_output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
                                            Int64(r.upperBound), Int64(tilesW), Int64(t0), Int64(cnt), bias,
                                            relu ? 1 : 0, p.value.1, Int64(g.outH), Int64(g.outW), s)
                 }
@@ -198,16 +198,10 @@ private func winogradInput(_ g: ConvGeometry, isa: GEMMISA, x: UnsafePointer<Flo
     let p = UncheckedSendable((x, v))
     parallelChunks(g.inChannels, minChunk: 4) { r in
         withScratch(12 * (tilesW + 2)) { s in
-            fcn_winograd_f2_input(isa.transformFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
+            fcn_winograd_f2_input(isa.elementwiseFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
                                   Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(count),
                                   Int64(r.lowerBound), Int64(r.upperBound), Int64(panel), p.value.1, Int64(vStride), s)
         }
     }
-}
-
-extension GEMMISA {
-    /// The flag of the Winograd transforms for this path (x86 paths have their own
-    /// instances; NEON runs the portable C, which the compiler vectorises).
-    var transformFlag: Int32 { self == .neon ? Int32(FCN_ISA_PORTABLE) : flag }
 }
 

@@ -309,13 +309,7 @@ public final class Adam: Optimizer {
     /// Path of the update loop (CFCNKernels `fcn_adam_update`): the GEMM engine's AVX-512 or
     /// AVX2 path (so `FCN_GEMM_ISA` steers it too), else the portable loop. All give the same
     /// bits; tests set it to run each.
-    var kernelISA: Int32 = {
-        switch GEMMConfig.defaultISA {
-        case .avx512: Int32(FCN_ISA_AVX512)
-        case .avx2: Int32(FCN_ISA_AVX2_FMA)
-        case .portable, .neon: Int32(FCN_ISA_PORTABLE)
-        }
-    }()
+    var kernelISA: Int32 = GEMMConfig.defaultISA.elementwiseFlag
 
     /// Updates every parameter that has a gradient in place (see the type's formula) and
     /// advances `stepCount` and the per-parameter step counts.

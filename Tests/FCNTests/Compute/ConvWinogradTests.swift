@@ -90,7 +90,7 @@ private func forward(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, 
         let portable = transformed(Int32(FCN_ISA_PORTABLE))
         #expect(!portable.contains { $0.isNaN }, "every lane of V written (padding lanes zeroed)")
         for isa in GEMMConfig.availableISAs where isa != .neon {
-            let same = transformed(isa.transformFlag) == portable
+            let same = transformed(isa.elementwiseFlag) == portable
             #expect(same, "\(isa) input transform")
         }
     }
