@@ -54,19 +54,8 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex: Int
     let S = spatial.reduce(1, *)
     fcnCheck(labels.shape == [N] + spatial, op, "labels of shape \(labels.shape) do not match logits \(logits.shape); expected \([N] + spatial)")
     if let w = classWeights { fcnCheck(w.shape == [C], op, "classWeights of shape \(w.shape) must be [\(C)] for logits \(logits.shape)") }
-    // Label check (all up front, before any kernel runs).
+    _checkClassLabels(op, labels, classes: C, ignoreIndex: ignoreIndex)
     let ignore = Float(ignoreIndex)
-    labels.withUnsafeBufferPointer { lb in
-        for i in 0..<lb.count {
-            let v = lb[i]
-            if v == ignore { continue }
-            if !(v >= 0 && v < Float(C) && v == v.rounded(.towardZero)) {
-                var idx: [Int] = [], rest = i
-                for d in labels.shape.reversed() { idx.append(rest % d); rest /= d }
-                fcnFail(op, "label \(v) at \(Array(idx.reversed())) is not a class id in [0, \(C)) nor the ignore index \(ignoreIndex)")
-            }
-        }
-    }
 
     let wts = classWeights?.scalars
     // Per position: logsumexp (for backward) and weighted loss; -1 label index = ignored.
@@ -159,5 +148,23 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex: Int
             }
         }
         return [gx]
+    }
+}
+
+/// Stops with a message naming `op`, the label, its position and `classes` unless every
+/// label is a class id in `[0, classes)` or `ignoreIndex` (all checked before any kernel
+/// runs). Shared by the segmentation losses.
+func _checkClassLabels(_ op: String, _ labels: Tensor, classes C: Int, ignoreIndex: Int) {
+    let ignore = Float(ignoreIndex)
+    labels.withUnsafeBufferPointer { lb in
+        for i in 0..<lb.count {
+            let v = lb[i]
+            if v == ignore { continue }
+            if !(v >= 0 && v < Float(C) && v == v.rounded(.towardZero)) {
+                var idx: [Int] = [], rest = i
+                for d in labels.shape.reversed() { idx.append(rest % d); rest /= d }
+                fcnFail(op, "label \(v) at \(Array(idx.reversed())) is not a class id in [0, \(C)) nor the ignore index \(ignoreIndex)")
+            }
+        }
     }
 }

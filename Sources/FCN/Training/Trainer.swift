@@ -3,7 +3,8 @@
 // One `Trainer` owns the network (a `VGGFCN` of the current stage), its optimizer, the
 // sampling generator, the step counters and the history of the curves. A step draws a
 // batch (`TrainingBatchSampler`), normalises it, runs forward, pixel-wise softmax
-// cross-entropy (mean over labelled pixels), backward and one optimizer update at the
+// cross-entropy (mean over labelled pixels; plus `lovaszWeight` x the Lovasz-softmax loss
+// over the batch when that is > 0), backward and one optimizer update at the
 // scheduled learning rate. `run` repeats steps within the budget, validating every
 // `valEvery` steps and at the end of every stage (confusion matrix over the held-out
 // images: pixel accuracy, mean class accuracy, mean IU, frequency-weighted IU), saving a
@@ -363,7 +364,11 @@ public final class Trainer {
         setTrainingMode()
         optimizer.learningRate = lr
         optimizer.zeroGrad()
-        let loss = softmaxCrossEntropy(logits: model(x), labels: labels, classWeights: classWeights)
+        let logits = model(x)
+        var loss = softmaxCrossEntropy(logits: logits, labels: labels, classWeights: classWeights)
+        if options.lovaszWeight > 0 {
+            loss = loss + options.lovaszWeight * lovaszSoftmax(logits: logits, labels: labels)
+        }
         let value = loss.item
         let t2 = now()
         guard value.isFinite else {

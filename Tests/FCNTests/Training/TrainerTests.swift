@@ -130,6 +130,32 @@ import Testing
         #expect(throws: CommandLineError.self) { try TrainerOptions.parse(["--class-weights", "median", "--steps", "1"]) }
     }
 
+    // --lovasz W: a step's loss is cross-entropy + W x Lovasz-softmax of the same scores
+    // (recomputed here from the same batch and weights).
+    @Test func lovaszTermJoinsTheLoss() throws {
+        var o = tinyOptions(size: 32, steps: 1)
+        o.dropout = false
+        o.lovaszWeight = 0.5
+        let t = try Trainer(options: o)
+        var rng = t.rng
+        let sampler = TrainingBatchSampler(source: t.trainSource, batchSize: o.batch, size: o.imageSize,
+                                           flip: o.flip, padPixel: o.normalization.meanPixelRGB)
+        let (images, labels) = try sampler.next(using: &rng)
+        let scores = withoutGrad { t.model(o.normalization.apply(images)) }
+        let ce = softmaxCrossEntropy(logits: scores, labels: labels).item
+        let lovasz = lovaszSoftmax(logits: scores, labels: labels).item
+        #expect(lovasz > 0.05 && lovasz <= 1)
+        let step = try t.trainStep()
+        #expect(abs(step.loss - (ce + 0.5 * lovasz)) <= 1e-5 * step.loss, "step loss \(step.loss), CE \(ce), Lovasz \(lovasz)")
+
+        guard case .train(let parsed) = try TrainerOptions.parse(["--lovasz", "1", "--steps", "1"]) else {
+            Issue.record("--lovasz did not parse as a training command"); return
+        }
+        #expect(parsed.lovaszWeight == 1)
+        #expect(throws: CommandLineError.self) { try TrainerOptions.parse(["--lovasz", "-1", "--steps", "1"]) }
+        #expect(TrainerOptions().lovaszWeight == 0, "cross-entropy alone by default, as the reference")
+    }
+
     @Test func fcnSegmentReadsATrainerCheckpoint() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
