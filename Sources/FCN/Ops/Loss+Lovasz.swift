@@ -16,7 +16,7 @@
 // Backward: d loss / d p_ic = (J_k - J_{k-1}) * (fg_i ? -1 : 1) / counted classes
 // (/ N per image), k the rank of pixel i; then the softmax Jacobian:
 //   d loss / d logit_j = p_j (g_j - sum_c g_c p_c).
-// Cost: one stable LSD radix sort (3 passes of 11 bits on the error's float bits) per
+// Cost: one stable LSD radix sort (3 passes of 11 bits over (error bits, pixel) pairs) per
 // class and group, O(pixels) each, classes spread over the compute threads.
 #if canImport(Glibc)
 import Glibc
@@ -62,6 +62,7 @@ public func lovaszSoftmax(logits: Tensor, labels: Tensor, ignoreIndex: Int = 255
     let S = spatial.reduce(1, *)
     fcnCheck(labels.shape == [N] + spatial, op, "labels of shape \(labels.shape) do not match logits \(logits.shape); expected \([N] + spatial)")
     _checkClassLabels(op, labels, classes: C, ignoreIndex: ignoreIndex)
+    fcnCheck(N * S < 1 << 31, op, "logits of shape \(logits.shape) have \(N * S) pixels; at most 2^31 - 1 are supported")
     guard N * S > 0 else { return Tensor.record(op, Tensor(0), inputs: [logits]) { _, _ in [Tensor.zeros(logits.shape)] } }
 
     // Softmax probabilities, laid out as the logits.
@@ -74,6 +75,15 @@ public func lovaszSoftmax(logits: Tensor, labels: Tensor, ignoreIndex: Int = 255
         ? (0..<N).map { n in (n * S..<(n + 1) * S).filter { label[$0] >= 0 }.map { Int32($0) } }
         : [(0..<N * S).filter { label[$0] >= 0 }.map { Int32($0) }]
 
+    // Per group: each kept pixel's label, the offset of its class-0 score in the [N, C, S]
+    // layout, and the pixel count of every class.
+    let groupLabels: [[Int32]] = groups.map { $0.map { label[Int($0)] } }
+    let offsets: [[Int]] = groups.map { $0.map { i in let i = Int(i); return i / S * C * S + i % S } }
+    let classCounts: [[Int]] = groupLabels.map { ls in
+        var n = [Int](repeating: 0, count: C)
+        for y in ls { n[Int(y)] += 1 }
+        return n
+    }
     // One task per (group, class): the class's loss and d loss_c / d p for the group's pixels.
     let G = groups.count
     var classLoss = [Double](repeating: 0, count: G * C)
@@ -83,48 +93,40 @@ public func lovaszSoftmax(logits: Tensor, labels: Tensor, ignoreIndex: Int = 255
     classLoss.withUnsafeMutableBufferPointer { lossBuf in
         counted.withUnsafeMutableBufferPointer { countedBuf in
             dProb.withUnsafeMutableBufferPointer { dBuf in
-                label.withUnsafeBufferPointer { labBuf in
-                    let lp = UncheckedSendable(lossBuf.baseAddress!), cp = UncheckedSendable(countedBuf.baseAddress!)
-                    let dp = UncheckedSendable(dBuf.baseAddress!), yp = UncheckedSendable(labBuf.baseAddress!)
-                    parallelFor(G * C) { task in
-                        let gi = task / C, c = task % C
-                        let pixels = groups[gi]
-                        let K = pixels.count
-                        var g = 0
-                        for i in pixels where yp.value[Int(i)] == Int32(c) { g += 1 }
-                        guard K > 0, g > 0 || classes == .all else { return }
-                        cp.value[task] = true
-                        // Errors by pixel (index into `pixels`), then their descending order.
-                        var err = [Float](repeating: 0, count: K)
-                        for k in 0..<K {
-                            let i = Int(pixels[k]), n = i / S, s = i % S
-                            let p = pp.value[(n * C + c) * S + s]
-                            err[k] = yp.value[i] == Int32(c) ? 1 - p : p
-                        }
-                        var order = [Int32](0..<Int32(K)), scratch = [Int32](repeating: 0, count: K)
-                        err.withUnsafeBufferPointer { e in
-                            order.withUnsafeMutableBufferPointer { o in
-                                scratch.withUnsafeMutableBufferPointer { t in
-                                    _sortIndicesDescending(e.baseAddress!, o.baseAddress!, t.baseAddress!, K)
-                                }
-                            }
-                        }
-                        // Walk the order: Jaccard steps J_k - J_{k-1} are the weights of the errors.
-                        var fgSeen = 0.0, previous = 0.0, loss = 0.0
-                        let total = Double(g)
-                        for k in 0..<K {
-                            let j = Int(order[k]), i = Int(pixels[j])
-                            let fg = yp.value[i] == Int32(c)
-                            if fg { fgSeen += 1 }
-                            let jac = 1 - (total - fgSeen) / (total + Double(k + 1) - fgSeen)
-                            let step = jac - previous
-                            previous = jac
-                            loss += Double(err[j]) * step
-                            let n = i / S, s = i % S
-                            dp.value[(n * C + c) * S + s] = Float(fg ? -step : step)
-                        }
-                        lp.value[task] = loss
+                let lp = UncheckedSendable(lossBuf.baseAddress!), cp = UncheckedSendable(countedBuf.baseAddress!)
+                let dp = UncheckedSendable(dBuf.baseAddress!)
+                parallelFor(G * C) { task in
+                    let gi = task / C, c = task % C
+                    let K = groups[gi].count, g = classCounts[gi][c]
+                    guard K > 0, g > 0 || classes == .all else { return }
+                    cp.value[task] = true
+                    let offset = offsets[gi], cls = groupLabels[gi]
+                    // Pairs ~bits(error) << 32 | k << 1 | fg, sorted by error descending.
+                    let pairs = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * K)
+                    defer { pairs.deallocate() }
+                    for k in 0..<K {
+                        let p = pp.value[offset[k] + c * S]
+                        let fg = cls[k] == Int32(c)
+                        let e = fg ? 1 - p : p
+                        pairs[k] = UInt64(~e.bitPattern) << 32 | UInt64(k) << 1 | (fg ? 1 : 0)
                     }
+                    let sorted = _radixSortByHighWord(pairs, scratch: pairs + K, count: K)
+                    // Walk the order: Jaccard steps J_k - J_{k-1} are the weights of the errors.
+                    var grad = [Float](repeating: 0, count: K)
+                    var fgSeen = 0.0, previous = 0.0, loss = 0.0
+                    let total = Double(g)
+                    for k in 0..<K {
+                        let v = sorted[k]
+                        let fg = v & 1 == 1, j = Int(UInt32(truncatingIfNeeded: v) >> 1)
+                        if fg { fgSeen += 1 }
+                        let jac = 1 - (total - fgSeen) / (total + Double(k + 1) - fgSeen)
+                        let step = jac - previous
+                        previous = jac
+                        loss += Double(Float(bitPattern: ~UInt32(truncatingIfNeeded: v >> 32))) * step
+                        grad[j] = Float(fg ? -step : step)
+                    }
+                    for k in 0..<K { dp.value[offset[k] + c * S] = grad[k] }
+                    lp.value[task] = loss
                 }
             }
         }
@@ -166,24 +168,26 @@ public func lovaszSoftmax(logits: Tensor, labels: Tensor, ignoreIndex: Int = 255
     }
 }
 
-/// Sorts `index[0..<n]` (indices into `key`) by `key` descending, stable, with an LSD radix
-/// sort on the float bits (3 passes of 11 bits). Keys must be >= 0 (`~bits` then orders
-/// them descending); NaN keys land at an arbitrary place, never out of bounds.
-func _sortIndicesDescending(_ key: UnsafePointer<Float>, _ index: UnsafeMutablePointer<Int32>,
-                            _ scratch: UnsafeMutablePointer<Int32>, _ n: Int) {
-    var src = index, dst = scratch
+/// Sorts `count` 64-bit values by their high 32 bits, ascending and stable (ties keep
+/// their input order), with an LSD radix sort (3 passes of 11 bits) that reads and writes
+/// contiguous memory. Returns the buffer that holds the result: `values` or `scratch`.
+/// Lovasz packs `~bits(error)` in the high word (errors >= 0: ascending ~bits is
+/// descending error) and the pixel in the low word.
+func _radixSortByHighWord(_ values: UnsafeMutablePointer<UInt64>, scratch: UnsafeMutablePointer<UInt64>,
+                          count n: Int) -> UnsafeMutablePointer<UInt64> {
+    var src = values, dst = scratch
     var count = [Int](repeating: 0, count: 2049)
     for pass in 0..<3 {
-        let shift = UInt32(11 * pass)
-        for b in 0..<2049 { count[b] = 0 }
-        for i in 0..<n { count[Int((~key[Int(src[i])].bitPattern >> shift) & 2047) + 1] += 1 }
-        for b in 0..<2048 { count[b + 1] += count[b] }
+        let shift = UInt64(32 + 11 * pass)
+        for c in 0..<2049 { count[c] = 0 }
+        for i in 0..<n { count[Int((src[i] >> shift) & 2047) + 1] += 1 }
+        for c in 0..<2048 { count[c + 1] += count[c] }
         for i in 0..<n {
-            let j = src[i], b = Int((~key[Int(j)].bitPattern >> shift) & 2047)
-            dst[count[b]] = j
-            count[b] += 1
+            let v = src[i], c = Int((v >> shift) & 2047)
+            dst[count[c]] = v
+            count[c] += 1
         }
         swap(&src, &dst)
     }
-    if src != index { index.update(from: src, count: n) }
+    return src
 }

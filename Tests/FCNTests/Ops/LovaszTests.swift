@@ -143,14 +143,17 @@ import Testing
         #expect(t2.contains("lovaszSoftmax: labels of shape [2, 4, 5] do not match logits [2, 3, 4, 4]; expected [2, 4, 4]"))
     }
 
-    // The radix sort orders descending and keeps ties in index order (as torch.sort stable).
+    // The radix sort orders by the high word and keeps ties in input order (as torch.sort
+    // with stable=True); the keys are error bits as the loss packs them (~bits: descending).
     @Test func sortIsDescendingAndStable() {
         var g = FCNRandom(seed: 3)
         let keys: [Float] = (0..<5000).map { i in i % 7 == 0 ? 0.5 : (i % 11 == 0 ? 0 : g.nextUniform()) }
-        var index = [Int32](0..<5000), scratch = [Int32](repeating: 0, count: 5000)
-        keys.withUnsafeBufferPointer { k in index.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { t in
-            _sortIndicesDescending(k.baseAddress!, o.baseAddress!, t.baseAddress!, 5000) } } }
-        let expected = (0..<5000).sorted { keys[$0] > keys[$1] || (keys[$0] == keys[$1] && $0 < $1) }.map(Int32.init)
-        #expect(index == expected)
+        let buffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 10_000)
+        defer { buffer.deallocate() }
+        for i in 0..<5000 { buffer[i] = UInt64(~keys[i].bitPattern) << 32 | UInt64(i) }
+        let sorted = _radixSortByHighWord(buffer, scratch: buffer + 5000, count: 5000)
+        let order = (0..<5000).map { Int(UInt32(truncatingIfNeeded: sorted[$0])) }
+        let expected = (0..<5000).sorted { keys[$0] > keys[$1] || (keys[$0] == keys[$1] && $0 < $1) }
+        #expect(order == expected)
     }
 }
