@@ -55,13 +55,7 @@ public enum LovaszClasses: String, Sendable, Equatable, CaseIterable {
 public func lovaszSoftmax(logits: Tensor, labels: Tensor, ignoreIndex: Int = 255,
                           classes: LovaszClasses = .present, perImage: Bool = false) -> Tensor {
     let op = "lovaszSoftmax"
-    fcnCheck(logits.rank >= 2, op, "logits of shape \(logits.shape) must be [N, C, H, W] or [N, C, ...]")
-    let N = logits.shape[0], C = logits.shape[1]
-    fcnCheck(C >= 1, op, "logits of shape \(logits.shape) have no class axis entries (C = 0)")
-    let spatial = Array(logits.shape[2...])
-    let S = spatial.reduce(1, *)
-    fcnCheck(labels.shape == [N] + spatial, op, "labels of shape \(labels.shape) do not match logits \(logits.shape); expected \([N] + spatial)")
-    _checkClassLabels(op, labels, classes: C, ignoreIndex: ignoreIndex)
+    let (N, C, S) = _checkLossInputs(op, logits, labels, ignoreIndex: ignoreIndex)
     fcnCheck(N * S < 1 << 31, op, "logits of shape \(logits.shape) have \(N * S) pixels; at most 2^31 - 1 are supported")
     guard N * S > 0 else { return Tensor.record(op, Tensor(0), inputs: [logits]) { _, _ in [Tensor.zeros(logits.shape)] } }
 

@@ -47,14 +47,8 @@ public enum LossReduction: String, Sendable, Equatable, CaseIterable {
 public func softmaxCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex: Int = 255,
                                 reduction: LossReduction = .mean, classWeights: Tensor? = nil) -> Tensor {
     let op = "softmaxCrossEntropy"
-    fcnCheck(logits.rank >= 2, op, "logits of shape \(logits.shape) must be [N, C, H, W] or [N, C]")
-    let N = logits.shape[0], C = logits.shape[1]
-    fcnCheck(C >= 1, op, "logits of shape \(logits.shape) have no class axis entries (C = 0)")
-    let spatial = Array(logits.shape[2...])
-    let S = spatial.reduce(1, *)
-    fcnCheck(labels.shape == [N] + spatial, op, "labels of shape \(labels.shape) do not match logits \(logits.shape); expected \([N] + spatial)")
+    let (N, C, S) = _checkLossInputs(op, logits, labels, ignoreIndex: ignoreIndex)
     if let w = classWeights { fcnCheck(w.shape == [C], op, "classWeights of shape \(w.shape) must be [\(C)] for logits \(logits.shape)") }
-    _checkClassLabels(op, labels, classes: C, ignoreIndex: ignoreIndex)
     let ignore = Float(ignoreIndex)
 
     let wts = classWeights?.scalars
@@ -151,9 +145,22 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor, ignoreIndex: Int
     }
 }
 
+/// Checks the inputs of a segmentation loss and returns N, C and the spatial size S:
+/// logits `[N, C, ...]` with C >= 1, labels `[N, ...]` of the same spatial shape, every label
+/// a class id in `[0, C)` or `ignoreIndex` (all checked before any kernel runs). Stops with
+/// a message naming `op`, the shapes, or the label and its position.
+func _checkLossInputs(_ op: String, _ logits: Tensor, _ labels: Tensor, ignoreIndex: Int) -> (N: Int, C: Int, S: Int) {
+    fcnCheck(logits.rank >= 2, op, "logits of shape \(logits.shape) must be [N, C, H, W] or [N, C, ...]")
+    let N = logits.shape[0], C = logits.shape[1]
+    fcnCheck(C >= 1, op, "logits of shape \(logits.shape) have no class axis entries (C = 0)")
+    let spatial = Array(logits.shape[2...])
+    fcnCheck(labels.shape == [N] + spatial, op, "labels of shape \(labels.shape) do not match logits \(logits.shape); expected \([N] + spatial)")
+    _checkClassLabels(op, labels, classes: C, ignoreIndex: ignoreIndex)
+    return (N, C, spatial.reduce(1, *))
+}
+
 /// Stops with a message naming `op`, the label, its position and `classes` unless every
-/// label is a class id in `[0, classes)` or `ignoreIndex` (all checked before any kernel
-/// runs). Shared by the segmentation losses.
+/// label is a class id in `[0, classes)` or `ignoreIndex`.
 func _checkClassLabels(_ op: String, _ labels: Tensor, classes C: Int, ignoreIndex: Int) {
     let ignore = Float(ignoreIndex)
     labels.withUnsafeBufferPointer { lb in
