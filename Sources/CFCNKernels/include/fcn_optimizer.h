@@ -2,8 +2,8 @@
 //
 // Contract: one contiguous run per call (the caller threads over runs). Every path does the
 // same IEEE operations per element in the same order, with no multiply-add contraction, so
-// the AVX-512 and AVX2 paths chosen at run time and the portable loop give identical bits, and both
-// match the formula below (PyTorch's single-tensor Adam/AdamW).
+// the AVX-512 and AVX2 paths chosen at run time and the portable loop give identical bits,
+// and all match the formula below (PyTorch's single-tensor Adam/AdamW).
 #ifndef FCN_OPTIMIZER_H
 #define FCN_OPTIMIZER_H
 

@@ -115,7 +115,8 @@ import CFCNKernels
     }
 
     /// The update loop's AVX-512 and AVX2 paths and its portable loop (CFCNKernels
-    /// fcn_adam_update) give identical bits (each path this CPU has, against the portable one): Adam, Adam with L2 decay and AdamW, both torch.lerp branches
+    /// fcn_adam_update) give identical bits (each path this CPU has, against the portable
+    /// one): Adam, Adam with L2 decay and AdamW, both torch.lerp branches
     /// (beta1 0.9 and 0.3), 16-lane blocks plus a tail (37 values), gradients spanning 1e-40
     /// to 0.1 so that some moments flush to 0, over 20 steps with a gradient that varies.
     @Test func updatePathsGiveIdenticalBits() throws {
