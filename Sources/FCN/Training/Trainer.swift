@@ -198,6 +198,7 @@ public final class Trainer {
                        trainableUpsampling: options.learnUpsampling, padding: options.padding)
         if options.initialization == .kaiming { Trainer.kaimingInitialize(m, seed: options.seed) }
         self.model = m
+        try Trainer.checkLayerNames(options)
         self.optimizer = Trainer.makeOptimizer(options, model: m)
         self.classWeights = try Trainer.classWeights(options.classWeighting, source: train)
     }
@@ -254,7 +255,16 @@ public final class Trainer {
     /// (frozen upsampling left out), with Caffe groups if asked.
     public static func makeOptimizer(_ options: TrainerOptions, model: VGGFCN) -> any Optimizer {
         let params: [any Optimizable] = model.optimizableParameters()
-        let groups = options.caffeGroups ? ParameterGroup.caffeStyle(params) : [ParameterGroup(params)]
+        var groups = options.caffeGroups ? ParameterGroup.caffeStyle(params) : [ParameterGroup(params)]
+        if !options.layerLearningRates.isEmpty {
+            // Each group splits by the --lr-mult entry (the last that matches) of its parameters.
+            let rules = options.layerLearningRates
+            groups = groups.flatMap { g in
+                ParameterGroup.split(g.parameters, rules: rules.reversed().map { rule in
+                    (matches: rule.matches, lrMultiplier: g.lrMultiplier * rule.multiplier, decayMultiplier: g.decayMultiplier)
+                } + [(matches: { _ in true }, lrMultiplier: g.lrMultiplier, decayMultiplier: g.decayMultiplier)])
+            }
+        }
         switch options.optimizer {
         case .sgd:
             return SGD(groups, learningRate: options.learningRate, momentum: options.momentum, weightDecay: options.weightDecay)
@@ -262,6 +272,21 @@ public final class Trainer {
             return Adam(groups, learningRate: options.learningRate, weightDecay: options.weightDecay)
         case .adamw:
             return Adam.adamW(groups, learningRate: options.learningRate, weightDecay: options.weightDecay)
+        }
+    }
+
+    /// Throws when an `--lr-mult` layer names no parameter of the network trained last
+    /// (names do not depend on the width, so a 1/512-width copy lists them cheaply).
+    static func checkLayerNames(_ options: TrainerOptions) throws {
+        guard !options.layerLearningRates.isEmpty else { return }
+        let names = VGGFCN(variant: options.model, classes: 1, width: 1.0 / 512, padding: options.padding)
+            .namedParameters().map(\.0)
+        for rule in options.layerLearningRates {
+            for layer in rule.layers where !names.contains(where: { LayerLearningRate(layers: [layer], multiplier: 1).matches($0) }) {
+                var layers: [String] = []
+                for n in names { let l = String(n.split(separator: ".")[0]); if layers.last != l { layers.append(l) } }
+                throw TrainerError("--lr-mult: no parameter of \(options.model) belongs to '\(layer)'; its layers are \(layers.joined(separator: ", "))")
+            }
         }
     }
 

@@ -53,6 +53,41 @@ public enum TrainerDataKind: String, Sendable, CaseIterable {
     case voc
 }
 
+/// A learning-rate multiplier for the parameters of some layers (`--lr-mult LAYERS=X`), in
+/// the spirit of Caffe's per-layer `lr_mult`.
+public struct LayerLearningRate: Sendable, Equatable {
+    /// Layer names or name prefixes. A parameter belongs to an entry when its name equals it
+    /// or continues it with "." or "_": `fc6` holds fc6.weight and fc6.bias, `conv5` holds
+    /// conv5_1 ... conv5_3, `score` every score layer.
+    public var layers: [String]
+    /// Multiplies the scheduled learning rate of those parameters (and any Caffe-group
+    /// multiplier); >= 0, where 0 keeps them where they are.
+    public var multiplier: Float
+
+    /// A multiplier for the parameters of `layers`.
+    public init(layers: [String], multiplier: Float) {
+        self.layers = layers; self.multiplier = multiplier
+    }
+
+    /// Parses `LAYERS=X`, LAYERS a comma-separated list (the `--lr-mult` value).
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "=", omittingEmptySubsequences: false)
+        let layers = parts.first.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) } ?? []
+        guard parts.count == 2, !layers.isEmpty, layers.allSatisfy({ !$0.isEmpty }),
+              let m = Float(parts[1]), m >= 0, m.isFinite else {
+            throw CommandLineError("--lr-mult takes LAYERS=X, LAYERS comma-separated layer names and X >= 0 (e.g. conv5,fc6,fc7=0.1), got '\(text)'")
+        }
+        self.init(layers: layers, multiplier: m)
+    }
+
+    /// Whether the parameter called `name` belongs to one of `layers`.
+    public func matches(_ name: String) -> Bool {
+        layers.contains { layer in
+            name == layer || name.hasPrefix(layer + ".") || name.hasPrefix(layer + "_")
+        }
+    }
+}
+
 /// Everything a `Trainer` needs to know (the `fcn-train` flags).
 public struct TrainerOptions: Sendable, Equatable {
     /// The network trained (the last stage's network with `staged`).
@@ -120,6 +155,9 @@ public struct TrainerOptions: Sendable, Equatable {
     /// over the batch, classes present). 0 (default, as the reference) trains with
     /// cross-entropy alone; 1 raised the mean IU of short synthetic runs (see README).
     public var lovaszWeight: Float = 0
+    /// Learning-rate multipliers by layer (`--lr-mult`); where entries overlap, the later one
+    /// applies. Empty by default (every parameter at the base rate, as the reference).
+    public var layerLearningRates: [LayerLearningRate] = []
     /// Dropout after fc6 and fc7 (the reference's 0.5); false trains without it.
     public var dropout = true
     /// Initialisation of conv1_1 ... fc7 (score layers always start at zero).
@@ -184,6 +222,9 @@ public struct TrainerOptions: Sendable, Equatable {
       --schedule fixed|poly|step|exp   over each stage's steps (estimated from the
                            measured speed under --minutes) (default poly)
       --warmup N           linear warm-up steps at each stage start (default 0)
+      --lr-mult LAYERS=X   multiply the learning rate of these layers (comma-separated
+                           names or prefixes, e.g. conv5,fc6,fc7,score_fr=0.1); repeatable,
+                           a later flag wins where two overlap
     run:
       --seed N             weights, dropout, data and sampling seed (default 0)
       --threads N          compute threads (default: all processors)
@@ -244,6 +285,7 @@ public struct TrainerOptions: Sendable, Equatable {
             case "--learn-upsampling": try r.noValue(flag); o.learnUpsampling = true
             case "--class-weights": o.classWeighting = try r.choice(flag, TrainerClassWeighting.self)
             case "--lovasz": o.lovaszWeight = Float(try r.double(flag, positive: false))
+            case "--lr-mult": o.layerLearningRates.append(try LayerLearningRate(parsing: r.value(flag)))
             case "--no-dropout": try r.noValue(flag); o.dropout = false
             case "--no-flip": try r.noValue(flag); o.flip = false
             case "--quiet": try r.noValue(flag); o.progress = false
@@ -279,6 +321,9 @@ public struct TrainerOptions: Sendable, Equatable {
         guard batch >= 1 else { throw CommandLineError("--batch must be >= 1, got \(batch)") }
         guard learningRate > 0 && learningRate.isFinite else { throw CommandLineError("--lr must be > 0, got \(learningRate)") }
         guard lovaszWeight >= 0 && lovaszWeight.isFinite else { throw CommandLineError("--lovasz must be >= 0, got \(lovaszWeight)") }
+        for rule in layerLearningRates where rule.layers.isEmpty || !(rule.multiplier >= 0 && rule.multiplier.isFinite) {
+            throw CommandLineError("--lr-mult needs at least one layer and a multiplier >= 0, got \(rule.layers) = \(rule.multiplier)")
+        }
     }
 }
 

@@ -156,6 +156,79 @@ import Testing
         #expect(TrainerOptions().lovaszWeight == 0, "cross-entropy alone by default, as the reference")
     }
 
+    // --lr-mult: from the same weights and batch, Adam's first step of a layer at multiplier m
+    // is m times its step at the base rate; a later entry wins where two overlap; Caffe
+    // groups (biases x2) multiply in; names that match no layer are rejected.
+    @Test func layerLearningRateMultipliers() throws {
+        var base = tinyOptions(size: 32, steps: 1)
+        base.dropout = false
+        func firstStep(_ o: TrainerOptions) throws -> [String: [Float]] {
+            let t = try Trainer(options: o)
+            // Score layers start at zero, which would stop every gradient below them.
+            var g = FCNRandom(seed: 11)
+            for (name, p) in t.model.namedParameters() where name.hasPrefix("score") && name.hasSuffix("weight") {
+                p.assign(Tensor.randn(p.shape, std: 0.1, using: &g))
+            }
+            let before = Dictionary(uniqueKeysWithValues: t.model.namedParameters().map { ($0.0, $0.1.value.scalars) })
+            try t.trainStep()
+            return Dictionary(uniqueKeysWithValues: t.model.namedParameters().map { name, p in
+                (name, zip(p.value.scalars, before[name]!).map { $0 - $1 })
+            })
+        }
+        let plain = try firstStep(base)
+        #expect(plain["conv5_1.weight"]!.contains { $0 != 0 } && plain["fc7.bias"]!.contains { $0 != 0 })
+
+        func expectScaled(_ o: TrainerOptions, _ factor: (String) -> Float) throws {
+            let scaled = try firstStep(o)
+            for (name, d) in plain {
+                let f = factor(name)
+                let worst = zip(scaled[name]!, d).map { abs($0 - f * $1) }.max() ?? 0
+                #expect(worst <= 1e-6, "\(name): step should be \(f) x the base step, off by \(worst)")
+            }
+        }
+        var o = base
+        o.layerLearningRates = [LayerLearningRate(layers: ["conv5", "fc6"], multiplier: 0.5),
+                                LayerLearningRate(layers: ["fc6"], multiplier: 0)]
+        try expectScaled(o) { $0.hasPrefix("fc6.") ? 0 : $0.hasPrefix("conv5_") ? 0.5 : 1 }
+
+        o = base
+        o.caffeGroups = true
+        o.layerLearningRates = [LayerLearningRate(layers: ["fc7", "score"], multiplier: 0.25)]
+        try expectScaled(o) { name in
+            (name.hasSuffix("bias") ? 2 : 1) * (name.hasPrefix("fc7.") || name.hasPrefix("score_") ? 0.25 : 1)
+        }
+
+        o = base
+        o.layerLearningRates = [LayerLearningRate(layers: ["conv5", "fc8"], multiplier: 0.1)]
+        do {
+            _ = try Trainer(options: o)
+            Issue.record("a layer name that matches nothing was accepted")
+        } catch let e as TrainerError {
+            #expect(e.message.contains("'fc8'") && e.message.contains("FCN-8s") && e.message.contains("score_pool3"), "\(e.message)")
+        }
+    }
+
+    @Test func layerLearningRateParsing() throws {
+        let rule = LayerLearningRate(layers: ["conv5", "fc6", "score"], multiplier: 1)
+        #expect(rule.matches("conv5_1.weight") && rule.matches("fc6.bias") && rule.matches("score_fr.weight"))
+        #expect(!rule.matches("conv50.weight") && !rule.matches("fc60.weight") && !rule.matches("conv4_1.weight"))
+        #expect(!rule.matches("upscore2.weight"))
+
+        guard case .train(let parsed) = try TrainerOptions.parse(["--lr-mult", "conv5,fc6=0.1", "--lr-mult=fc6=0", "--steps", "1"]) else {
+            Issue.record("--lr-mult did not parse as a training command"); return
+        }
+        #expect(parsed.layerLearningRates == [LayerLearningRate(layers: ["conv5", "fc6"], multiplier: 0.1),
+                                              LayerLearningRate(layers: ["fc6"], multiplier: 0)])
+        #expect(TrainerOptions().layerLearningRates.isEmpty, "every layer at the base rate by default")
+        for bad in ["fc6", "fc6=", "=0.1", "fc6,=1", "fc6=-1", "fc6=abc", "fc6=inf", "fc6=1=2"] {
+            #expect(throws: CommandLineError.self, "\(bad)") { try TrainerOptions.parse(["--lr-mult", bad, "--steps", "1"]) }
+        }
+        var o = TrainerOptions()
+        o.steps = 1
+        o.layerLearningRates = [LayerLearningRate(layers: [], multiplier: 1)]
+        #expect(throws: CommandLineError.self) { try o.validate() }
+    }
+
     @Test func fcnSegmentReadsATrainerCheckpoint() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
