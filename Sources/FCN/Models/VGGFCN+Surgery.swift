@@ -126,7 +126,7 @@ extension VGGFCN {
     /// Names of the parameters that `VGGFCN(initializedFrom:variant:)` copies from a
     /// network of variant `from` into one of variant `to`, in the target's order.
     public static func sharedParameterNames(from: VGGFCNVariant, to: VGGFCNVariant) -> [String] {
-        let a = Set(VGGFCN(variant: from, classes: 1, width: 1.0 / 512).namedParameters().map(\.0))
-        return VGGFCN(variant: to, classes: 1, width: 1.0 / 512).namedParameters().map(\.0).filter(a.contains)
+        let a = Set(VGGFCN(variant: from, classes: 1, width: 1.0 / 512, seed: 0).namedParameters().map(\.0))
+        return VGGFCN(variant: to, classes: 1, width: 1.0 / 512, seed: 0).namedParameters().map(\.0).filter(a.contains)
     }
 }

@@ -276,10 +276,11 @@ public final class Trainer {
     }
 
     /// Throws when an `--lr-mult` layer names no parameter of the network trained last
-    /// (names do not depend on the width, so a 1/512-width copy lists them cheaply).
+    /// (names do not depend on the width, so a 1/512-width copy lists them cheaply; seeded,
+    /// so the shared initialisation generator is not advanced).
     static func checkLayerNames(_ options: TrainerOptions) throws {
         guard !options.layerLearningRates.isEmpty else { return }
-        let names = VGGFCN(variant: options.model, classes: 1, width: 1.0 / 512, padding: options.padding)
+        let names = VGGFCN(variant: options.model, classes: 1, width: 1.0 / 512, seed: 0, padding: options.padding)
             .namedParameters().map(\.0)
         for rule in options.layerLearningRates {
             for layer in rule.layers where !names.contains(where: { LayerLearningRate(layers: [layer], multiplier: 1).matches($0) }) {
