@@ -283,7 +283,7 @@ public final class Trainer {
         let names = VGGFCN(variant: options.model, classes: 1, width: 1.0 / 512, seed: 0, padding: options.padding)
             .namedParameters().map(\.0)
         for rule in options.layerLearningRates {
-            for layer in rule.layers where !names.contains(where: { LayerLearningRate(layers: [layer], multiplier: 1).matches($0) }) {
+            for layer in rule.layers where !names.contains(where: { LayerLearningRate.parameter($0, belongsTo: layer) }) {
                 var layers: [String] = []
                 for n in names { let l = String(n.split(separator: ".")[0]); if layers.last != l { layers.append(l) } }
                 throw TrainerError("--lr-mult: no parameter of \(options.model) belongs to '\(layer)'; its layers are \(layers.joined(separator: ", "))")

@@ -82,9 +82,12 @@ public struct LayerLearningRate: Sendable, Equatable {
 
     /// Whether the parameter called `name` belongs to one of `layers`.
     public func matches(_ name: String) -> Bool {
-        layers.contains { layer in
-            name == layer || name.hasPrefix(layer + ".") || name.hasPrefix(layer + "_")
-        }
+        layers.contains { LayerLearningRate.parameter(name, belongsTo: $0) }
+    }
+
+    /// Whether the parameter called `name` belongs to `layer` (equal, or continued with "." or "_").
+    public static func parameter(_ name: String, belongsTo layer: String) -> Bool {
+        name == layer || name.hasPrefix(layer + ".") || name.hasPrefix(layer + "_")
     }
 }
 
