@@ -86,11 +86,13 @@ final class Bench {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    /// Times `body` (one warm-up run, then best of `options.repeats`) and records a row.
+    /// Times `body` (warm-up runs, then best of `options.repeats`) and records a row. With the
+    /// weight cache on there are two warm-up runs: the first registers each weight, the second
+    /// packs it (as onnxruntime packs when a session loads); without it, one.
     /// `flops` is the work of one run (0: no GFLOP/s column).
     func run(_ name: String, flops: Double, _ body: () -> Void) {
         guard wants(name) else { return }
-        body()
+        for _ in 0..<(options.weightCacheMB > 0 ? 2 : 1) { body() }
         var best = Double.infinity
         for _ in 0..<options.repeats {
             let clock = options.cpuTime ? Self.cpuNow : Self.now

@@ -66,6 +66,37 @@ void fcn_winograd_f2_grad_output(const float *gy, int64_t outH, int64_t outW, in
 /// du: 16 matrices [cout, cin] one after another.
 void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, float *gw);
 
+// MARK: F(2, 7) along the rows (kernels kh x 7)
+// A stride-1, dilation-1 cross-correlation with kh x 7 kernels (fc6 of VGG16-FCN is 7 x 7)
+// computed on pairs of output columns: the pair (2tx, 2tx + 1) of an output row reads the
+// 8 input columns 2tx - pad_left ... 2tx - pad_left + 7 of kh input rows. With B^T, G (the
+// Toom-Cook matrices at 0, +-1, +-2, +-1/2 and infinity, rows scaled as in winograd_f27.c)
+// and A^T = [1 1 1 1 1 1 1 0; 0 1 -1 2 -2 1/2 -1/2 1], each pair is
+//   A^T [ sum over channels c and kernel rows ky of (G w[co, c, ky, :]) .* (B^T d[c, row]) ]:
+// 8 products per pair and tap row instead of 14. The 8 elements e are GEMMs
+//   M_e [Cout, rows * tiles_w] = U_e [Cout, C * kh] x im2col_{kh x 1}(T_e),
+// where T_e [C, input rows, tiles_w] holds the transformed input rows: the kh x 1 column
+// matrix of T_e is read by the engine's implicit im2col, so each input row is transformed
+// once, not kh times. Measured error: within 1.5x of a direct float32 sum (fc6 shapes).
+
+/// Row block co0 ..< co1 of U_e, plain: u[(co - co0) * ldu + ci * kh + ky] = (G w[co, ci, ky, :])_e
+/// for w [cout, cin, kh, 7], e in 0 ..< 8.
+void fcn_winograd_f27_weights(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t co0, int64_t co1,
+                              int e, float *u, int64_t ldu);
+
+/// T_e for channels c0 ..< c1 of image x [C, H, W] and input rows row0 ..< row0 + rows (rows
+/// outside [0, H) give zeros): t[e * estride + (c * rows + r) * tiles_w + tx] = (B^T d)_e with
+/// d_j = x[c, row0 + r, 2tx - pad_left + j] (0 outside the image).
+/// scratch: 2 * tiles_w + 6 floats owned by the calling thread.
+void fcn_winograd_f27_input(const float *x, int64_t H, int64_t W, int64_t pad_left, int64_t row0, int64_t rows,
+                            int64_t tiles_w, int64_t c0, int64_t c1, float *t, int64_t estride, float *scratch);
+
+/// Output rows 0 ..< rows of channels co0 ..< co1: y[co * plane + r * outW + 2tx + q] (q = 0, 1;
+/// only columns inside outW) = (A^T m)_q + bias[co] (when bias), clamped at 0 when relu, where
+/// element e of (co, r, tx) is m[e * estride + co * ldm + r * tiles_w + tx].
+void fcn_winograd_f27_output(const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1, int64_t rows,
+                             int64_t tiles_w, const float *bias, int relu, float *y, int64_t plane, int64_t outW);
+
 #ifdef __cplusplus
 }
 #endif

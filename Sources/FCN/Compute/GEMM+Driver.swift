@@ -347,6 +347,47 @@ private func sgemmCore(isa: GEMMISA, threads: Int, transA: Bool, m: Int, n: Int,
              bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: nil)
 }
 
+// MARK: A packed by the caller
+
+extension GEMMPlan {
+    /// The K block size of every plan for an A of `m` rows and depth `k` (it depends on m and
+    /// k only), i.e. the layout of an A packed whole for `sgemmPackedRows`.
+    static func kBlock(m: Int, k: Int, mr: Int, nr: Int, blocks: GEMMBlocks = GEMMConfig.blocks) -> Int {
+        GEMMPlan(m: m, n: 1, k: k, mr: mr, nr: nr, threads: 1, blocks: blocks, aPacked: true).kc
+    }
+}
+
+/// Packs a plain row-major block `a` (`rows` rows of depth `k`, leading dimension `lda`) as
+/// rows `lo ..< lo + rows` (`lo` a multiple of MR) of an A of `m` rows packed whole in K
+/// blocks of `kc` (`GEMMPlan.kBlock`): K block pc at `dst + roundUp(m, MR) * pc`, as
+/// `prepackA` lays it out. `dst` holds `roundUp(m, MR) * k` floats.
+func packARows(isa: GEMMISA, mr: Int, kc: Int, m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, lo: Int,
+               rows: Int, dst: UnsafeMutablePointer<Float>) {
+    precondition(lo % mr == 0 && lo + rows <= m, "packARows: rows \(lo)..<\(lo + rows) of \(m)")
+    let mPad = roundUp(m, mr)
+    var pc = 0
+    while pc < k {
+        let kcb = min(kc, k - pc)
+        fcn_sgemm_pack_a(isa.flag, 0, a, lda, 0, pc, rows, kcb, dst + mPad * pc + lo * kcb)
+        pc += kcb
+    }
+}
+
+/// Rows `rows` (starting at a multiple of MR) of `C = packedA * op(B) + beta * C` (+ epilogue,
+/// whose row bias is indexed by the row of C) on the calling thread, where `packedA` holds
+/// all `m` rows of A packed by `packARows` for K blocks of `GEMMPlan.kBlock(m, k)`.
+func sgemmPackedRows(isa: GEMMISA, m: Int, n: Int, k: Int, packedA: UnsafePointer<Float>, rows: Range<Int>,
+                     bSource: fcn_b_source, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                     epilogue: GEMMEpilogue = .none, blocks: GEMMBlocks = GEMMConfig.blocks) {
+    guard let shape = isa.kernelShape else { fcnFail("sgemm", "ISA path \(isa.rawValue) is not available on this CPU") }
+    if rows.isEmpty || n == 0 || k == 0 { return }
+    let plan = GEMMPlan(m: m, n: n, k: k, mr: shape.mr, nr: shape.nr, threads: 1, blocks: blocks, aPacked: true)
+    let ws = GEMMWorkspacePool.take()
+    defer { GEMMWorkspacePool.give(ws) }
+    runTile(isa: isa.flag, plan: plan, ws: ws, transA: false, aRows: m, rows: rows, cols: 0..<n, k: k, alpha: 1,
+            a: packedA, lda: k, bSource: bSource, beta: beta, c: c, ldc: ldc, epilogue: epilogue, packedA: packedA)
+}
+
 /// Packs all of op(A) (`m` rows, every K block of `plan`) into `dst`: K block `pc` at
 /// `dst + roundUp(m, MR) * pc`, laid out as `fcn_sgemm_pack_a` lays out one block. The row
 /// panels are split between `workers` threads.

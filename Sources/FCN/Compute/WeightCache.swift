@@ -45,6 +45,9 @@ enum PackedWeightLayout: Hashable {
     case gemmA(isa: Int32, mr: Int, kc: Int, m: Int, k: Int, lda: Int, transA: Bool)
     /// Winograd F(2x2, 3x3) U matrices (`fcn_winograd_f2_weights`, 16 packed blocks).
     case winogradU(isa: Int32, mr: Int, cout: Int, cin: Int)
+    /// Winograd F(2, 7) U matrices of a `[cout, cin, kh, 7]` weight (8 GEMM A operands of
+    /// `cout x cin*kh`, each packed whole in K blocks of `kc` by `packARows`).
+    case winogradF27U(isa: Int32, mr: Int, kc: Int, cout: Int, cin: Int, kh: Int)
 }
 
 final class WeightCache: @unchecked Sendable {
@@ -124,11 +127,23 @@ final class WeightCache: @unchecked Sendable {
         lock.withLock { entries.removeAll(); packedFloats = 0 }
     }
 
+    /// Whether a packed form of `floats` floats may be kept (the cache is on and it fits the bound).
+    func fits(floats: Int) -> Bool {
+        lock.withLock { limitBytes > 0 && floats * 4 <= limitBytes }
+    }
+
     /// Whether the cache knows `storage` (any layout) and holds a packed form of it (tests).
     func state(of storage: TensorStorage) -> (seen: Bool, packed: Bool) {
         lock.withLock {
             let es = entries.filter { $0.key.storage == ObjectIdentifier(storage) }.map(\.value)
             return (!es.isEmpty, es.contains { $0.packed != nil })
+        }
+    }
+
+    /// Floats of the packed forms of `storage` held (tests).
+    func packedFloats(of storage: TensorStorage) -> Int {
+        lock.withLock {
+            entries.filter { $0.key.storage == ObjectIdentifier(storage) }.reduce(0) { $0 + ($1.value.packed?.count ?? 0) }
         }
     }
 

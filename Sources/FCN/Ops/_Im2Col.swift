@@ -19,6 +19,8 @@
 // weight copy (one weight's size) for the input gradient.
 // Fallbacks: 3x3 stride-1 convolutions with enough channels run as Winograd F(2x2, 3x3)
 // (`usesWinograd`, Ops/_Winograd.swift; forward and the flipped-kernel input gradient);
+// kh x 7 stride-1 forwards with a cached weight (inference) as Winograd F(2, 7) along the
+// rows (`usesWinogradF27`, Ops/_Winograd+F27.swift);
 // 1x1 stride-1 unpadded convolutions are plain GEMMs on x; depthwise forward (one
 // input channel per group) is a direct loop per plane; input gradients with stride > 1 (and
 // transpose-convolution forwards) run GEMM `W^T gy` into column tiles of at most
@@ -162,7 +164,14 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         return
     }
     // The packed-weight cache serves one weight matrix (groups == 1).
-    let cachedA = g.groups == 1 ? weightStorage.map { CachedOperand(storage: $0, offset: 0) } : nil
+    var cachedA = g.groups == 1 ? weightStorage.map { CachedOperand(storage: $0, offset: 0) } : nil
+    if let weightStorage, g.usesWinogradF27 {
+        switch convForwardWinogradF27(g, x: x, w: w, bias: bias, y: y, relu: relu, weightStorage: weightStorage) {
+        case .done: return
+        case .firstSighting: cachedA = nil   // the weight is cached as U from the next call on
+        case .unavailable: break
+        }
+    }
     let pointwise = g.isPointwise
     convItems(g.batch * g.groups) { item in
         let n = item / g.groups, gi = item % g.groups

@@ -98,6 +98,29 @@ import Testing
         }
     }
 
+    /// A 7-wide layer (Winograd F(2, 7), Ops/_Winograd+F27.swift): the first call runs
+    /// im2col without caching its packing (the weight is registered for U only), later calls
+    /// run F(2, 7) from the cached U; the cache holds one packed form of the weight.
+    @Test func winogradF27KeepsOnePackedForm() {
+        let x = Tensor.randn([1, 64, 9, 10], seed: 8), w = Tensor.randn([72, 64, 7, 7], seed: 9)
+        let b = Tensor.randn([72], seed: 10)
+        let g = conv2dGeometry(op: "test", input: x.shape, weight: w.shape, bias: b.shape, stride: 1, padding: 3,
+                               dilation: 1, groups: 1)
+        #expect(g.usesWinogradF27 == winogradEnabled)
+        let saved = Compute.weightCacheMegabytes
+        defer { Compute.weightCacheMegabytes = saved }
+        Compute.weightCacheMegabytes = 64
+        let expected = relu(conv2dReference(x, weight: w, bias: b, padding: 3))
+        func conv() -> Tensor { withoutGrad { conv2d(x, weight: w, bias: b, padding: 3, fusedReLU: true) } }
+        expectClose(conv(), expected, tolerance: 1e-5, "first call")
+        #expect(WeightCache.shared.packedFloats(of: w.storage) == 0, "the first call packed nothing into the cache")
+        for call in 1..<3 { expectClose(conv(), expected, tolerance: 1e-5, "call \(call)") }
+        let mr = GEMMConfig.defaultISA.kernelShape!.mr
+        #expect(WeightCache.shared.packedFloats(of: w.storage)
+                    == (winogradEnabled ? 8 * roundUp(72, mr) * 64 * 7 : roundUp(72, mr) * 64 * 49),
+                "one packed form: U (or the GEMM A when Winograd is off)")
+    }
+
     /// A weight that requires a gradient is not cached while a graph is recorded.
     @Test func notUsedWhileRecording() {
         let before = Compute.weightCacheMegabytes

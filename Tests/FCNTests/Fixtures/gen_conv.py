@@ -82,6 +82,15 @@ CONV = [
     (2, 4, 4, 6, 5, [1, 3], [1, 2], "explicit", [1, 0, 0, 2], [1, 1], 4, True),
 ]
 
+# Kernels 7 wide (the Winograd F(2, 7) path of fc6), drawn from their own seed after CONV so
+# that the cases above and the transpose fixtures keep their values.
+CONV_WIDE = [
+    (1, 6, 5, 10, 12, 7, 1, "int", 3, 1, 1, True),
+    (2, 4, 3, 9, 11, [3, 7], 1, "explicit", [1, 0, 2, 4], 1, 1, True),   # odd output width
+    (1, 3, 4, 8, 9, [1, 7], 1, "same", 0, 1, 1, False),
+    (1, 5, 6, 9, 20, 7, 1, "valid", 0, 1, 1, True),
+]
+
 # (N, Cin, Cout, H, W, kernel, stride, pad (int/pair/explicit list of 4), outputPadding, dilation, groups, bias)
 CONVT = [
     (1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, True),
@@ -126,8 +135,17 @@ CONVT_TF = [
 
 
 def conv_cases():
+    cases = conv_cases_of(CONV)
+    state = torch.get_rng_state()
+    torch.manual_seed(7)
+    cases += conv_cases_of(CONV_WIDE)
+    torch.set_rng_state(state)
+    return cases
+
+
+def conv_cases_of(table):
     cases = []
-    for (N, Cin, Cout, H, W, k, s, mode, pad, d, groups, bias) in CONV:
+    for (N, Cin, Cout, H, W, k, s, mode, pad, d, groups, bias) in table:
         k, s, d = pair(k), pair(s), pair(d)
         x = torch.randn(N, Cin, H, W, requires_grad=True)
         w = torch.randn(Cout, Cin // groups, k[0], k[1], requires_grad=True)

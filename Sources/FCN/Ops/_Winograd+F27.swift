@@ -1,0 +1,131 @@
+// Winograd F(2, 7) along the rows: the inference path of kh x 7 convolutions (fc6 of VGG16-FCN).
+//
+// Contract: the same product as `convForward` for a geometry with kW = 7, stride 1,
+// dilation 1, groups 1 (any kh, any padding, any output size): y = conv(x, w) + bias, then
+// ReLU when asked. Each pair of output columns costs 8 multiply-adds per kernel row and
+// channel pair instead of 14, so the GEMM work is 4/7 of im2col's (fc6 at 500 x 500: 30
+// instead of 53 GFLOP). Transforms in C (CFCNKernels/winograd_f27.c, contract in
+// fcn_winograd.h); the 8 products `M_e [Cout, rows * tilesW] = U_e [Cout, Cin * kh] x
+// im2col_{kh x 1}(T_e)` run on the SGEMM engine, B packed from T_e by its implicit im2col.
+// Inference only, with the packed-weight cache (Compute/WeightCache.swift): U (8 packed A
+// operands, 8/7 of the weight) is built once and kept there. Built per call it would write
+// 8/7 of fc6's 411 MB every call, so without the cache (or before the cache holds U: the
+// first call only registers the weight) the im2col path runs, and then without caching its
+// own packing, so that a weight is kept in one packed form only.
+// Per image, output rows are processed in chunks: the input transform of the chunk's input
+// window (T: 8 * Cin * (rows + kh - 1) * tilesW floats), the 8 GEMMs with each thread taking
+// one band of output channels for every e (each element of U is read once per chunk), then
+// the output transform with bias and ReLU. Workspace: T + M with M = 8 * Cout * rows *
+// tilesW at most `winogradF27ChunkFloats` (rows >= 1), whatever the image size.
+// Accuracy: the points 0, +-1, +-2, +-1/2 keep the error within about 1.5x of a direct
+// float32 sum on fc6 shapes (measured in numpy: 1.9e-6 against 1.8e-6 of the largest output);
+// tests hold it to the naive loops and to PyTorch. As with F(2x2, 3x3), an infinite input
+// cell reaches every output of the column pairs that read it.
+import CFCNKernels
+
+/// M floats of one chunk of output rows (4 M floats = 16 MiB: the 16 output rows of fc6 at
+/// 500 x 500 in one chunk, so U is streamed once per image).
+let winogradF27ChunkFloats = 1 << 22
+
+extension ConvGeometry {
+    /// Whether the geometry is one Winograd F(2, 7) computes.
+    var allowsWinogradF27: Bool {
+        kW == 7 && strideH == 1 && strideW == 1 && dilH == 1 && dilW == 1 && groups == 1
+    }
+
+    /// Whether a forward product of this geometry with a cached weight runs as F(2, 7):
+    /// allowed, not turned off (`FCN_WINOGRAD=0` or `.never`), and for `.auto` at least 64
+    /// input and output channels (fc6 of every VGG16-FCN width from 1/8 up).
+    var usesWinogradF27: Bool {
+        guard fastPaths, allowsWinogradF27 else { return false }
+        switch winograd {
+        case .never: return false
+        case .always: return true
+        case .auto: return winogradEnabled && inChannels >= 64 && outChannels >= 64
+        }
+    }
+}
+
+/// What `convForwardWinogradF27` did.
+enum WinogradF27Outcome {
+    /// y was computed.
+    case done
+    /// The cache saw the weight for the first time (U is built on the next call): the
+    /// caller computes y without caching another packed form of the weight.
+    case firstSighting
+    /// U would not fit the cache (or the cache is off): the caller computes y as usual.
+    case unavailable
+}
+
+/// y = conv(x, w) + bias (ReLU when `relu`) by Winograd F(2, 7) with U from `weightCache`;
+/// see the file contract. `g` must satisfy `allowsWinogradF27`. `isa` and `chunkFloats` (M
+/// floats of a chunk of output rows) are for tests.
+func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                            bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
+                            weightStorage: TensorStorage, weightCache: WeightCache = .shared,
+                            isa: GEMMISA = GEMMConfig.defaultISA,
+                            chunkFloats: Int = winogradF27ChunkFloats) -> WinogradF27Outcome {
+    precondition(g.allowsWinogradF27)
+    guard let (mr, nr) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
+    let cin = g.inChannels, cout = g.outChannels, kh = g.kH, k = cin * kh
+    let tilesW = (g.outW + 1) / 2
+    let kc = GEMMPlan.kBlock(m: cout, k: k, mr: mr, nr: nr)
+    let uStride = roundUp(cout, mr) * k
+    guard weightCache.fits(floats: 8 * uStride) else { return .unavailable }
+    // U: 8 row blocks of MR panels per element, each transformed plain into scratch and packed.
+    let layout = PackedWeightLayout.winogradF27U(isa: isa.flag, mr: mr, kc: kc, cout: cout, cin: cin, kh: kh)
+    let cached = weightCache.packed(weightStorage, layout: layout, floats: 8 * uStride) { dst in
+        let blockRows = 8 * mr, blocks = (cout + blockRows - 1) / blockRows
+        let p = UncheckedSendable(dst)
+        parallelFor(8 * blocks) { item in
+            let e = item / blocks, lo = (item % blocks) * blockRows, hi = min(cout, lo + blockRows)
+            withScratch((hi - lo) * k) { s in
+                fcn_winograd_f27_weights(w, Int64(cout), Int64(cin), Int64(kh), Int64(lo), Int64(hi), Int32(e), s, Int64(k))
+                packARows(isa: isa, mr: mr, kc: kc, m: cout, k: k, a: s, lda: k, lo: lo, rows: hi - lo,
+                          dst: p.value + e * uStride)
+            }
+        }
+    }
+    guard let cached else { return .firstSighting }
+    let rowsPerChunk = max(1, min(g.outH, chunkFloats / max(1, 8 * cout * tilesW)))
+    let tStride = cin * (rowsPerChunk + kh - 1) * tilesW, mStride = cout * rowsPerChunk * tilesW
+    // Each thread takes one band of output channels in every GEMM (its share of U).
+    let parts = max(1, min(Compute.threads, (cout + mr - 1) / mr))
+    withScratch(8 * (tStride + mStride)) { t in
+        let m = t + 8 * tStride
+        for n in 0..<g.batch {
+            let xn = x + n * cin * g.inPlane, yn = y + n * cout * g.outPlane
+            for oy0 in stride(from: 0, to: g.outH, by: rowsPerChunk) {
+                let rows = min(rowsPerChunk, g.outH - oy0), window = rows + kh - 1
+                let ldm = rows * tilesW
+                let p = UncheckedSendable((xn, yn + oy0 * g.outW, t, m, UnsafePointer(cached.pointer)))
+                parallelChunks(cin, minChunk: 4) { r in
+                    withScratch(2 * tilesW + 6) { s in
+                        fcn_winograd_f27_input(p.value.0, Int64(g.inH), Int64(g.inW), Int64(g.padLeft), Int64(oy0 - g.padTop),
+                                               Int64(window), Int64(tilesW), Int64(r.lowerBound), Int64(r.upperBound),
+                                               p.value.2, Int64(tStride), s)
+                    }
+                }
+                // im2col of T_e with a kh x 1 kernel: row c * kh + ky, column r * tilesW + tx.
+                let cg = fcn_conv_geometry(channels: Int64(cin), height: Int64(window), width: Int64(tilesW),
+                                           kh: Int64(kh), kw: 1, sh: 1, sw: 1, pad_top: 0, pad_left: 0, dh: 1, dw: 1,
+                                           out_h: Int64(rows), out_w: Int64(tilesW))
+                parallelFor(8 * parts) { item in
+                    let e = item / parts
+                    var src = fcn_b_source()
+                    src.kind = Int32(FCN_B_IM2COL); src.g = cg; src.x = UnsafePointer(p.value.2 + e * tStride)
+                    sgemmPackedRows(isa: isa, m: cout, n: ldm, k: k, packedA: p.value.4 + e * uStride,
+                                    rows: GEMMPlan.part(item % parts, of: parts, total: cout, align: mr),
+                                    bSource: src, beta: 0, c: p.value.3 + e * mStride, ldc: ldm)
+                }
+                parallelChunks(cout, minChunk: 4) { r in
+                    fcn_winograd_f27_output(p.value.3, Int64(mStride), Int64(ldm), Int64(r.lowerBound), Int64(r.upperBound),
+                                            Int64(rows), Int64(tilesW), bias, relu ? 1 : 0, p.value.1,
+                                            Int64(g.outPlane), Int64(g.outW))
+                }
+            }
+        }
+    }
+    withExtendedLifetime(cached) {}
+    return .done
+}
