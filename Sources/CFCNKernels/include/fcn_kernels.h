@@ -12,6 +12,7 @@
 #include "fcn_pointwise.h"
 #include "fcn_optimizer.h"
 #include "fcn_winograd.h"
+#include "fcn_strassen.h"
 
 #ifdef __cplusplus
 extern "C" {

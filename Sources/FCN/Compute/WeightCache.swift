@@ -48,14 +48,25 @@ enum PackedWeightLayout: Hashable {
     /// Winograd F(2, 7) U matrices of a `[cout, cin, kh, 7]` weight (8 GEMM A operands of
     /// `cout x cin*kh`, each packed whole in K blocks of `kc` by `packARows`).
     case winogradF27U(isa: Int32, mr: Int, kc: Int, cout: Int, cin: Int, kh: Int)
+    /// Strassen block sums of an `m x k` A with row stride `lda` (7 GEMM A operands of
+    /// `m/2 x k/2`, each packed whole in K blocks of `kc` by `packARows`).
+    case strassenA(isa: Int32, mr: Int, kc: Int, m: Int, k: Int, lda: Int)
 }
 
 final class WeightCache: @unchecked Sendable {
-    /// The cache the convolutions use.
+    /// The process-wide cache (`Compute.weightCacheMegabytes`).
     static let shared = WeightCache(limitBytes: {
         if let s = getenvString("FCN_WEIGHT_CACHE_MB"), let mb = Int(s), mb >= 0 { return mb << 20 }
         return 0
     }())
+
+    /// The cache the convolutions of the current task use: `shared` unless overridden with
+    /// `WeightCache.$current.withValue(_:)` (tests use private caches; an exact-locality probe
+    /// uses `disabled`). Read on the calling thread when an op starts.
+    @TaskLocal static var current: WeightCache = .shared
+
+    /// A cache that is always off.
+    static let disabled = WeightCache(limitBytes: 0)
 
     private final class Entry {
         var source: TensorStorage

@@ -233,7 +233,9 @@ public func estimatedReceptiveFieldRadius(of network: any SegmentationNetwork, l
     y.withUnsafeMutableBufferPointer { b in
         for c in 0..<3 { for r in 0..<height { b[(c * height + r) * length + p] += 10 } }
     }
-    let a = network.rawScores(x), bScores = network.rawScores(y)
+    // With the packed-weight cache off: its Strassen path (large 1x1 convolutions) mixes
+    // distant pixels at the level of rounding, which this exact comparison would count.
+    let (a, bScores) = WeightCache.$current.withValue(.disabled) { (network.rawScores(x), network.rawScores(y)) }
     let f = network.scoreStride, C = a.shape[1], h = a.shape[2], w = a.shape[3]
     var radius = 0
     a.withUnsafeBufferPointer { sa in

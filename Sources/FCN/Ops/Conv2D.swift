@@ -69,10 +69,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
                    dilation: Size2 = 1, groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
     let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
                            stride: stride, padding: padding, dilation: dilation, groups: groups)
+    let cache = WeightCache.current
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
                     y: out.baseAddress!, relu: fusedReLU,
-                    weightStorage: WeightCache.shared.applies(to: weight) ? weight.storage : nil)
+                    weightStorage: cache.applies(to: weight) ? weight.storage : nil, weightCache: cache)
     }
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }

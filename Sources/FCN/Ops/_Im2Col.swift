@@ -20,7 +20,8 @@
 // Fallbacks: 3x3 stride-1 convolutions with enough channels run as Winograd F(2x2, 3x3)
 // (`usesWinograd`, Ops/_Winograd.swift; forward and the flipped-kernel input gradient);
 // kh x 7 stride-1 forwards with a cached weight (inference) as Winograd F(2, 7) along the
-// rows (`usesWinogradF27`, Ops/_Winograd+F27.swift);
+// rows (`usesWinogradF27`, Ops/_Winograd+F27.swift), and large 1x1 ones (fc7) by one level of
+// Strassen's algorithm (`strassenApplies`, Compute/GEMM+Strassen.swift);
 // 1x1 stride-1 unpadded convolutions are plain GEMMs on x; depthwise forward (one
 // input channel per group) is a direct loop per plane; input gradients with stride > 1 (and
 // transpose-convolution forwards) run GEMM `W^T gy` into column tiles of at most
@@ -136,7 +137,7 @@ func convEpilogue(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: In
 /// the GEMM write-back.
 func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                  bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool = false,
-                 weightStorage: TensorStorage? = nil) {
+                 weightStorage: TensorStorage? = nil, weightCache: WeightCache = .current) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
     var cg = g.cGeometry
@@ -160,18 +161,21 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         return
     }
     if g.usesWinograd {
-        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, weightStorage: weightStorage)
+        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, weightStorage: weightStorage,
+                            weightCache: weightCache)
         return
     }
     // The packed-weight cache serves one weight matrix (groups == 1).
-    var cachedA = g.groups == 1 ? weightStorage.map { CachedOperand(storage: $0, offset: 0) } : nil
+    var cacheWeight = g.groups == 1 ? weightStorage : nil
     if let weightStorage, g.usesWinogradF27 {
-        switch convForwardWinogradF27(g, x: x, w: w, bias: bias, y: y, relu: relu, weightStorage: weightStorage) {
+        switch convForwardWinogradF27(g, x: x, w: w, bias: bias, y: y, relu: relu, weightStorage: weightStorage,
+                                      weightCache: weightCache) {
         case .done: return
-        case .firstSighting: cachedA = nil   // the weight is cached as U from the next call on
+        case .firstSighting: cacheWeight = nil   // the weight is cached as U from the next call on
         case .unavailable: break
         }
     }
+    let cachedA = cacheWeight.map { CachedOperand(storage: $0, offset: 0, cache: weightCache) }
     let pointwise = g.isPointwise
     convItems(g.batch * g.groups) { item in
         let n = item / g.groups, gi = item % g.groups
@@ -179,9 +183,18 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         let yg = y + (n * g.outChannels + gi * coutG) * P
         let ep = GEMMEpilogue(rowBias: bias.map { $0 + gi * coutG }, relu: relu)
         if pointwise {
+            var itemCachedA = cachedA
+            if g.groups == 1, let weightStorage, strassenApplies(m: coutG, n: P, k: cinG) {
+                switch sgemmStrassenCached(m: coutG, n: P, k: cinG, a: w, lda: cinG, weightStorage: weightStorage,
+                                           b: xg, ldb: P, c: yg, ldc: P, epilogue: ep, weightCache: weightCache) {
+                case .done: return
+                case .firstSighting: itemCachedA = nil   // cached as block sums from the next call on
+                case .unavailable: break
+                }
+            }
             sgemmEngine(isa: GEMMConfig.defaultISA, threads: Compute.threads, transA: false, transB: false,
                         m: coutG, n: P, k: cinG, alpha: 1, a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P,
-                        beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)
+                        beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: itemCachedA)
         } else {
             sgemmConv(m: coutG, a: w + gi * coutG * K, lda: K, geometry: cg, x: xg, operand: .columns,
                       beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)

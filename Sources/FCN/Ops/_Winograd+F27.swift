@@ -46,14 +46,16 @@ extension ConvGeometry {
     }
 }
 
-/// What `convForwardWinogradF27` did.
-enum WinogradF27Outcome {
-    /// y was computed.
+/// What a product that reads a weight only in a cached transformed form did
+/// (`convForwardWinogradF27`, `sgemmStrassenCached`).
+enum CachedFormOutcome {
+    /// The result was computed.
     case done
-    /// The cache saw the weight for the first time (U is built on the next call): the
-    /// caller computes y without caching another packed form of the weight.
+    /// The cache saw the weight for the first time (its form is built on the next call):
+    /// the caller computes the result without caching another packed form of the weight.
     case firstSighting
-    /// U would not fit the cache (or the cache is off): the caller computes y as usual.
+    /// The form would not fit the cache (or the cache is off): the caller computes the
+    /// result as usual.
     case unavailable
 }
 
@@ -64,7 +66,7 @@ func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: Unsaf
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
                             weightStorage: TensorStorage, weightCache: WeightCache = .shared,
                             isa: GEMMISA = GEMMConfig.defaultISA,
-                            chunkFloats: Int = winogradF27ChunkFloats) -> WinogradF27Outcome {
+                            chunkFloats: Int = winogradF27ChunkFloats) -> CachedFormOutcome {
     precondition(g.allowsWinogradF27)
     guard let (mr, nr) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
     let cin = g.inChannels, cout = g.outChannels, kh = g.kH, k = cin * kh

@@ -25,8 +25,8 @@ struct WinogradF27Case: Sendable, CustomTestStringConvertible {
 /// y by F(2, 7) with U from `cache` (the first call only registers the weight there).
 private func forwardF27(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, relu: Bool, cache: WeightCache,
                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int = winogradF27ChunkFloats)
-    -> (Tensor, WinogradF27Outcome) {
-    var outcome = WinogradF27Outcome.unavailable
+    -> (Tensor, CachedFormOutcome) {
+    var outcome = CachedFormOutcome.unavailable
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         out.initialize(repeating: .nan)
         outcome = convForwardWinogradF27(g, x: x.storage.pointer, w: w.storage.pointer,
@@ -86,8 +86,9 @@ private func forwardF27(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor
         let rows = forwardF27(g, x, w, nil, relu: false, cache: cache, chunkFloats: 8 * 37 * 12 * 5).0.scalars
         let serial = ParallelState.$inWorker.withValue(true) { forwardF27(g, x, w, nil, relu: false, cache: cache).0.scalars }
         #expect(!whole.contains { $0.isNaN }, "every output written")
-        #expect(whole == rows, "chunks of 5 rows")
-        #expect(whole == serial, "one thread")
+        let sameRows = whole == rows, sameSerial = whole == serial
+        #expect(sameRows, "chunks of 5 rows")
+        #expect(sameSerial, "one thread")
     }
 
     /// The conv2d fixtures with 7-wide kernels and stride 1, forced through F(2, 7), against

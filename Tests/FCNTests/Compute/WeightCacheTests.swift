@@ -1,13 +1,15 @@
 // Packed-weight cache (Compute/WeightCache.swift): the lookup rules on a private cache
 // (first sighting remembered, second packed, written weights dropped, LRU bound), and the
-// convolutions with the shared cache on: results bit-identical to packing on every call
-// (Winograd U, a GEMM A of several row blocks on 1 and 2 threads, a general im2col conv),
-// also after the weight is written in place (copy-on-write gives it a new storage).
+// convolutions with a cache on (a private one, set as `WeightCache.current` for the test's
+// task, so that suites running alongside keep theirs off): results bit-identical to packing
+// on every call (Winograd U, a GEMM A of several row blocks on 1 and 2 threads, a general
+// im2col conv), also after the weight is written in place (copy-on-write gives it a new
+// storage); the forms that change the arithmetic (Winograd F(2, 7), Strassen) within 1e-5
+// and cached in one form per weight.
 @testable import FCN
 import Testing
 
-// Serialized: the convolution tests switch the shared cache on and off.
-@Suite(.serialized) struct WeightCacheTests {
+@Suite struct WeightCacheTests {
     private static func layout(_ m: Int) -> PackedWeightLayout {
         .gemmA(isa: 1, mr: 4, kc: 8, m: m, k: 8, lda: 8, transA: false)
     }
@@ -57,7 +59,7 @@ import Testing
         #expect(cache.packedCount == 0 && !cache.state(of: b.storage).seen)
     }
 
-    /// Convolutions with the shared cache on equal the same calls with it off, bit for bit,
+    /// Convolutions with a cache on equal the same calls with it off, bit for bit,
     /// on 1 and 2 threads, before and after an in-place write to the weight.
     @Test(arguments: [
         ([1, 64, 20, 20], [72, 64, 3, 3], 1),     // Winograd U
@@ -70,20 +72,17 @@ import Testing
                                dilation: 1, groups: 1)
         #expect(g.usesWinograd == (ws[2] == 3 && winogradEnabled), "\(ws) takes the path it is meant to test")
         var w = Tensor.randn(ws, seed: 7)
-        let savedLimit = Compute.weightCacheMegabytes
-        defer { Compute.weightCacheMegabytes = savedLimit }
+        let cache = WeightCache(limitBytes: 64 << 20)
         func conv() -> Tensor { withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(pad), fusedReLU: true) } }
         // The result with the cache off, then three calls with it on (remembered, packed,
         // read packed) that must equal it bit for bit.
         func expectCachedEqualsPlain(_ label: String) -> [Float] {
-            Compute.weightCacheMegabytes = 0
-            let plain = conv().scalars
-            Compute.weightCacheMegabytes = 64
+            let plain = WeightCache.$current.withValue(.disabled) { conv().scalars }
             for call in 0..<3 {
-                let same = conv().scalars == plain
+                let same = WeightCache.$current.withValue(cache) { conv().scalars } == plain
                 #expect(same, "\(ws) \(label) call \(call)")
             }
-            #expect(WeightCache.shared.state(of: w.storage).packed, "\(ws) \(label): packed by the second call")
+            #expect(cache.state(of: w.storage).packed, "\(ws) \(label): packed by the second call")
             return plain
         }
         // One thread as inside a worker (the global thread count is left alone), then all.
@@ -107,29 +106,47 @@ import Testing
         let g = conv2dGeometry(op: "test", input: x.shape, weight: w.shape, bias: b.shape, stride: 1, padding: 3,
                                dilation: 1, groups: 1)
         #expect(g.usesWinogradF27 == winogradEnabled)
-        let saved = Compute.weightCacheMegabytes
-        defer { Compute.weightCacheMegabytes = saved }
-        Compute.weightCacheMegabytes = 64
+        let cache = WeightCache(limitBytes: 64 << 20)
         let expected = relu(conv2dReference(x, weight: w, bias: b, padding: 3))
-        func conv() -> Tensor { withoutGrad { conv2d(x, weight: w, bias: b, padding: 3, fusedReLU: true) } }
+        func conv() -> Tensor {
+            WeightCache.$current.withValue(cache) { withoutGrad { conv2d(x, weight: w, bias: b, padding: 3, fusedReLU: true) } }
+        }
         expectClose(conv(), expected, tolerance: 1e-5, "first call")
-        #expect(WeightCache.shared.packedFloats(of: w.storage) == 0, "the first call packed nothing into the cache")
+        #expect(cache.packedFloats(of: w.storage) == 0, "the first call packed nothing into the cache")
         for call in 1..<3 { expectClose(conv(), expected, tolerance: 1e-5, "call \(call)") }
         let mr = GEMMConfig.defaultISA.kernelShape!.mr
-        #expect(WeightCache.shared.packedFloats(of: w.storage)
+        #expect(cache.packedFloats(of: w.storage)
                     == (winogradEnabled ? 8 * roundUp(72, mr) * 64 * 7 : roundUp(72, mr) * 64 * 49),
                 "one packed form: U (or the GEMM A when Winograd is off)")
     }
 
+    /// A 1x1 layer of 1024 channels (Strassen, Compute/GEMM+Strassen.swift): the first call
+    /// packs nothing, later calls multiply by the cached block sums; the results stay within
+    /// 1e-5 of the plain GEMM's, and the cache holds one packed form of the weight.
+    @Test func strassenKeepsOnePackedForm() {
+        let x = Tensor.randn([1, 1024, 8, 9], seed: 11), w = Tensor.randn([1024, 1024, 1, 1], seed: 12) * 0.03
+        let b = Tensor.randn([1024], seed: 13)
+        let cache = WeightCache(limitBytes: 64 << 20)
+        func conv(_ c: WeightCache) -> Tensor { WeightCache.$current.withValue(c) { withoutGrad { conv2d(x, weight: w, bias: b, fusedReLU: true) } } }
+        let expected = conv(.disabled)
+        expectClose(conv(cache), expected, tolerance: 1e-5, "first call")
+        #expect(cache.packedFloats(of: w.storage) == 0, "the first call packed nothing into the cache")
+        for call in 1..<3 { expectClose(conv(cache), expected, tolerance: 1e-5, "call \(call)") }
+        let mr = GEMMConfig.defaultISA.kernelShape!.mr
+        #expect(cache.packedFloats(of: w.storage)
+                    == (strassenEnabled ? 7 * roundUp(512, mr) * 512 : roundUp(1024, mr) * 1024),
+                "one packed form: the block sums (or the GEMM A when Strassen is off)")
+    }
+
     /// A weight that requires a gradient is not cached while a graph is recorded.
     @Test func notUsedWhileRecording() {
-        let before = Compute.weightCacheMegabytes
-        defer { Compute.weightCacheMegabytes = before }
-        Compute.weightCacheMegabytes = 64
+        let cache = WeightCache(limitBytes: 64 << 20)
         let x = Tensor.randn([1, 32, 16, 16], seed: 8), w = Tensor.randn([32, 32, 3, 3], seed: 9).requiringGrad()
-        for _ in 0..<3 { _ = conv2d(x, weight: w, padding: 1) }
-        #expect(!WeightCache.shared.state(of: w.storage).seen)
-        for _ in 0..<2 { _ = withoutGrad { conv2d(x, weight: w, padding: 1) } }
-        #expect(WeightCache.shared.state(of: w.storage).packed)
+        WeightCache.$current.withValue(cache) {
+            for _ in 0..<3 { _ = conv2d(x, weight: w, padding: 1) }
+            #expect(!cache.state(of: w.storage).seen)
+            for _ in 0..<2 { _ = withoutGrad { conv2d(x, weight: w, padding: 1) } }
+            #expect(cache.state(of: w.storage).packed)
+        }
     }
 }
