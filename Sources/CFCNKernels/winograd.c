@@ -150,6 +150,53 @@ WINO_INLINE void wino_output_body(const float *m, int64_t es, int64_t ldm, int64
     }
 }
 
+// wino_output_body followed by a 2x2 stride-2 max pool: tile (ty, tx) is pool window (ty, tx),
+// so each tile's (biased, ReLU'd) cells inside outH x outW reduce to one pooled value, taken
+// in the order (0,0), (0,1), (1,0), (1,1) with a NaN winning, as fcn's max pool does.
+// Windows past poolH x poolW (floor mode drops an odd last row or column) are not written.
+WINO_INLINE void wino_output_pool_body(const float *m, int64_t es, int64_t ldm, int64_t co0, int64_t co1, int64_t tw,
+                                       int64_t t0, int64_t nt, const float *bias, int relu, float *y, int64_t outH,
+                                       int64_t outW, int64_t poolH, int64_t poolW, float *s) {
+    float *P = s;
+    for (int64_t co = co0; co < co1; co++) {
+        const float *mc = m + co * ldm;
+        float b = bias ? bias[co] : 0.0f;
+        float *yc = y + co * poolH * poolW;
+        for (int64_t i = 0; i < nt;) {
+            int64_t t = t0 + i, ty = t / tw, a = t % tw;
+            int64_t n = tw - a < nt - i ? tw - a : nt - i;
+            const float *p = mc + i;
+            int yin = 2 * ty + 1 < outH;
+            for (int64_t q = 0; q < n; q++) {
+                float m00 = p[0 * es + q], m01 = p[1 * es + q], m02 = p[2 * es + q], m03 = p[3 * es + q];
+                float m10 = p[4 * es + q], m11 = p[5 * es + q], m12 = p[6 * es + q], m13 = p[7 * es + q];
+                float m20 = p[8 * es + q], m21 = p[9 * es + q], m22 = p[10 * es + q], m23 = p[11 * es + q];
+                float m30 = p[12 * es + q], m31 = p[13 * es + q], m32 = p[14 * es + q], m33 = p[15 * es + q];
+                float s00 = m00 + m10 + m20, s01 = m01 + m11 + m21, s02 = m02 + m12 + m22, s03 = m03 + m13 + m23;
+                float s10 = m10 - m20 - m30, s11 = m11 - m21 - m31, s12 = m12 - m22 - m32, s13 = m13 - m23 - m33;
+                float y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b;
+                float y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b;
+                if (relu) {
+                    y00 = y00 < 0.0f ? 0.0f : y00; y01 = y01 < 0.0f ? 0.0f : y01;
+                    y10 = y10 < 0.0f ? 0.0f : y10; y11 = y11 < 0.0f ? 0.0f : y11;
+                }
+                int xin = 2 * (a + q) + 1 < outW;
+                float v = y00;
+                if (xin && (y01 > v || y01 != y01)) v = y01;
+                if (yin && (y10 > v || y10 != y10)) v = y10;
+                if (yin && xin && (y11 > v || y11 != y11)) v = y11;
+                P[q] = v;
+            }
+            if (ty < poolH) {
+                int64_t cnt = poolW - a < n ? poolW - a : n;
+                float *o = yc + ty * poolW + a;
+                for (int64_t q = 0; q < cnt; q++) o[q] = P[q];
+            }
+            i += n;
+        }
+    }
+}
+
 // MARK: instances
 
 #define WINO_INSTANCES(SUFFIX, ATTR)                                                                          \
@@ -162,6 +209,12 @@ WINO_INLINE void wino_output_body(const float *m, int64_t es, int64_t ldm, int64
                                           int64_t tw, int64_t t0, int64_t nt, const float *bias, int relu,    \
                                           float *y, int64_t outH, int64_t outW, float *s) {                   \
         wino_output_body(m, es, ldm, co0, co1, tw, t0, nt, bias, relu, y, outH, outW, s);                     \
+    }                                                                                                         \
+    static ATTR void wino_output_pool_##SUFFIX(const float *m, int64_t es, int64_t ldm, int64_t co0,          \
+                                               int64_t co1, int64_t tw, int64_t t0, int64_t nt,               \
+                                               const float *bias, int relu, float *y, int64_t outH,           \
+                                               int64_t outW, int64_t poolH, int64_t poolW, float *s) {        \
+        wino_output_pool_body(m, es, ldm, co0, co1, tw, t0, nt, bias, relu, y, outH, outW, poolH, poolW, s);  \
     }
 
 WINO_INSTANCES(portable, )
@@ -251,6 +304,26 @@ void fcn_winograd_f2_output(int isa, const float *m, int64_t estride, int64_t ld
     }
 #endif
     wino_output_portable(m, estride, ldm, co0, co1, tiles_w, t0, nt, bias, relu, y, outH, outW, scratch);
+}
+
+void fcn_winograd_f2_output_pool(int isa, const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1,
+                                 int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
+                                 float *y, int64_t outH, int64_t outW, int64_t poolH, int64_t poolW, float *scratch) {
+#if defined(__x86_64__)
+    isa = wino_isa(isa);
+    if (isa == FCN_ISA_AVX512) {
+        wino_output_pool_avx512(m, estride, ldm, co0, co1, tiles_w, t0, nt, bias, relu, y, outH, outW, poolH, poolW,
+                                scratch);
+        return;
+    }
+    if (isa == FCN_ISA_AVX2_FMA) {
+        wino_output_pool_avx2(m, estride, ldm, co0, co1, tiles_w, t0, nt, bias, relu, y, outH, outW, poolH, poolW,
+                              scratch);
+        return;
+    }
+#endif
+    wino_output_pool_portable(m, estride, ldm, co0, co1, tiles_w, t0, nt, bias, relu, y, outH, outW, poolH, poolW,
+                              scratch);
 }
 
 // MARK: weight gradient

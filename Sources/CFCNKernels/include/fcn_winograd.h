@@ -51,6 +51,15 @@ void fcn_winograd_f2_output(int isa, const float *m, int64_t estride, int64_t ld
                             int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
                             float *y, int64_t outH, int64_t outW, float *scratch);
 
+/// fcn_winograd_f2_output followed by a 2x2 stride-2 max pool (the tiles are the pool
+/// windows): y [Cout, poolH, poolW] (poolH = outH / 2 or ceil(outH / 2), likewise poolW)
+/// gets, for each tile inside it, the largest of the tile's cells inside outH x outW (a NaN
+/// wins), after bias and ReLU. Used by the inference-only fused conv + ReLU + max pool.
+/// scratch: tiles_w floats owned by the calling thread.
+void fcn_winograd_f2_output_pool(int isa, const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1,
+                                 int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
+                                 float *y, int64_t outH, int64_t outW, int64_t poolH, int64_t poolW, float *scratch);
+
 // MARK: Weight gradient
 // With dY the 2x2 output-gradient tile, the gradient of the products is dM = A dY A^T
 // (4x4), dU[co, ci] = sum over tiles of dM[co] .* V[ci] (16 GEMMs of depth tiles:

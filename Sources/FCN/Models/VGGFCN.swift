@@ -286,8 +286,8 @@ public final class VGGFCN: Layer, @unchecked Sendable {
         var pool3 = h, pool4 = h
         var k = 0
         for (s, stage) in VGG16Config.stages.enumerated() {
-            for _ in stage { h = convReLU(convolutions[k].layer, h); k += 1 }
-            h = maxPool2d(h, kernel: 2, stride: 2, ceilMode: true)
+            for _ in stage.dropLast() { h = convReLU(convolutions[k].layer, h); k += 1 }
+            h = convReLUPool(convolutions[k].layer, h); k += 1
             if s == 2 { pool3 = h } else if s == 3 { pool4 = h }   // earlier pools are freed as h moves on
         }
         let pool5 = h
@@ -336,6 +336,15 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     private func convReLU(_ conv: Conv2d, _ x: Tensor) -> Tensor {
         conv2d(x, weight: conv.weight.value, bias: conv.bias?.value, stride: conv.stride, padding: conv.padding,
                dilation: conv.dilation, groups: conv.groups, fusedReLU: true)
+    }
+
+    /// The last conv + ReLU of a stage and its 2x2 stride-2 ceil-mode max pool; one pass at
+    /// inference (`conv2dReLUMaxPool2`: the convolution's output is never stored).
+    private func convReLUPool(_ conv: Conv2d, _ x: Tensor) -> Tensor {
+        guard conv.stride == 1, conv.dilation == 1, conv.groups == 1 else {
+            return maxPool2d(convReLU(conv, x), kernel: 2, stride: 2, ceilMode: true)
+        }
+        return conv2dReLUMaxPool2(x, weight: conv.weight.value, bias: conv.bias?.value, padding: conv.padding, ceilMode: true)
     }
 }
 

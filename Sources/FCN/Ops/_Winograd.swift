@@ -73,12 +73,20 @@ extension ConvGeometry {
 
 /// y = conv(x, w) + bias (ReLU when `relu`) by Winograd F(2x2, 3x3); see the file contract.
 /// `g` must satisfy `allowsWinograd`; its padding may be negative (a crop: the flipped-kernel
-/// input gradient). `isa` and `chunkFloats` (V + M floats of a chunk) are for tests.
+/// input gradient). With `pool` (the pooled plane: outH / 2 or ceil(outH / 2) rows, likewise
+/// columns), y `[N, Cout, pool.h, pool.w]` is the 2x2 stride-2 max pool of that result, each
+/// 2x2 output tile being one pool window: the convolution's output is never stored.
+/// `isa` and `chunkFloats` (V + M floats of a chunk) are for tests.
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
+                         pool: (h: Int, w: Int)? = nil,
                          isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil,
                          weightStorage: TensorStorage? = nil, weightCache: WeightCache = .shared) {
     precondition(g.allowsWinograd)
+    if let pool {
+        precondition(pool.h >= g.outH / 2 && pool.h <= (g.outH + 1) / 2 && pool.w >= g.outW / 2 && pool.w <= (g.outW + 1) / 2)
+    }
+    let yPlane = pool.map { $0.h * $0.w } ?? g.outPlane
     guard let (mr, nr) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
     let cin = g.inChannels, cout = g.outChannels
     let tilesW = (g.outW + 1) / 2, tiles = ((g.outH + 1) / 2) * tilesW
@@ -123,7 +131,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
         func run(_ item: Int, _ v: UnsafeMutablePointer<Float>) {
             let n = item / chunksPerImage, t0 = (item % chunksPerImage) * nt, cnt = min(nt, tiles - t0)
             let m = v + 16 * vStride
-            let p = UncheckedSendable((x + n * cin * g.inPlane, y + n * cout * g.outPlane, u, v, m))
+            let p = UncheckedSendable((x + n * cin * g.inPlane, y + n * cout * yPlane, u, v, m))
             winogradInput(g, isa: isa, x: p.value.0, t0: t0, count: cnt, panel: nr, v: p.value.3, vStride: vStride)
             parallelFor(16) { e in
                 fcn_sgemm_macro(isa.flag, cout, cnt, cin, 1, p.value.2 + e * uStride, p.value.3 + e * vStride, 0,
@@ -131,9 +139,16 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
             }
             parallelChunks(cout, minChunk: 4) { r in
                 withScratch(4 * tilesW) { s in
-                    fcn_winograd_f2_output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
-                                           Int64(r.upperBound), Int64(tilesW), Int64(t0), Int64(cnt), bias,
-                                           relu ? 1 : 0, p.value.1, Int64(g.outH), Int64(g.outW), s)
+                    if let pool {
+                        fcn_winograd_f2_output_pool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
+                                                    Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
+                                                    Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
+                                                    Int64(g.outW), Int64(pool.h), Int64(pool.w), s)
+                    } else {
+                        fcn_winograd_f2_output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
+                                               Int64(r.upperBound), Int64(tilesW), Int64(t0), Int64(cnt), bias,
+                                               relu ? 1 : 0, p.value.1, Int64(g.outH), Int64(g.outW), s)
+                    }
                 }
             }
         }
