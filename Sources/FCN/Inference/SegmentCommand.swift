@@ -42,7 +42,7 @@ public struct SegmentCommandOptions: Sendable, Equatable {
     /// Compute threads (nil: the library default, all processors).
     public var threads: Int?
     /// `Compute.weightCacheMegabytes` for the run (default 1024): tiles and images after the
-    /// first read the weights packed (a full-width VGG16 FCN keeps about 600 MB).
+    /// first read the weights packed (a full-width VGG16 FCN keeps about 700 MB).
     public var weightCacheMegabytes = 1024
     /// Suppress the per-image progress lines.
     public var quiet = false
