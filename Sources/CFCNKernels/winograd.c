@@ -104,6 +104,26 @@ WINO_INLINE void wino_input_body(const float *x, int64_t C, int64_t H, int64_t W
     }
 }
 
+// A^T M A of one tile (element e of the tile at p[e * es]) plus b, clamped at 0 when relu:
+// over rows s0 = m0 + m1 + m2, s1 = m1 - m2 - m3 (per column), then over columns
+// Y.0 = s.0 + s.1 + s.2, Y.1 = s.1 - s.2 - s.3.
+WINO_INLINE void wino_output_tile(const float *p, int64_t es, float b, int relu, float *y00, float *y01, float *y10,
+                                  float *y11) {
+    float m00 = p[0 * es], m01 = p[1 * es], m02 = p[2 * es], m03 = p[3 * es];
+    float m10 = p[4 * es], m11 = p[5 * es], m12 = p[6 * es], m13 = p[7 * es];
+    float m20 = p[8 * es], m21 = p[9 * es], m22 = p[10 * es], m23 = p[11 * es];
+    float m30 = p[12 * es], m31 = p[13 * es], m32 = p[14 * es], m33 = p[15 * es];
+    float s00 = m00 + m10 + m20, s01 = m01 + m11 + m21, s02 = m02 + m12 + m22, s03 = m03 + m13 + m23;
+    float s10 = m10 - m20 - m30, s11 = m11 - m21 - m31, s12 = m12 - m22 - m32, s13 = m13 - m23 - m33;
+    float a = s00 + s01 + s02 + b, c = s01 - s02 - s03 + b;
+    float d = s10 + s11 + s12 + b, e = s11 - s12 - s13 + b;
+    if (relu) {
+        a = a < 0.0f ? 0.0f : a; c = c < 0.0f ? 0.0f : c;
+        d = d < 0.0f ? 0.0f : d; e = e < 0.0f ? 0.0f : e;
+    }
+    *y00 = a; *y01 = c; *y10 = d; *y11 = e;
+}
+
 WINO_INLINE void wino_output_body(const float *m, int64_t es, int64_t ldm, int64_t co0, int64_t co1, int64_t tw,
                                   int64_t t0, int64_t nt, const float *bias, int relu, float *y, int64_t outH,
                                   int64_t outW, float *s) {
@@ -116,21 +136,9 @@ WINO_INLINE void wino_output_body(const float *m, int64_t es, int64_t ldm, int64
             int64_t t = t0 + i, ty = t / tw, a = t % tw;
             int64_t n = tw - a < nt - i ? tw - a : nt - i;
             const float *p = mc + i;
-            // A^T M A: over rows s0 = m0 + m1 + m2, s1 = m1 - m2 - m3 (per column), then over
-            // columns Y.0 = s.0 + s.1 + s.2, Y.1 = s.1 - s.2 - s.3.
             for (int64_t q = 0; q < n; q++) {
-                float m00 = p[0 * es + q], m01 = p[1 * es + q], m02 = p[2 * es + q], m03 = p[3 * es + q];
-                float m10 = p[4 * es + q], m11 = p[5 * es + q], m12 = p[6 * es + q], m13 = p[7 * es + q];
-                float m20 = p[8 * es + q], m21 = p[9 * es + q], m22 = p[10 * es + q], m23 = p[11 * es + q];
-                float m30 = p[12 * es + q], m31 = p[13 * es + q], m32 = p[14 * es + q], m33 = p[15 * es + q];
-                float s00 = m00 + m10 + m20, s01 = m01 + m11 + m21, s02 = m02 + m12 + m22, s03 = m03 + m13 + m23;
-                float s10 = m10 - m20 - m30, s11 = m11 - m21 - m31, s12 = m12 - m22 - m32, s13 = m13 - m23 - m33;
-                float y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b;
-                float y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b;
-                if (relu) {
-                    y00 = y00 < 0.0f ? 0.0f : y00; y01 = y01 < 0.0f ? 0.0f : y01;
-                    y10 = y10 < 0.0f ? 0.0f : y10; y11 = y11 < 0.0f ? 0.0f : y11;
-                }
+                float y00, y01, y10, y11;
+                wino_output_tile(p + q, es, b, relu, &y00, &y01, &y10, &y11);
                 Y00[q] = y00; Y01[q] = y01; Y10[q] = y10; Y11[q] = y11;
             }
             // Interleave into the two output rows, clipped to outH x outW.
@@ -168,18 +176,8 @@ WINO_INLINE void wino_output_pool_body(const float *m, int64_t es, int64_t ldm, 
             const float *p = mc + i;
             int yin = 2 * ty + 1 < outH;
             for (int64_t q = 0; q < n; q++) {
-                float m00 = p[0 * es + q], m01 = p[1 * es + q], m02 = p[2 * es + q], m03 = p[3 * es + q];
-                float m10 = p[4 * es + q], m11 = p[5 * es + q], m12 = p[6 * es + q], m13 = p[7 * es + q];
-                float m20 = p[8 * es + q], m21 = p[9 * es + q], m22 = p[10 * es + q], m23 = p[11 * es + q];
-                float m30 = p[12 * es + q], m31 = p[13 * es + q], m32 = p[14 * es + q], m33 = p[15 * es + q];
-                float s00 = m00 + m10 + m20, s01 = m01 + m11 + m21, s02 = m02 + m12 + m22, s03 = m03 + m13 + m23;
-                float s10 = m10 - m20 - m30, s11 = m11 - m21 - m31, s12 = m12 - m22 - m32, s13 = m13 - m23 - m33;
-                float y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b;
-                float y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b;
-                if (relu) {
-                    y00 = y00 < 0.0f ? 0.0f : y00; y01 = y01 < 0.0f ? 0.0f : y01;
-                    y10 = y10 < 0.0f ? 0.0f : y10; y11 = y11 < 0.0f ? 0.0f : y11;
-                }
+                float y00, y01, y10, y11;
+                wino_output_tile(p + q, es, b, relu, &y00, &y01, &y10, &y11);
                 int xin = 2 * (a + q) + 1 < outW;
                 float v = y00;
                 if (xin && (y01 > v || y01 != y01)) v = y01;

@@ -373,6 +373,24 @@ func packARows(isa: GEMMISA, mr: Int, kc: Int, m: Int, k: Int, a: UnsafePointer<
     }
 }
 
+/// Fills `count` A operands of `m x k`, each packed whole by `packARows` (K blocks of `kc`),
+/// operand e at `dst + e * stride`: `transform(e, lo, hi, scratch)` writes rows `lo ..< hi` of
+/// operand e plain into scratch (row stride k), blocks of 8 MR panels spread over the threads.
+/// (The transformed weights that the cache keeps: Winograd F(2, 7) U, Strassen block sums.)
+func packOperands(count: Int, isa: GEMMISA, mr: Int, kc: Int, m: Int, k: Int, stride: Int,
+                  dst: UnsafeMutablePointer<Float>,
+                  transform: (_ e: Int, _ lo: Int, _ hi: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+    let blockRows = 8 * mr, blocks = (m + blockRows - 1) / blockRows
+    let p = UncheckedSendable(dst)
+    parallelFor(count * blocks) { item in
+        let e = item / blocks, lo = (item % blocks) * blockRows, hi = min(m, lo + blockRows)
+        withScratch((hi - lo) * k) { s in
+            transform(e, lo, hi, s)
+            packARows(isa: isa, mr: mr, kc: kc, m: m, k: k, a: s, lda: k, lo: lo, rows: hi - lo, dst: p.value + e * stride)
+        }
+    }
+}
+
 /// Rows `rows` (starting at a multiple of MR) of `C = packedA * op(B) + beta * C` (+ epilogue,
 /// whose row bias is indexed by the row of C) on the calling thread, where `packedA` holds
 /// all `m` rows of A packed by `packARows` for K blocks of `GEMMPlan.kBlock(m, k)`.

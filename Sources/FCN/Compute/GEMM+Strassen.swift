@@ -49,15 +49,8 @@ func sgemmStrassenCached(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: I
     guard weightCache.fits(floats: 7 * aStride) else { return .unavailable }
     let layout = PackedWeightLayout.strassenA(isa: isa.flag, mr: mr, kc: kc, m: m, k: k, lda: lda)
     let cached = weightCache.packed(weightStorage, layout: layout, floats: 7 * aStride) { dst in
-        let blockRows = 8 * mr, blocks = (mh + blockRows - 1) / blockRows
-        let p = UncheckedSendable(dst)
-        parallelFor(7 * blocks) { item in
-            let e = item / blocks, lo = (item % blocks) * blockRows, hi = min(mh, lo + blockRows)
-            withScratch((hi - lo) * kh) { s in
-                fcn_strassen_a(a, Int64(lda), Int64(m), Int64(k), Int32(e), Int64(lo), Int64(hi), s, Int64(kh))
-                packARows(isa: isa, mr: mr, kc: kc, m: mh, k: kh, a: s, lda: kh, lo: lo, rows: hi - lo,
-                          dst: p.value + e * aStride)
-            }
+        packOperands(count: 7, isa: isa, mr: mr, kc: kc, m: mh, k: kh, stride: aStride, dst: dst) { e, lo, hi, s in
+            fcn_strassen_a(a, Int64(lda), Int64(m), Int64(k), Int32(e), Int64(lo), Int64(hi), s, Int64(kh))
         }
     }
     guard let cached else { return .firstSighting }

@@ -74,18 +74,11 @@ func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: Unsaf
     let kc = GEMMPlan.kBlock(m: cout, k: k, mr: mr, nr: nr)
     let uStride = roundUp(cout, mr) * k
     guard weightCache.fits(floats: 8 * uStride) else { return .unavailable }
-    // U: 8 row blocks of MR panels per element, each transformed plain into scratch and packed.
+    // U: the 8 elements' matrices, transformed plain by row blocks and packed.
     let layout = PackedWeightLayout.winogradF27U(isa: isa.flag, mr: mr, kc: kc, cout: cout, cin: cin, kh: kh)
     let cached = weightCache.packed(weightStorage, layout: layout, floats: 8 * uStride) { dst in
-        let blockRows = 8 * mr, blocks = (cout + blockRows - 1) / blockRows
-        let p = UncheckedSendable(dst)
-        parallelFor(8 * blocks) { item in
-            let e = item / blocks, lo = (item % blocks) * blockRows, hi = min(cout, lo + blockRows)
-            withScratch((hi - lo) * k) { s in
-                fcn_winograd_f27_weights(w, Int64(cout), Int64(cin), Int64(kh), Int64(lo), Int64(hi), Int32(e), s, Int64(k))
-                packARows(isa: isa, mr: mr, kc: kc, m: cout, k: k, a: s, lda: k, lo: lo, rows: hi - lo,
-                          dst: p.value + e * uStride)
-            }
+        packOperands(count: 8, isa: isa, mr: mr, kc: kc, m: cout, k: k, stride: uStride, dst: dst) { e, lo, hi, s in
+            fcn_winograd_f27_weights(w, Int64(cout), Int64(cin), Int64(kh), Int64(lo), Int64(hi), Int32(e), s, Int64(k))
         }
     }
     guard let cached else { return .firstSighting }
