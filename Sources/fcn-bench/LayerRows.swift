@@ -205,8 +205,12 @@ func layerRows(_ bench: Bench) {
     if bench.options.quick {
         // Small shapes (channels / 8, input 36): every layer kind checked against the naive
         // references; then tiny whole-network passes as a smoke test.
+        // fc6 here (64 -> 512, 7x7) runs as Winograd F(2, 7) once the weight cache holds it;
+        // the 1x1 1024 -> 1024 row runs the Strassen path (fc7's, which needs 1024 channels).
         let (convs, deconvs) = vggFCNLayers(size: 36, width: 0.125)
         for s in convs { convRow(bench, s, tag: "quick", check: true) }
+        convRow(bench, ConvSpec(name: "1x1 1024", cin: 1024, cout: 1024, k: 1, pad: 0, h: 9, relu: true), tag: "quick",
+                check: true)
         for s in deconvs { deconvRow(bench, s, tag: "quick", check: true) }
         for shape in [[1, 8, 37, 37], [2, 5, 16, 15], [1, 3, 1, 1]] {
             poolRow(bench, name: "pool \(shape.map(String.init).joined(separator: "x")) quick", shape: shape, check: true)
