@@ -39,7 +39,7 @@ func strassenApplies(m: Int, n: Int, k: Int) -> Bool {
 /// must be nil. `isa` and `chunkFloats` are for tests.
 func sgemmStrassenCached(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, weightStorage: TensorStorage,
                          b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
-                         epilogue: GEMMEpilogue, weightCache: WeightCache = .shared,
+                         epilogue: GEMMEpilogue, weightCache: WeightCache = .current,
                          isa: GEMMISA = GEMMConfig.defaultISA,
                          chunkFloats: Int = strassenChunkFloats) -> CachedFormOutcome {
     precondition(m % 2 == 0 && k % 2 == 0 && epilogue.colBias == nil, "sgemmStrassenCached: m \(m), k \(k)")
@@ -47,14 +47,17 @@ func sgemmStrassenCached(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: I
     let mh = m / 2, kh = k / 2
     let kc = GEMMPlan.kBlock(m: mh, k: kh, mr: mr, nr: nr)
     let aStride = roundUp(mh, mr) * kh
-    guard weightCache.fits(floats: 7 * aStride) else { return .unavailable }
     let layout = PackedWeightLayout.strassenA(isa: isa.flag, mr: mr, kc: kc, m: m, k: k, lda: lda)
-    let cached = weightCache.packed(weightStorage, layout: layout, floats: 7 * aStride) { dst in
+    let cached: PackedWeights
+    switch weightCache.form(weightStorage, layout: layout, floats: 7 * aStride, fill: { dst in
         packOperands(count: 7, isa: isa, mr: mr, kc: kc, m: mh, k: kh, stride: aStride, dst: dst) { e, lo, hi, s in
             fcn_strassen_a(a, Int64(lda), Int64(m), Int64(k), Int32(e), Int64(lo), Int64(hi), s, Int64(kh))
         }
+    }) {
+    case .unavailable: return .unavailable
+    case .firstSighting: return .firstSighting
+    case .ready(let p): cached = p
     }
-    guard let cached else { return .firstSighting }
     // Columns per chunk: even, at least 64, B operands + products within the budget.
     let chunkCols = max(64, chunkFloats / (7 * (mh + kh)) * 2)
     let parts = max(1, min(Compute.threads, (mh + mr - 1) / mr))

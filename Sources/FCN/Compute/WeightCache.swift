@@ -143,6 +143,26 @@ final class WeightCache: @unchecked Sendable {
         lock.withLock { limitBytes > 0 && floats * 4 <= limitBytes }
     }
 
+    /// What `form(_:layout:floats:fill:)` found.
+    enum Form {
+        /// The form does not fit the bound, or the cache is off.
+        case unavailable
+        /// First sighting of the weight: the form is built on the next call.
+        case firstSighting
+        /// The form, packed.
+        case ready(PackedWeights)
+    }
+
+    /// For products that read a weight only in a transformed form (Winograd F(2, 7),
+    /// Strassen): `packed(_:layout:floats:fill:)`, telling apart a form that cannot be kept
+    /// from one that is not built yet (the caller then runs without caching another form).
+    func form(_ storage: TensorStorage, layout: PackedWeightLayout, floats: Int,
+              fill: (UnsafeMutablePointer<Float>) -> Void) -> Form {
+        guard fits(floats: floats) else { return .unavailable }
+        guard let p = packed(storage, layout: layout, floats: floats, fill: fill) else { return .firstSighting }
+        return .ready(p)
+    }
+
     /// Whether the cache knows `storage` (any layout) and holds a packed form of it (tests).
     func state(of storage: TensorStorage) -> (seen: Bool, packed: Bool) {
         lock.withLock {

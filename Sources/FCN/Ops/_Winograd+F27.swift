@@ -65,7 +65,7 @@ enum CachedFormOutcome {
 /// floats of a chunk of output rows) are for tests.
 func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
-                            weightStorage: TensorStorage, weightCache: WeightCache = .shared,
+                            weightStorage: TensorStorage, weightCache: WeightCache = .current,
                             isa: GEMMISA = GEMMConfig.defaultISA,
                             chunkFloats: Int = winogradF27ChunkFloats) -> CachedFormOutcome {
     precondition(g.allowsWinogradF27)
@@ -74,15 +74,18 @@ func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: Unsaf
     let tilesW = (g.outW + 1) / 2
     let kc = GEMMPlan.kBlock(m: cout, k: k, mr: mr, nr: nr)
     let uStride = roundUp(cout, mr) * k
-    guard weightCache.fits(floats: 8 * uStride) else { return .unavailable }
     // U: the 8 elements' matrices, transformed plain by row blocks and packed.
     let layout = PackedWeightLayout.winogradF27U(isa: isa.flag, mr: mr, kc: kc, cout: cout, cin: cin, kh: kh)
-    let cached = weightCache.packed(weightStorage, layout: layout, floats: 8 * uStride) { dst in
+    let cached: PackedWeights
+    switch weightCache.form(weightStorage, layout: layout, floats: 8 * uStride, fill: { dst in
         packOperands(count: 8, isa: isa, mr: mr, kc: kc, m: cout, k: k, stride: uStride, dst: dst) { e, lo, hi, s in
             fcn_winograd_f27_weights(w, Int64(cout), Int64(cin), Int64(kh), Int64(lo), Int64(hi), Int32(e), s, Int64(k))
         }
+    }) {
+    case .unavailable: return .unavailable
+    case .firstSighting: return .firstSighting
+    case .ready(let p): cached = p
     }
-    guard let cached else { return .firstSighting }
     let rowsPerChunk = max(1, min(g.outH, chunkFloats / max(1, 8 * cout * tilesW)))
     let tStride = cin * (rowsPerChunk + kh - 1) * tilesW, mStride = cout * rowsPerChunk * tilesW
     // Each thread takes one band of output channels in every GEMM (its share of U).

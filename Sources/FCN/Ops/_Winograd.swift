@@ -81,7 +81,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
                          pool: (h: Int, w: Int)? = nil,
                          isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil,
-                         weightStorage: TensorStorage? = nil, weightCache: WeightCache = .shared) {
+                         weightStorage: TensorStorage? = nil, weightCache: WeightCache = .current) {
     precondition(g.allowsWinograd)
     if let pool {
         precondition(pool.h >= g.outH / 2 && pool.h <= (g.outH + 1) / 2 && pool.w >= g.outW / 2 && pool.w <= (g.outW + 1) / 2)
