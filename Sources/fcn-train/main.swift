@@ -49,6 +49,8 @@ let plan = options.stages.map { "\($0)" }.joined(separator: " -> ")
 console.message("fcn-train: \(plan), width \(options.width), \(trainer.trainSource.count) training / \(trainer.validationSource.count) validation images, "
     + "\(trainer.model.trainableParameterCount) trainable parameters, batch \(options.batch), \(options.optimizer.rawValue) lr \(options.learningRate) "
     + "\(options.schedule.rawValue), \(Compute.threads) threads"
+    + (options.progressive.isEmpty ? "" : ", images " + (options.progressive.map { "\($0.size) px until \(Int(($0.until * 100).rounded()))%" }
+        + ["\(options.imageSize) px"]).joined(separator: ", then "))
     + (options.resume.map { ", resumed at step \(trainer.step) from \($0)" } ?? ""))
 
 let outcome: TrainerOutcome

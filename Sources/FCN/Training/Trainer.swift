@@ -21,6 +21,9 @@
 // step, stage, the sampling generator and the dropout generators, elapsed time and the
 // history, so a run resumed from it with the same options continues bit for bit (with a
 // step budget; a time budget depends on the clock by definition).
+//
+// Progressive resizing (`options.progressive`): each step draws its batch at the size of
+// the phase that `stageProgress` (the used fraction of the stage's budget) is in.
 import Dispatch
 
 /// The metrics of one validation pass (FCN reference's score.py definitions).
@@ -67,6 +70,9 @@ public struct TrainerStepResult: Sendable {
     public var learningRate: Float
     /// Wall-clock seconds of the step (data, forward, backward, update).
     public var seconds: Double
+    /// Side of the step's training images (smaller than `imageSize` in the early phases of
+    /// progressive resizing).
+    public var imageSize: Int
 }
 
 /// A snapshot of the run for progress displays.
@@ -97,6 +103,8 @@ public struct TrainerProgress: Sendable {
     public var variant: VGGFCNVariant
     /// The last validation, if any.
     public var lastValidation: ValidationMetrics?
+    /// Side of the last step's training images (progressive resizing changes it).
+    public var imageSize: Int
 }
 
 /// Events reported by `Trainer.run`.
@@ -163,7 +171,8 @@ public final class Trainer {
     /// Loss weight per class (`options.classWeighting`); nil = all 1.
     public let classWeights: Tensor?
 
-    private let sampler: TrainingBatchSampler
+    /// The batch samplers: one per progressive phase (`until` < 1), then the full size (1).
+    private let samplers: [(until: Double, sampler: TrainingBatchSampler)]
     /// Elapsed seconds of earlier sessions (from a checkpoint).
     private var elapsedBefore = 0.0
     /// Elapsed seconds when the current stage began.
@@ -171,6 +180,7 @@ public final class Trainer {
     private var sessionStart: UInt64?
     private var lastValidationSeconds = 0.0
     private var recentSteps: [(seconds: Double, loss: Float)] = []
+    private var lastImageSize: Int
 
     /// File names inside `options.out`.
     public static let checkpointFileName = "checkpoint.safetensors"
@@ -192,8 +202,16 @@ public final class Trainer {
         self.trainSource = train; self.validationSource = validation
         self.classes = train.classes
         self.rng = FCNRandom(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 ^ 0x7261_696E)
-        self.sampler = TrainingBatchSampler(source: train, batchSize: options.batch, size: options.imageSize,
-                                            flip: options.flip, padPixel: options.normalization.meanPixelRGB)
+        var samplers: [(until: Double, sampler: TrainingBatchSampler)] = []
+        for phase in options.progressive + [ProgressiveSize(size: options.imageSize, until: 1)] {
+            guard let source = train.resized(to: phase.size) else {
+                throw TrainerError("--progressive: the training data has a fixed size of \(train.fixedSize ?? 0) pixels and cannot be drawn at \(phase.size)")
+            }
+            samplers.append((phase.until, TrainingBatchSampler(source: source, batchSize: options.batch, size: phase.size,
+                                                               flip: options.flip, padPixel: options.normalization.meanPixelRGB)))
+        }
+        self.samplers = samplers
+        self.lastImageSize = samplers[0].sampler.size
         let m = VGGFCN(variant: options.stages[0], classes: train.classes, width: options.width, seed: options.seed,
                        trainableUpsampling: options.learnUpsampling, padding: options.padding)
         if options.initialization == .kaiming { Trainer.kaimingInitialize(m, seed: options.seed) }
@@ -367,6 +385,23 @@ public final class Trainer {
         Trainer.makeSchedule(options, horizon: stageHorizon).lr(at: step - stageStartStep)
     }
 
+    /// Fraction of the current stage's budget used, 0...1: the larger of the step fraction
+    /// and the time fraction (whichever budget runs out first).
+    public var stageProgress: Double {
+        var f = 0.0
+        if let e = stageEndStep { f = Double(step - stageStartStep) / Double(max(1, e - stageStartStep)) }
+        if let t = stageEndSeconds, sessionStart != nil {
+            f = max(f, (elapsedSeconds - stageStartElapsed) / max(1e-9, t - stageStartElapsed))
+        }
+        return min(1, max(0, f))
+    }
+
+    /// The sampler of the progressive phase `stageProgress` is in (the full size at the end).
+    private var currentSampler: TrainingBatchSampler {
+        let p = stageProgress
+        return (samplers.first { p < $0.until } ?? samplers[samplers.count - 1]).sampler
+    }
+
     /// True when the current stage has used its budget.
     public var stageFinished: Bool {
         if let e = stageEndStep, step >= e { return true }
@@ -384,6 +419,8 @@ public final class Trainer {
         startClock()
         let t0 = now()
         let lr = currentLearningRate
+        let sampler = currentSampler
+        lastImageSize = sampler.size
         let (images, labels) = try sampler.next(using: &rng)
         let x = options.normalization.apply(images)
         let t1 = now()
@@ -416,7 +453,7 @@ public final class Trainer {
         if recentSteps.count > 50 { recentSteps.removeFirst(recentSteps.count - 50) }
         history.append(TrainingRecord(step: step, stage: stageIndex, variant: variant, elapsed: elapsedSeconds,
                                       loss: value, learningRate: lr))
-        return TrainerStepResult(step: step, loss: value, learningRate: lr, seconds: secs)
+        return TrainerStepResult(step: step, loss: value, learningRate: lr, seconds: secs, imageSize: sampler.size)
     }
 
     /// Evaluates the current network on the validation samples (eval mode, no gradients)
@@ -589,7 +626,8 @@ public final class Trainer {
         return TrainerProgress(step: step, totalSteps: total, fraction: min(1, frac), loss: last?.loss ?? .nan,
                                smoothedLoss: smooth, learningRate: last?.learningRate ?? currentLearningRate,
                                imagesPerSecond: ips, etaSeconds: eta, elapsedSeconds: el, stage: stageIndex,
-                               stageCount: stageCount, variant: variant, lastValidation: history.lastValidation)
+                               stageCount: stageCount, variant: variant, lastValidation: history.lastValidation,
+                               imageSize: lastImageSize)
     }
 
     /// Trains until the budget is used or `shouldStop()` returns true (checked between

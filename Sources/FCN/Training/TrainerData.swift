@@ -17,6 +17,17 @@ public protocol SegmentationSampleSource: Sendable {
     var fixedSize: Int? { get }
     /// Sample `index` in `0..<count`.
     func sample(_ index: Int) throws -> (image: Tensor, label: Tensor)
+    /// The same samples for training at `size` pixels (progressive resizing), or nil when
+    /// this source cannot provide them. Default: the source itself when it has no fixed
+    /// size (the sampler crops to any size), else nil.
+    func resized(to size: Int) -> (any SegmentationSampleSource)?
+}
+
+extension SegmentationSampleSource {
+    /// The source itself when the sampler crops its samples (`fixedSize == nil`), else nil.
+    public func resized(to size: Int) -> (any SegmentationSampleSource)? {
+        fixedSize == nil || fixedSize == size ? self : nil
+    }
 }
 
 /// `SyntheticShapes` images `offset ..< offset + count` (a held-out split uses another
@@ -40,6 +51,11 @@ public struct SyntheticSampleSource: SegmentationSampleSource {
     public var fixedSize: Int? { dataset.size }
     /// Image `offset + index` as `[3, S, S]` raw RGB and its `[S, S]` label map.
     public func sample(_ index: Int) throws -> (image: Tensor, label: Tensor) { dataset.sample(offset + index) }
+    /// The same scenes drawn at `size` pixels (shapes scale with the image; bar widths and
+    /// noise stay in pixels).
+    public func resized(to size: Int) -> (any SegmentationSampleSource)? {
+        SyntheticSampleSource(dataset: SyntheticShapes(size: size, count: dataset.count, seed: dataset.seed), offset: offset)
+    }
 }
 
 /// A PASCAL VOC split (21 classes), the first `limit` images of it (nil: all).

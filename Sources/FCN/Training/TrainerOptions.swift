@@ -91,6 +91,32 @@ public struct LayerLearningRate: Sendable, Equatable {
     }
 }
 
+/// One phase of progressive resizing (`--progressive S@F`): training images of `size`
+/// pixels until the fraction `until` of each stage's budget is used. Small images early
+/// buy more steps for the same time: the network learns its features on them, and the
+/// last phase, at the full size, fits the boundaries at the resolution validated.
+public struct ProgressiveSize: Sendable, Equatable {
+    /// Side of the training images (synthetic images are drawn at this size, the same
+    /// scenes scaled; VOC images are cropped to it).
+    public var size: Int
+    /// End of the phase as a fraction of the stage's budget, in (0, 1).
+    public var until: Double
+
+    /// A phase of `size`-pixel images up to the fraction `until` of each stage.
+    public init(size: Int, until: Double) { self.size = size; self.until = until }
+
+    /// Parses `S@F[,S@F...]` (the `--progressive` value), e.g. `64@0.5` or `48@0.3,64@0.6`.
+    public static func parseList(_ text: String) throws -> [ProgressiveSize] {
+        try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let parts = item.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, let size = Int(parts[0]), let until = Double(parts[1]) else {
+                throw CommandLineError("--progressive takes SIZE@FRACTION[,SIZE@FRACTION...] (e.g. 64@0.5), got '\(text)'")
+            }
+            return ProgressiveSize(size: size, until: until)
+        }
+    }
+}
+
 /// Everything a `Trainer` needs to know (the `fcn-train` flags).
 public struct TrainerOptions: Sendable, Equatable {
     /// The network trained (the last stage's network with `staged`).
@@ -105,8 +131,12 @@ public struct TrainerOptions: Sendable, Equatable {
     /// VOC root folder (`--data voc`).
     public var root: String? = nil
     /// Training image side: synthetic images are generated at this size; VOC images are
-    /// randomly scaled and cropped to it.
+    /// randomly scaled and cropped to it. Validation images have this size too.
     public var imageSize = 64
+    /// Progressive resizing: smaller training images for the first part of each stage
+    /// (phases in order, fractions increasing), then `imageSize`; empty (default) trains
+    /// at `imageSize` throughout.
+    public var progressive: [ProgressiveSize] = []
     /// Number of training images (synthetic: indices 0..<trainCount).
     public var trainCount = 2000
     /// Number of held-out validation images (synthetic: indices from 1 000 000 on; VOC: the
@@ -207,7 +237,10 @@ public struct TrainerOptions: Sendable, Equatable {
     data:
       --data synthetic|voc (default synthetic)
       --root DIR           VOC root (JPEGImages, SegmentationClass, ImageSets/Segmentation)
-      --image-size N       training image side, >= 8 (default 64)
+      --image-size N       training and validation image side, >= 8 (default 64)
+      --progressive S@F[,S@F...]   progressive resizing: train on S-pixel images until
+                           the fraction F of each stage's budget, then the next phase,
+                           then --image-size (e.g. 64@0.5); more steps in the same time
       --train-count N      synthetic training images (default 2000)
       --val-count N        held-out validation images (default 100; VOC: 0 = whole val split)
       --input torchvision|caffe   input normalisation (default torchvision)
@@ -265,6 +298,7 @@ public struct TrainerOptions: Sendable, Equatable {
             case "--data": o.data = try r.choice(flag, TrainerDataKind.self)
             case "--root": o.root = try r.value(flag)
             case "--image-size": o.imageSize = try r.int(flag, min: 8)
+            case "--progressive": o.progressive = try ProgressiveSize.parseList(r.value(flag))
             case "--train-count": o.trainCount = try r.int(flag, min: 1)
             case "--val-count": o.valCount = try r.int(flag, min: 0)
             case "--steps": o.steps = try r.int(flag, min: 1)
@@ -321,6 +355,14 @@ public struct TrainerOptions: Sendable, Equatable {
         }
         guard width > 0 && width <= 1 else { throw CommandLineError("--width must lie in (0, 1], got \(width)") }
         guard imageSize >= 8 else { throw CommandLineError("--image-size must be >= 8, got \(imageSize)") }
+        var last = 0.0
+        for phase in progressive {
+            guard phase.size >= 8 else { throw CommandLineError("--progressive sizes must be >= 8, got \(phase.size)") }
+            guard phase.until > last && phase.until < 1 else {
+                throw CommandLineError("--progressive fractions must increase within (0, 1), got \(progressive.map { "\($0.size)@\($0.until)" }.joined(separator: ","))")
+            }
+            last = phase.until
+        }
         guard batch >= 1 else { throw CommandLineError("--batch must be >= 1, got \(batch)") }
         guard learningRate > 0 && learningRate.isFinite else { throw CommandLineError("--lr must be > 0, got \(learningRate)") }
         guard lovaszWeight >= 0 && lovaszWeight.isFinite else { throw CommandLineError("--lovasz must be >= 0, got \(lovaszWeight)") }

@@ -286,6 +286,84 @@ import Testing
         #expect(r[0].learningRate == o.learningRate && r[2].learningRate == o.learningRate && r[4].learningRate == o.learningRate)
     }
 
+    @Test func progressiveResizingDrawsEachPhaseAtItsSize() throws {
+        // 6 steps; phase ends at 3/6 and 4.8/6 of the budget: steps 0-2 at 16 px, 3-4 at 24, 5 at 32.
+        var o = tinyOptions(size: 32, steps: 6)
+        o.progressive = [ProgressiveSize(size: 16, until: 0.5), ProgressiveSize(size: 24, until: 0.8)]
+        o.valCount = 2
+        let t = try Trainer(options: o)
+        var sizes: [Int] = []
+        for _ in 0..<6 { sizes.append(try t.trainStep().imageSize) }
+        #expect(sizes == [16, 16, 16, 24, 24, 32])
+        let v = try t.validate()
+        #expect(v.meanIU.isFinite)
+        #expect(t.lastConfusion?.total == 2 * 32 * 32, "validation runs at --image-size")
+
+        // Staged: every stage restarts the phases (2 steps per stage, 16 px for the first).
+        var staged = tinyOptions(size: 32, steps: 6)
+        staged.staged = true
+        staged.progressive = [ProgressiveSize(size: 16, until: 0.5)]
+        let s = try Trainer(options: staged)
+        var stagedSizes: [Int] = []
+        try s.run(onEvent: { if case .step(let p) = $0 { stagedSizes.append(p.imageSize) } })
+        #expect(stagedSizes == [16, 32, 16, 32, 16, 32])
+
+        // A fixed-size source that cannot be redrawn at another size is refused.
+        struct Fixed: SegmentationSampleSource {
+            var count: Int { 2 }
+            var classes: Int { 5 }
+            var fixedSize: Int? { 32 }
+            func sample(_ index: Int) throws -> (image: Tensor, label: Tensor) {
+                (Tensor.zeros([3, 32, 32]), Tensor.zeros([32, 32]))
+            }
+        }
+        do {
+            _ = try Trainer(options: o, train: Fixed(), validation: Fixed())
+            Issue.record("a fixed-size source was accepted with --progressive")
+        } catch let e as TrainerError {
+            #expect(e.message.contains("cannot be drawn at 16"), "\(e.message)")
+        }
+    }
+
+    @Test func progressiveResizingResumesBitExact() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var full = tinyOptions(size: 32, steps: 6, out: dir + "/full")
+        full.progressive = [ProgressiveSize(size: 16, until: 0.5)]
+        let a = try Trainer(options: full)
+        try a.run()
+        var half = full
+        half.out = dir + "/half"
+        let b = try Trainer(options: half)
+        #expect(try b.run(shouldStop: { b.step == 2 }) == .interrupted)   // inside the 16 px phase
+        var resumed = half
+        resumed.resume = dir + "/half/" + Trainer.checkpointFileName
+        let c = try Trainer(options: resumed)
+        try c.run()
+        let sa = a.model.stateDict(), sc = c.model.stateDict()
+        for (k, v) in sa { #expect(bitIdentical(v, sc[k]!), "\(k) differs after resume") }
+        #expect(a.history.records.map(\.loss) == c.history.records.map(\.loss))
+    }
+
+    @Test func syntheticScenesScaleWithTheSize() {
+        // Progressive resizing trains on the same scenes drawn smaller: the class of each
+        // 8x8 block's centre at 96 px is the class at the matching centre at 48 px in most blocks.
+        let big = SyntheticSampleSource(dataset: SyntheticShapes(size: 96, count: 4, seed: 3))
+        let small = big.resized(to: 48)!
+        #expect(small.fixedSize == 48)
+        var agree = 0, total = 0
+        for i in 0..<4 {
+            let lb = try! big.sample(i).label.scalars, ls = try! small.sample(i).label.scalars
+            for y in stride(from: 4, to: 96, by: 8) {
+                for x in stride(from: 4, to: 96, by: 8) {
+                    total += 1
+                    if lb[y * 96 + x] == ls[(y / 2) * 48 + x / 2] { agree += 1 }
+                }
+            }
+        }
+        #expect(Double(agree) / Double(total) > 0.9, "\(agree) of \(total)")
+    }
+
     @Test func stageInitialisationCopiesTheTrainedWeights() throws {
         var o = tinyOptions(steps: 3)
         o.staged = true
@@ -350,7 +428,7 @@ import Testing
     @Test func consoleFormats() {
         let p = TrainerProgress(step: 50, totalSteps: 100, fraction: 0.5, loss: 0.5, smoothedLoss: 0.6, learningRate: 1e-3,
                                 imagesPerSecond: 12.5, etaSeconds: 192, elapsedSeconds: 10, stage: 0, stageCount: 1,
-                                variant: .fcn8s, lastValidation: nil)
+                                variant: .fcn8s, lastValidation: nil, imageSize: 96)
         let line = TrainerConsole.progressLine(p)
         #expect(line.hasPrefix("[##########..........]  50% step 50/100 FCN-8s loss 0.5000 (avg 0.6000) lr 1.00e-03 12.5 img/s ETA 3m12s"))
         var out: [String] = []
@@ -400,6 +478,8 @@ import Testing
         #expect(v.data == .voc && v.root == "/data/VOC2012" && v.model == .fcn8sAtOnce && v.staged && v.resume == "x.safetensors")
         #expect(v.stages == [.fcn32s, .fcn16s, .fcn8sAtOnce])
         #expect(try TrainerOptions.parse(["--steps", "1", "--help"]) == .help)
+        let p = try parse("--steps 5 --image-size 96 --progressive 48@0.3,64@0.6")
+        #expect(p.progressive == [ProgressiveSize(size: 48, until: 0.3), ProgressiveSize(size: 64, until: 0.6)])
     }
 
     @Test func rejectsBadArguments() {
@@ -424,6 +504,11 @@ import Testing
             ("--minutes 0", "--minutes must be > 0"),
             ("--steps 5 --train-count 2000000", "--train-count must be <= 1000000"),
             ("--steps 5 --root /x", "--root is only used with --data voc"),
+            ("--steps 5 --progressive 64", "--progressive takes SIZE@FRACTION"),
+            ("--steps 5 --progressive 64@0.5,", "--progressive takes SIZE@FRACTION"),
+            ("--steps 5 --progressive 4@0.5", "--progressive sizes must be >= 8, got 4"),
+            ("--steps 5 --progressive 64@0.6,48@0.5", "--progressive fractions must increase within (0, 1)"),
+            ("--steps 5 --progressive 64@1", "--progressive fractions must increase within (0, 1)"),
         ]
         for (args, expected) in cases {
             let m = parseError(args)
