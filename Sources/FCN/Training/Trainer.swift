@@ -298,13 +298,18 @@ public final class Trainer {
     /// so the shared initialisation generator is not advanced).
     static func checkLayerNames(_ options: TrainerOptions) throws {
         guard !options.layerLearningRates.isEmpty else { return }
-        let names = VGGFCN(variant: options.model, classes: 1, width: 1.0 / 512, seed: 0, padding: options.padding)
-            .namedParameters().map(\.0)
+        // The layers of every variant, so that one set of flags serves 32s, 16s and 8s (and
+        // every stage of a staged run); a rule applies where the network has the layer.
+        var layers: [String] = []
+        for variant in [VGGFCNVariant.fcn8s, .fcn16s, .fcn32s] {
+            for (n, _) in VGGFCN(variant: variant, classes: 1, width: 1.0 / 512, seed: 0, padding: options.padding).namedParameters() {
+                let l = String(n.split(separator: ".")[0])
+                if !layers.contains(l) { layers.append(l) }
+            }
+        }
         for rule in options.layerLearningRates {
-            for layer in rule.layers where !names.contains(where: { LayerLearningRate.parameter($0, belongsTo: layer) }) {
-                var layers: [String] = []
-                for n in names { let l = String(n.split(separator: ".")[0]); if layers.last != l { layers.append(l) } }
-                throw TrainerError("--lr-mult: no parameter of \(options.model) belongs to '\(layer)'; its layers are \(layers.joined(separator: ", "))")
+            for layer in rule.layers where !layers.contains(where: { LayerLearningRate.parameter($0 + ".weight", belongsTo: layer) }) {
+                throw TrainerError("--lr-mult: no layer of a VGG16 FCN matches '\(layer)'; the layers are \(layers.joined(separator: ", "))")
             }
         }
     }

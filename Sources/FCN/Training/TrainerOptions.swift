@@ -58,7 +58,8 @@ public enum TrainerDataKind: String, Sendable, CaseIterable {
 public struct LayerLearningRate: Sendable, Equatable {
     /// Layer names or name prefixes. A parameter belongs to an entry when its name equals it
     /// or continues it with "." or "_": `fc6` holds fc6.weight and fc6.bias, `conv5` holds
-    /// conv5_1 ... conv5_3, `score` every score layer.
+    /// conv5_1 ... conv5_3, `score` every score layer. An entry ending in `*` matches every
+    /// name that starts with the rest: `upscore*` is every upsampling layer.
     public var layers: [String]
     /// Multiplies the scheduled learning rate of those parameters (and any Caffe-group
     /// multiplier); >= 0, where 0 keeps them where they are.
@@ -85,9 +86,11 @@ public struct LayerLearningRate: Sendable, Equatable {
         layers.contains { LayerLearningRate.parameter(name, belongsTo: $0) }
     }
 
-    /// Whether the parameter called `name` belongs to `layer` (equal, or continued with "." or "_").
+    /// Whether the parameter called `name` belongs to `layer` (equal, or continued with "." or
+    /// "_"; with a trailing `*`, any name starting with what precedes it).
     public static func parameter(_ name: String, belongsTo layer: String) -> Bool {
-        name == layer || name.hasPrefix(layer + ".") || name.hasPrefix(layer + "_")
+        if layer.hasSuffix("*") { return name.hasPrefix(layer.dropLast()) }
+        return name == layer || name.hasPrefix(layer + ".") || name.hasPrefix(layer + "_")
     }
 }
 
@@ -259,8 +262,10 @@ public struct TrainerOptions: Sendable, Equatable {
                            measured speed under --minutes) (default poly)
       --warmup N           linear warm-up steps at each stage start (default 0)
       --lr-mult LAYERS=X   multiply the learning rate of these layers (comma-separated
-                           names or prefixes, e.g. conv5,fc6,fc7,score_fr=0.1); repeatable,
-                           a later flag wins where two overlap
+                           names or prefixes, e.g. conv5,fc6,fc7,score_fr=0.1; 'upscore*'
+                           is every layer whose name starts with upscore); repeatable, a
+                           later flag wins where two overlap; layers of other FCN variants
+                           are allowed (they apply where the network has them)
     run:
       --seed N             weights, dropout, data and sampling seed (default 0)
       --threads N          compute threads (default: all processors)

@@ -204,7 +204,24 @@ import Testing
             _ = try Trainer(options: o)
             Issue.record("a layer name that matches nothing was accepted")
         } catch let e as TrainerError {
-            #expect(e.message.contains("'fc8'") && e.message.contains("FCN-8s") && e.message.contains("score_pool3"), "\(e.message)")
+            #expect(e.message.contains("'fc8'") && e.message.contains("VGG16 FCN") && e.message.contains("score_pool3")
+                    && e.message.contains("upscore16"), "\(e.message)")
+        }
+
+        // A layer of another variant is accepted and applies where present: FCN-32s has no
+        // score_pool3, and 'upscore*' reaches its one upsampling layer.
+        var base32 = base
+        base32.model = .fcn32s
+        base32.learnUpsampling = true
+        let plain32 = try firstStep(base32)
+        #expect(plain32["upscore.weight"]!.contains { $0 != 0 })
+        var o32 = base32
+        o32.layerLearningRates = [LayerLearningRate(layers: ["score_pool3", "upscore*"], multiplier: 0.5)]
+        let scaled32 = try firstStep(o32)
+        for (name, d) in plain32 {
+            let f: Float = name.hasPrefix("upscore.") ? 0.5 : 1
+            let worst = zip(scaled32[name]!, d).map { abs($0 - f * $1) }.max() ?? 0
+            #expect(worst <= 1e-6, "\(name): step should be \(f) x the base step, off by \(worst)")
         }
     }
 
@@ -213,6 +230,10 @@ import Testing
         #expect(rule.matches("conv5_1.weight") && rule.matches("fc6.bias") && rule.matches("score_fr.weight"))
         #expect(!rule.matches("conv50.weight") && !rule.matches("fc60.weight") && !rule.matches("conv4_1.weight"))
         #expect(!rule.matches("upscore2.weight"))
+        let glob = LayerLearningRate(layers: ["upscore*", "score_pool*"], multiplier: 1)
+        #expect(glob.matches("upscore.weight") && glob.matches("upscore2.weight") && glob.matches("upscore_pool4.weight")
+                && glob.matches("upscore16.weight") && glob.matches("score_pool3.bias"))
+        #expect(!glob.matches("score_fr.weight") && !glob.matches("fc7.weight"))
 
         guard case .train(let parsed) = try TrainerOptions.parse(["--lr-mult", "conv5,fc6=0.1", "--lr-mult=fc6=0", "--steps", "1"]) else {
             Issue.record("--lr-mult did not parse as a training command"); return
