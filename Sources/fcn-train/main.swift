@@ -4,8 +4,9 @@
 //
 //   swift build -c release --product fcn-train
 //   .build/release/fcn-train --model fcn8s --width 0.1875 --padding same --learn-upsampling \
-//       --image-size 96 --train-count 100000 --lr 3e-3 --warmup 100 --no-dropout --seed 1 \
-//       --threads 2 --minutes 10 --val-every 5000 --out run1
+//       --lovasz 1 --lr-mult conv5,fc6,fc7,score_fr=0.1 --lr-mult 'score_pool*,upscore*=5' \
+//       --image-size 128 --progressive 64@0.4,96@0.7 --train-count 100000 --optimizer adam \
+//       --lr 3e-3 --warmup 100 --no-dropout --seed 1 --threads 2 --minutes 10 --out run1
 // (the recipe of the 10-minute synthetic-shapes runs in README.md, with their figures)
 //
 // Exit status: 0 done, 2 bad arguments, 1 other errors (unreadable data, divergence),

@@ -300,15 +300,17 @@ public final class Trainer {
         guard !options.layerLearningRates.isEmpty else { return }
         // The layers of every variant, so that one set of flags serves 32s, 16s and 8s (and
         // every stage of a staged run); a rule applies where the network has the layer.
-        var layers: [String] = []
+        var names: [String] = [], layers: [String] = []
         for variant in [VGGFCNVariant.fcn8s, .fcn16s, .fcn32s] {
-            for (n, _) in VGGFCN(variant: variant, classes: 1, width: 1.0 / 512, seed: 0, padding: options.padding).namedParameters() {
+            for (n, _) in VGGFCN(variant: variant, classes: 1, width: 1.0 / 512, seed: 0, padding: options.padding).namedParameters()
+            where !names.contains(n) {
+                names.append(n)
                 let l = String(n.split(separator: ".")[0])
                 if !layers.contains(l) { layers.append(l) }
             }
         }
         for rule in options.layerLearningRates {
-            for layer in rule.layers where !layers.contains(where: { LayerLearningRate.parameter($0 + ".weight", belongsTo: layer) }) {
+            for layer in rule.layers where !names.contains(where: { LayerLearningRate.parameter($0, belongsTo: layer) }) {
                 throw TrainerError("--lr-mult: no layer of a VGG16 FCN matches '\(layer)'; the layers are \(layers.joined(separator: ", "))")
             }
         }

@@ -216,10 +216,10 @@ import Testing
         let plain32 = try firstStep(base32)
         #expect(plain32["upscore.weight"]!.contains { $0 != 0 })
         var o32 = base32
-        o32.layerLearningRates = [LayerLearningRate(layers: ["score_pool3", "upscore*"], multiplier: 0.5)]
+        o32.layerLearningRates = [LayerLearningRate(layers: ["score_pool3", "upscore*", "fc7.bias"], multiplier: 0.5)]
         let scaled32 = try firstStep(o32)
         for (name, d) in plain32 {
-            let f: Float = name.hasPrefix("upscore.") ? 0.5 : 1
+            let f: Float = name.hasPrefix("upscore.") || name == "fc7.bias" ? 0.5 : 1
             let worst = zip(scaled32[name]!, d).map { abs($0 - f * $1) }.max() ?? 0
             #expect(worst <= 1e-6, "\(name): step should be \(f) x the base step, off by \(worst)")
         }
