@@ -44,6 +44,16 @@ final class GradNode: @unchecked Sendable {
     }
 }
 
+/// Where a backward pass on this thread puts leaf gradients: nil (the default) adds them to
+/// the leaves at once; a sink collects them so that `DataParallelBatch` can add the parts'
+/// gradients in a fixed order after parts ran side by side.
+final class LeafGradientSink: @unchecked Sendable {
+    /// (leaf, gradient) in the order the backward pass reached the leaves.
+    var items: [(node: GradNode, grad: Tensor)] = []
+
+    @TaskLocal static var current: LeafGradientSink? = nil
+}
+
 /// Whether ops record a graph. Thread- and task-local; enabled by default.
 public enum GradMode {
     @TaskLocal static var enabled = true
@@ -139,7 +149,10 @@ extension Tensor {
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
         for n in order.reversed() {
             guard let g = grads.removeValue(forKey: ObjectIdentifier(n)) else { continue }
-            if n.isLeaf { n.accumulate(g); continue }
+            if n.isLeaf {
+                if let sink = LeafGradientSink.current { sink.items.append((n, g)) } else { n.accumulate(g) }
+                continue
+            }
             fcnCheck(!n.released, "backward", "the graph through '\(n.opName)' was already released by an earlier backward(); recompute the forward pass")
             guard let fn = n.backward else { continue }
             let inGrads = fn(g)
@@ -161,8 +174,10 @@ extension Tensor {
     func _addNoGrad(_ other: Tensor) -> Tensor {
         precondition(shape == other.shape)
         return Tensor.make(shape: shape) { out in
-            let a = storage.pointer, b = other.storage.pointer
-            for i in 0..<out.count { out[i] = a[i] + b[i] }
+            let a = storage.pointer, b = other.storage.pointer, o = out.baseAddress!
+            parallelChunks(out.count, minChunk: elementwiseGrain) { r in
+                for i in r { o[i] = a[i] + b[i] }
+            }
         }
     }
 }

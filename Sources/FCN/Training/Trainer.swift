@@ -434,7 +434,9 @@ public final class Trainer {
         setTrainingMode()
         optimizer.learningRate = lr
         optimizer.zeroGrad()
-        let logits = model(x)
+        let model = self.model
+        let batch = DataParallelBatch(input: x, parts: options.replicas) { model($0) }
+        let logits = batch.output
         var loss = softmaxCrossEntropy(logits: logits, labels: labels, classWeights: classWeights)
         if options.lovaszWeight > 0 {
             loss = loss + options.lovaszWeight * lovaszSoftmax(logits: logits, labels: labels)
@@ -444,7 +446,7 @@ public final class Trainer {
         guard value.isFinite else {
             throw TrainerError("training diverged at step \(step + 1): loss is \(value) (learning rate \(lr)); try a smaller --lr or a --warmup")
         }
-        loss.backward()
+        batch.backward(loss)
         let t3 = now()
         optimizer.step()
         step += 1

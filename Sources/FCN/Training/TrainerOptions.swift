@@ -170,6 +170,12 @@ public struct TrainerOptions: Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Compute threads (nil: the library default, all processors).
     public var threads: Int? = nil
+    /// Parts each batch is split into, whose forward and backward passes run side by side
+    /// (`DataParallelBatch`). 1 (default) runs the batch whole, the kernels split over the
+    /// threads; 2 on 2 cores gave 1.15x the images per second of the FCN-8s at width
+    /// 0.1875 on 128-pixel images and the same on 64-pixel ones (where fc6's weights, read
+    /// once per part, dominate). Needs `dropout` off; must not exceed `batch`.
+    public var replicas = 1
     /// Validate (and checkpoint) every this many steps; 0 = only at the end of each stage.
     public var valEvery = 200
     /// Output folder for the checkpoint, the CSV and the plot; nil = write nothing.
@@ -269,6 +275,9 @@ public struct TrainerOptions: Sendable, Equatable {
     run:
       --seed N             weights, dropout, data and sampling seed (default 0)
       --threads N          compute threads (default: all processors)
+      --replicas N         split each batch into N parts that run side by side, one
+                           thread each (needs --no-dropout; default 1: whole batches,
+                           kernels split over the threads)
       --val-every N        validate and checkpoint every N steps, 0 = end only (default 200)
       --out DIR            checkpoint.safetensors, curves.csv, curves.png (default fcn-train-out)
       --resume PATH        continue a run exactly from its checkpoint (same options)
@@ -319,6 +328,7 @@ public struct TrainerOptions: Sendable, Equatable {
             case "--warmup": o.warmup = try r.int(flag, min: 0)
             case "--seed": o.seed = try r.seed(flag)
             case "--threads": o.threads = try r.int(flag, min: 1)
+            case "--replicas": o.replicas = try r.int(flag, min: 1)
             case "--val-every": o.valEvery = try r.int(flag, min: 0)
             case "--out": o.out = try r.value(flag)
             case "--resume": o.resume = try r.value(flag)
@@ -369,6 +379,12 @@ public struct TrainerOptions: Sendable, Equatable {
             last = phase.until
         }
         guard batch >= 1 else { throw CommandLineError("--batch must be >= 1, got \(batch)") }
+        guard replicas >= 1 && replicas <= batch else {
+            throw CommandLineError("--replicas must lie in 1...\(batch) (the --batch), got \(replicas)")
+        }
+        if replicas > 1 && dropout {
+            throw CommandLineError("--replicas \(replicas) needs --no-dropout: the dropout layers draw their masks from one generator each, which parts running side by side cannot share")
+        }
         guard learningRate > 0 && learningRate.isFinite else { throw CommandLineError("--lr must be > 0, got \(learningRate)") }
         guard lovaszWeight >= 0 && lovaszWeight.isFinite else { throw CommandLineError("--lovasz must be >= 0, got \(lovaszWeight)") }
         for rule in layerLearningRates where rule.layers.isEmpty || !(rule.multiplier >= 0 && rule.multiplier.isFinite) {

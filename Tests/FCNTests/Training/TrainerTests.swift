@@ -366,6 +366,49 @@ import Testing
         #expect(a.history.records.map(\.loss) == c.history.records.map(\.loss))
     }
 
+    @Test func replicasTrainLikeWholeBatches() throws {
+        // SGD, so that rounding differences stay rounding (Adam's first step is a sign).
+        var o = tinyOptions(steps: 3)
+        o.dropout = false
+        o.optimizer = .sgd
+        let a = try Trainer(options: o)
+        try a.run()
+        o.replicas = 2
+        let b = try Trainer(options: o)
+        try b.run()
+        let la = a.history.records.map(\.loss), lb = b.history.records.map(\.loss)
+        #expect(la.count == 3 && lb.count == 3)
+        for (x, y) in zip(la, lb) { #expect(abs(x - y) <= 1e-5 * abs(x), "losses \(la) vs \(lb)") }
+        let sa = a.model.stateDict(), sb = b.model.stateDict()
+        for (k, v) in sa {
+            let err = zip(v.scalars, sb[k]!.scalars).map { abs($0 - $1) }.max() ?? 0
+            #expect(err <= 1e-5 * max(1, v.scalars.map(abs).max() ?? 0), "\(k) differs by \(err)")
+        }
+        let fresh = try Trainer(options: o).model.stateDict()
+        #expect(!bitIdentical(sa["fc6.weight"]!, fresh["fc6.weight"]!), "training moved fc6")
+    }
+
+    @Test func replicasResumeBitExact() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var full = tinyOptions(steps: 5, out: dir + "/full")
+        full.dropout = false
+        full.replicas = 2
+        let a = try Trainer(options: full)
+        try a.run()
+        var half = full
+        half.out = dir + "/half"
+        let b = try Trainer(options: half)
+        #expect(try b.run(shouldStop: { b.step == 2 }) == .interrupted)
+        var resumed = half
+        resumed.resume = dir + "/half/" + Trainer.checkpointFileName
+        let c = try Trainer(options: resumed)
+        try c.run()
+        let sa = a.model.stateDict(), sc = c.model.stateDict()
+        for (k, v) in sa { #expect(bitIdentical(v, sc[k]!), "\(k) differs after resume") }
+        #expect(a.history.records.map(\.loss) == c.history.records.map(\.loss))
+    }
+
     @Test func syntheticScenesScaleWithTheSize() {
         // Progressive resizing trains on the same scenes drawn smaller: the class of each
         // 8x8 block's centre at 96 px is the class at the matching centre at 48 px in most blocks.
@@ -499,6 +542,7 @@ import Testing
         #expect(v.data == .voc && v.root == "/data/VOC2012" && v.model == .fcn8sAtOnce && v.staged && v.resume == "x.safetensors")
         #expect(v.stages == [.fcn32s, .fcn16s, .fcn8sAtOnce])
         #expect(try TrainerOptions.parse(["--steps", "1", "--help"]) == .help)
+        #expect(try parse("--steps 5 --no-dropout --replicas 2").replicas == 2)
         let p = try parse("--steps 5 --image-size 96 --progressive 48@0.3,64@0.6")
         #expect(p.progressive == [ProgressiveSize(size: 48, until: 0.3), ProgressiveSize(size: 64, until: 0.6)])
     }
@@ -530,6 +574,9 @@ import Testing
             ("--steps 5 --progressive 4@0.5", "--progressive sizes must be >= 8, got 4"),
             ("--steps 5 --progressive 64@0.6,48@0.5", "--progressive fractions must increase within (0, 1)"),
             ("--steps 5 --progressive 64@1", "--progressive fractions must increase within (0, 1)"),
+            ("--steps 5 --batch 2 --no-dropout --replicas 3", "--replicas must lie in 1...2 (the --batch), got 3"),
+            ("--steps 5 --replicas 2", "--replicas 2 needs --no-dropout"),
+            ("--steps 5 --replicas 0", "--replicas must be >= 1, got 0"),
         ]
         for (args, expected) in cases {
             let m = parseError(args)
