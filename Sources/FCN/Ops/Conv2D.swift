@@ -7,9 +7,11 @@
 // straight from x while the GEMM packs its panels; bias and ReLU (fusedReLU) in the GEMM
 // write-back. Fast paths: 3x3 stride-1 layers with enough channels -> Winograd F(2x2, 3x3)
 // (Ops/_Winograd.swift, forward and input gradient), 1x1 stride-1 unpadded -> straight GEMM,
-// depthwise forward -> direct loop. Backward: grad input = the convolution of grad_out with the flipped kernel (stride 1),
-// sub-pixel phases (kernel a multiple of the stride) or col2im(W^T * grad_out) (other
-// strides); grad weight = grad_out * cols^T summed over the batch (implicit GEMM too);
+// depthwise forward -> direct loop; a kernel overhanging its input (fc6 on the small maps of
+// small images) -> only its live taps unless the weight cache serves it
+// (Ops/Conv2D+LiveTaps.swift). Backward: grad input = the convolution of grad_out with the
+// flipped kernel (stride 1), sub-pixel phases (kernel a multiple of the stride) or
+// col2im(W^T * grad_out) (other strides); grad weight = grad_out * cols^T summed over the batch (implicit GEMM too);
 // grad bias = sum of grad_out over N, H, W.
 // `conv2dReference` (naive direct loops) is kept beside it for tests.
 
@@ -70,10 +72,14 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
     let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
                            stride: stride, padding: padding, dilation: dilation, groups: groups)
     let cache = WeightCache.current
+    let cached = cache.applies(to: weight)
+    if !cached, let box = g.liveTapBox {     // Ops/Conv2D+LiveTaps.swift
+        return conv2dLiveTaps(x, weight: weight, bias: bias, geometry: g, box: box, fusedReLU: fusedReLU)
+    }
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
                     y: out.baseAddress!, relu: fusedReLU,
-                    weightStorage: cache.applies(to: weight) ? weight.storage : nil, weightCache: cache)
+                    weightStorage: cached ? weight.storage : nil, weightCache: cache)
     }
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }

@@ -91,6 +91,20 @@ CONV_WIDE = [
     (1, 5, 6, 9, 20, 7, 1, "valid", 0, 1, 1, True),
 ]
 
+# Kernels overhanging the input, so that some tap rows or columns meet only padding (the
+# live-tap path, Ops/Conv2D+LiveTaps.swift), from their own seed after CONV_WIDE.
+CONV_DEAD = [
+    (2, 6, 5, 2, 2, 7, 1, "same", 0, 1, 1, True),            # fc6 on a 2x2 map: 3x3 taps live
+    (1, 4, 3, 3, 3, 7, 1, "int", 3, 1, 1, True),             # 3x3 map: 5x5 live
+    (1, 3, 4, 1, 1, 7, 1, "int", 3, 1, 1, True),             # 1x1 map: the centre tap
+    (2, 4, 3, 2, 5, 7, 1, "int", 3, 1, 1, False),            # rows trimmed, columns not
+    (1, 3, 4, 3, 3, 7, 2, "int", 3, 1, 1, True),             # stride 2: taps 1..5
+    (1, 3, 3, 2, 2, 3, 1, "int", 3, 3, 1, True),             # dilation 3: the middle tap
+    (1, 4, 6, 2, 3, 5, 1, "int", 2, 1, 2, True),             # groups 2
+    (1, 3, 4, 2, 3, 7, 1, "explicit", [4, 1, 0, 6], 1, 1, True),   # asymmetric: box 2x3
+    (1, 3, 2, 2, 9, [7, 3], 1, "same", 0, 1, 1, True),       # 7x3 on 2x9
+]
+
 # (N, Cin, Cout, H, W, kernel, stride, pad (int/pair/explicit list of 4), outputPadding, dilation, groups, bias)
 CONVT = [
     (1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, True),
@@ -139,6 +153,8 @@ def conv_cases():
     state = torch.get_rng_state()
     torch.manual_seed(7)
     cases += conv_cases_of(CONV_WIDE)
+    torch.manual_seed(8)
+    cases += conv_cases_of(CONV_DEAD)
     torch.set_rng_state(state)
     return cases
 

@@ -199,6 +199,8 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
         FDCase(x: [2, 3, 5, 6], w: [3, 1, 3, 3], stride: 1, padding: .same, dilation: 1, groups: 3),
         FDCase(x: [1, 2, 7, 6], w: [2, 2, 3, 3], stride: 2, padding: .same, dilation: 1, groups: 1),
         FDCase(x: [2, 3, 4, 3], w: [2, 3, 1, 1], stride: 1, padding: 0, dilation: 1, groups: 1),
+        FDCase(x: [2, 3, 2, 3], w: [2, 3, 7, 7], stride: 1, padding: .same, dilation: 1, groups: 1),   // live taps 3x5
+        FDCase(x: [1, 4, 3, 2], w: [4, 2, 5, 3], stride: 2, padding: .explicit(top: 3, bottom: 2, left: 2, right: 0), dilation: 1, groups: 2),
     ]
 
     /// Central finite differences (eps 1e-2). conv2d is linear in each input, so the only
@@ -211,6 +213,64 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
             conv2d(xs[0], weight: xs[1], bias: xs[2], stride: f.stride, padding: f.padding, dilation: f.dilation, groups: f.groups)
         }
         #expect(worst < 5e-3)
+    }
+
+    // MARK: Live taps (Ops/Conv2D+LiveTaps.swift)
+
+    @Test func liveTapBoxes() {
+        func box(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Padding, dilation: Size2 = 1) -> LiveTapBox? {
+            conv2dGeometry(op: "test", input: x, weight: w, bias: nil, stride: stride, padding: padding,
+                           dilation: dilation, groups: 1).liveTapBox
+        }
+        // fc6 with same padding on the maps of 64, 96 and 128-pixel images.
+        let b64 = box([1, 8, 2, 2], [4, 8, 7, 7], padding: .same)
+        #expect(b64?.rows == 2 ..< 5 && b64?.cols == 2 ..< 5)
+        #expect(b64.map { [$0.geometry.kH, $0.geometry.padTop, $0.geometry.padBottom, $0.geometry.outH] } == [3, 1, 1, 2])
+        let b96 = box([1, 8, 3, 3], [4, 8, 7, 7], padding: .same)
+        #expect(b96?.rows == 1 ..< 6 && b96?.geometry.padTop == 2 && b96?.geometry.padBottom == 2)
+        #expect(box([1, 8, 4, 4], [4, 8, 7, 7], padding: .same) == nil, "every tap is live on a 4x4 map")
+        #expect(box([1, 8, 9, 9], [4, 8, 3, 3], padding: 1) == nil)
+        // Stride 2 on 3 rows, pad 3: taps 1...5 reach the input.
+        let s2 = box([1, 2, 3, 3], [1, 2, 7, 7], stride: 2, padding: 3)
+        #expect(s2?.rows == 1 ..< 6 && s2?.geometry.padTop == 2 && s2?.geometry.padBottom == 2 && s2?.geometry.outH == 2)
+        // Dilation 3 on 2 rows, pad 3: the middle tap only, no padding left.
+        let d3 = box([1, 2, 2, 2], [1, 2, 3, 3], padding: 3, dilation: 3)
+        #expect(d3?.rows == 1 ..< 2 && d3?.geometry.padTop == 0 && d3?.geometry.padBottom == 0)
+        // Padding that meets no output position: nothing is live, the full kernel runs (bias only).
+        #expect(ConvGeometry.liveTaps(inSize: 1, outSize: 1, kernel: 2, stride: 1, pad: 5, dilation: 1).isEmpty)
+    }
+
+    /// On these fixture cases conv2d takes the live-tap path unless the weight cache serves
+    /// the weight (then the full kernel): both equal the naive loops, and the live-tap
+    /// gradients equal PyTorch's (`matchesPyTorch` checks them too).
+    @Test(arguments: loadFixture("conv2d").filter { c in
+        let x = c.tensor("x").shape, w = c.tensor("w").shape
+        return conv2dGeometry(op: "test", input: x, weight: w, bias: nil, stride: size2(c.ints("stride")),
+                              padding: fixturePadding(c), dilation: size2(c.ints("dilation")),
+                              groups: c.int("groups")).liveTapBox != nil
+    })
+    func liveTapPathMatchesFullKernel(_ c: FixtureCase) {
+        let x = c.tensor("x"), w = c.tensor("w"), b: Tensor? = c.bool("bias") ? c.tensor("b") : nil
+        let stride = size2(c.ints("stride")), dil = size2(c.ints("dilation")), groups = c.int("groups"), pad = fixturePadding(c)
+        let naive = conv2dReference(x, weight: w, bias: b, stride: stride, padding: pad, dilation: dil, groups: groups)
+        let full = WeightCache.$current.withValue(WeightCache(limitBytes: 64 << 20)) {
+            conv2d(x, weight: w, bias: b, stride: stride, padding: pad, dilation: dil, groups: groups)
+        }
+        let wg = w.requiringGrad()
+        let live = conv2d(x, weight: wg, bias: b, stride: stride, padding: pad, dilation: dil, groups: groups)
+        expectClose(full, naive, tolerance: Self.tolerance, "\(c) full kernel")
+        expectClose(live, naive, tolerance: Self.tolerance, "\(c) live taps")
+        live.backward(gradient: c.tensor("grad_out"))
+        expectClose(wg.grad!, c.tensor("grad_w"), tolerance: Self.tolerance, "\(c) grad_w")
+        let g = conv2dGeometry(op: "test", input: x.shape, weight: w.shape, bias: nil, stride: stride, padding: pad,
+                               dilation: dil, groups: groups)
+        let box = g.liveTapBox!
+        // Dead taps get exactly zero.
+        let gw = wg.grad!.scalars
+        for (i, v) in gw.enumerated() {
+            let u = i / g.kW % g.kH, t = i % g.kW
+            if !box.rows.contains(u) || !box.cols.contains(t) { #expect(v == 0, "\(c) dead tap \(u),\(t) has gradient \(v)") }
+        }
     }
 
     // MARK: Misuse
