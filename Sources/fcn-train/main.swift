@@ -44,6 +44,21 @@ do {
     fail("\(error)", status: 1)
 }
 
+if options.evaluateOnly {
+    do {
+        let v = try trainer.validate()
+        var text = "fcn-train: \(trainer.variant) at step \(trainer.step) from \(options.resume ?? ""), \(trainer.validationSource.count) validation images (seed \(options.seed))"
+        text += "\nvalidation: " + TrainerConsole.metricsText(v)
+        if let cm = trainer.lastConfusion {
+            text += "\nIU per class: " + cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+        }
+        console.message(text)
+        exit(0)
+    } catch {
+        fail("\(error)", status: 1)
+    }
+}
+
 let interrupt = TrainerInterrupt.install()
 
 let plan = options.stages.map { "\($0)" }.joined(separator: " -> ")

@@ -182,6 +182,9 @@ public struct TrainerOptions: Sendable, Equatable {
     public var out: String? = "fcn-train-out"
     /// Checkpoint to continue from.
     public var resume: String? = nil
+    /// Only validate the `resume` checkpoint on the validation images (`valCount` of the
+    /// `seed`'s held-out set at `imageSize`) and stop: no training, no budget needed.
+    public var evaluateOnly = false
     /// Train 32s, then 16s initialised from it, then 8s, a third of the budget each.
     public var staged = false
     /// Caffe parameter groups: biases at lr x2 without weight decay (upsampling is frozen
@@ -281,6 +284,8 @@ public struct TrainerOptions: Sendable, Equatable {
       --val-every N        validate and checkpoint every N steps, 0 = end only (default 200)
       --out DIR            checkpoint.safetensors, curves.csv, curves.png (default fcn-train-out)
       --resume PATH        continue a run exactly from its checkpoint (same options)
+      --evaluate           with --resume: measure the checkpoint on the validation
+                           images (--val-count of --seed's held-out set) and stop
       --quiet              no progress bar
       --help               this text
 
@@ -332,6 +337,7 @@ public struct TrainerOptions: Sendable, Equatable {
             case "--val-every": o.valEvery = try r.int(flag, min: 0)
             case "--out": o.out = try r.value(flag)
             case "--resume": o.resume = try r.value(flag)
+            case "--evaluate": try r.noValue(flag); o.evaluateOnly = true
             case "--staged": try r.noValue(flag); o.staged = true
             case "--caffe-groups": try r.noValue(flag); o.caffeGroups = true
             case "--learn-upsampling": try r.noValue(flag); o.learnUpsampling = true
@@ -352,7 +358,8 @@ public struct TrainerOptions: Sendable, Equatable {
 
     /// Checks the combination of options (also used by `Trainer.init`).
     public func validate() throws {
-        guard steps != nil || minutes != nil else {
+        if evaluateOnly && resume == nil { throw CommandLineError("--evaluate needs --resume CHECKPOINT") }
+        guard steps != nil || minutes != nil || evaluateOnly else {
             throw CommandLineError("give a budget: --steps N and/or --minutes M")
         }
         if data == .voc && root == nil { throw CommandLineError("--data voc needs --root DIR") }

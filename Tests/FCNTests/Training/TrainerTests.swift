@@ -409,6 +409,26 @@ import Testing
         #expect(a.history.records.map(\.loss) == c.history.records.map(\.loss))
     }
 
+    @Test func evaluateMeasuresACheckpointWithoutTraining() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try Trainer(options: tinyOptions(steps: 3, out: dir))
+        try a.run()
+        // No budget needed; the same held-out images give the run's closing validation.
+        let cmd = try TrainerOptions.parse(["--evaluate", "--resume", dir + "/" + Trainer.checkpointFileName])
+        guard case .train(var e) = cmd else { Issue.record("--evaluate parsed as \(cmd)"); return }
+        #expect(e.evaluateOnly && e.steps == nil && e.minutes == nil)
+        let t = tinyOptions()
+        e.model = t.model; e.width = t.width; e.imageSize = t.imageSize; e.trainCount = t.trainCount
+        e.valCount = t.valCount; e.seed = t.seed; e.out = nil; e.progress = false
+        let b = try Trainer(options: e)
+        #expect(b.step == 3)
+        #expect(try b.validate() == a.history.lastValidation)
+        // Other held-out images (another seed) give other figures.
+        e.seed = 8
+        #expect(try Trainer(options: e).validate() != a.history.lastValidation)
+    }
+
     @Test func syntheticScenesScaleWithTheSize() {
         // Progressive resizing trains on the same scenes drawn smaller: the class of each
         // 8x8 block's centre at 96 px is the class at the matching centre at 48 px in most blocks.
@@ -577,6 +597,7 @@ import Testing
             ("--steps 5 --batch 2 --no-dropout --replicas 3", "--replicas must lie in 1...2 (the --batch), got 3"),
             ("--steps 5 --replicas 2", "--replicas 2 needs --no-dropout"),
             ("--steps 5 --replicas 0", "--replicas must be >= 1, got 0"),
+            ("--evaluate", "--evaluate needs --resume CHECKPOINT"),
         ]
         for (args, expected) in cases {
             let m = parseError(args)
