@@ -6,7 +6,9 @@
 //   .build/release/fcn-train --model fcn8s --width 0.1875 --padding same --learn-upsampling \
 //       --lovasz 1 --lr-mult conv5,fc6,fc7,score_fr=0.1 --lr-mult 'score_pool*,upscore*=5' \
 //       --image-size 128 --progressive 64@0.4,96@0.7 --train-count 100000 --optimizer adam \
-//       --lr 3e-3 --warmup 100 --no-dropout --seed 1 --threads 2 --minutes 10 --out run1
+//       --lr 3e-3 --warmup 100 --no-dropout --seed 1 --threads 2 --replicas 2 --minutes 10 \
+//       --out run1
+//   .build/release/fcn-train <the same model flags> --val-count 1000 --resume run1/checkpoint.safetensors --evaluate
 // (the recipe of the 10-minute synthetic-shapes runs in README.md, with their figures)
 //
 // Exit status: 0 done, 2 bad arguments, 1 other errors (unreadable data, divergence),
@@ -51,6 +53,12 @@ if options.evaluateOnly {
         text += "\nvalidation: " + TrainerConsole.metricsText(v)
         if let cm = trainer.lastConfusion {
             text += "\nIU per class: " + cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+            // Row-normalised confusion: where each true class's pixels went.
+            text += "\nconfusion (rows: true class, columns: predicted, fraction of the row's pixels):"
+            for gt in 0..<cm.classes {
+                let row = (0..<cm.classes).map { cm[gt, $0] }, n = max(1, row.reduce(0, +))
+                text += String(format: "\n  %2d ", gt) + row.map { String(format: " %.4f", Double($0) / Double(n)) }.joined()
+            }
         }
         console.message(text)
         exit(0)

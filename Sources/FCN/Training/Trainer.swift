@@ -2,7 +2,8 @@
 //
 // One `Trainer` owns the network (a `VGGFCN` of the current stage), its optimizer, the
 // sampling generator, the step counters and the history of the curves. A step draws a
-// batch (`TrainingBatchSampler`), normalises it, runs forward, pixel-wise softmax
+// batch (`TrainingBatchSampler`), normalises it, runs forward (in `replicas` parts side by
+// side, `DataParallelBatch`, when that is > 1), pixel-wise softmax
 // cross-entropy (mean over labelled pixels; plus `lovaszWeight` x the Lovasz-softmax loss
 // over the batch when that is > 0), backward and one optimizer update at the
 // scheduled learning rate. `run` repeats steps within the budget, validating every
