@@ -4,7 +4,7 @@
 //
 //   swift build -c release --product fcn-train
 //   .build/release/fcn-train --model fcn8s --width 0.1875 --padding same --learn-upsampling \
-//       --lovasz 1 --lr-mult conv5,fc6,fc7,score_fr=0.1 --lr-mult 'score_pool*,upscore*=5' \
+//       --lovasz 1 --lr-mult conv5,fc6,fc7,score_fr=0.3 --lr-mult 'score_pool*,upscore*=5' \
 //       --image-size 128 --progressive 64@0.4,96@0.7 --train-count 100000 --optimizer adam \
 //       --lr 3e-3 --warmup 100 --no-dropout --seed 1 --threads 2 --replicas 2 --minutes 10 \
 //       --out run1

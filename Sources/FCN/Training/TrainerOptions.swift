@@ -272,7 +272,7 @@ public struct TrainerOptions: Sendable, Equatable {
                            measured speed under --minutes) (default poly)
       --warmup N           linear warm-up steps at each stage start (default 0)
       --lr-mult LAYERS=X   multiply the learning rate of these layers (comma-separated
-                           names or prefixes, e.g. conv5,fc6,fc7,score_fr=0.1; 'upscore*'
+                           names or prefixes, e.g. conv5,fc6,fc7,score_fr=0.3; 'upscore*'
                            is every layer whose name starts with upscore); repeatable, a
                            later flag wins where two overlap; layers of other FCN variants
                            are allowed (they apply where the network has them)
