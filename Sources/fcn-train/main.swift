@@ -21,6 +21,11 @@ func fail(_ message: String, status: Int32) -> Never {
     exit(status)
 }
 
+/// "0 0.988, 1 0.931, ...": the IU of every class, by class id.
+func classIUText(_ cm: ConfusionMatrix) -> String {
+    cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+}
+
 let options: TrainerOptions
 do {
     switch try TrainerOptions.parse(Array(CommandLine.arguments.dropFirst())) {
@@ -52,7 +57,7 @@ if options.evaluateOnly {
         var text = "fcn-train: \(trainer.variant) at step \(trainer.step) from \(options.resume ?? ""), \(trainer.validationSource.count) validation images (seed \(options.seed))"
         text += "\nvalidation: " + TrainerConsole.metricsText(v)
         if let cm = trainer.lastConfusion {
-            text += "\nIU per class: " + cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+            text += "\nIU per class: " + classIUText(cm)
             // Row-normalised confusion: where each true class's pixels went.
             text += "\nconfusion (rows: true class, columns: predicted, fraction of the row's pixels):"
             for gt in 0..<cm.classes {
@@ -97,7 +102,7 @@ let perImage = t.images > 0 ? t.training / Double(t.images) : 0
 var summary = "fcn-train: \(outcome == .interrupted ? "interrupted" : "done") at step \(trainer.step) after \(TrainerConsole.duration(trainer.elapsedSeconds))"
 if let v = trainer.history.lastValidation { summary += "\nlast validation: " + TrainerConsole.metricsText(v) }
 if let cm = trainer.lastConfusion {
-    summary += "\nIU per class: " + cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+    summary += "\nIU per class: " + classIUText(cm)
 }
 if t.steps > 0 {
     summary += String(format: "\ntime this session: data %.1f s, forward %.1f s, backward %.1f s, update %.1f s, validation %.1f s, checkpoints %.1f s; %.1f images/s (%.1f ms per image)",
