@@ -4,6 +4,7 @@
 // Rows are printed as a table (row, ms, GFLOP/s) or, with `--json`, as
 // {"threads": N, "rows": [{"row": "...", "ms": 1.0, "gflops": 2.0}, ...]}.
 import Dispatch
+import FCNTools
 import FCN
 #if canImport(Glibc)
 import Glibc

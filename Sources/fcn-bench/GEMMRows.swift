@@ -1,4 +1,5 @@
 // GEMM rows of fcn-bench: square SGEMMs and the im2col GEMMs of VGG16-FCN at 500 x 500.
+import FCNTools
 import FCN
 
 /// A GEMM problem C[M, N] = A[M, K] * B[K, N] (row-major, no transposes).

@@ -7,7 +7,9 @@
 // convolutions, 1.1 in the upsampling layers). The training step counts forward, input
 // gradient and weight gradient of every convolution (3x the forward, minus conv1_1's input
 // gradient, which nobody needs, and the weight gradients of the frozen upsampling layers).
-@_spi(Reference) import FCN
+import FCNCore
+import FCNTools
+import FCN
 
 /// One convolution of VGG16-FCN: input `[1, cin, h, h]`, weight `[cout, cin, k, k]`.
 struct ConvSpec {

@@ -22,6 +22,7 @@
 // --quick: a CI smoke run on small sizes that checks each GEMM, convolution, transpose
 // convolution and pool against the naive references (sgemmReference, conv2dReference, ...)
 // and exits non-zero on a mismatch.
+import FCNTools
 import FCN
 #if canImport(Glibc)
 import Glibc

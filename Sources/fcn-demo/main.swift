@@ -9,6 +9,7 @@
 //    mean IU on held-out images, 4. saves a checkpoint (safetensors), 5. reloads it and
 //    segments a larger held-out image (a 3x3 mosaic of unseen images) with the tiled segmenter, writing the label PNG
 //    (VOC palette), the colour overlay, the input and the ground truth to the output folder.
+import FCNTools
 import FCN
 import Foundation
 
@@ -93,7 +94,7 @@ func runDemo() {
     model.eval()
 
     // MARK: 3. Evaluation on held-out images
-    let network = VGGFCNSegmentation(model)
+    let network = ModelSegmentation(model)
     var confusion = ConfusionMatrix(classes: SyntheticShapes.classes)
     var heldOutLoss: Float = 0
     for i in 0..<heldOut.count {
@@ -109,15 +110,14 @@ func runDemo() {
     // MARK: 4. Checkpoint
     let checkpoint = path("fcn8s-shapes.safetensors")
     do {
-        try model.save(to: checkpoint, metadata: ["model": "fcn8s", "classes": "\(SyntheticShapes.classes)", "width": "\(width)",
-                                                 "padding": "same", "steps": "\(step)"])
+        try model.setModelDescription(model.modelDescription.withMetadata(classNames: names, palette: nil, input: norm))
+        try ModelFile.write(model, to: checkpoint)
     } catch { fail("\(error)") }
     print("[\(elapsed())] wrote \(checkpoint)")
 
     // MARK: 5. Reload and segment a larger held-out image in tiles
     do {
-        let config = SegmentationModelConfiguration(kind: .fcn8s, classes: SyntheticShapes.classes, width: width, padding: .same)
-        let reloaded = try ModelRegistry.network(for: config, weights: checkpoint)
+        let reloaded = try ModelSegmentation(contentsOf: checkpoint)
         // A larger held-out image at the training scale: a 3x3 mosaic of unseen 64x64 images.
         let pieces = SyntheticShapes(size: size, count: 9, seed: seed + 2000)
         let rowsOfPieces = (0..<3).map { r in (0..<3).map { c in pieces[3 * r + c] } }

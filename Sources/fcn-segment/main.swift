@@ -1,5 +1,6 @@
 // fcn-segment: segments images with a fully convolutional network (see `--help`).
 // A thin shell over `SegmentCommand` (library): parse, run, map errors to exit status 2.
+import FCNTools
 import FCN
 import Foundation
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
-// fcn-train: trains a VGG16 FCN (32s, 16s, 8s, staged) on synthetic shapes or a VOC folder.
-// A thin shell over the library: TrainerOptions.parse, Trainer, TrainerConsole,
-// TrainerInterrupt. See `fcn-train --help`.
+// fcn-train: trains any FCN the library builds (VGG16 32s, 16s, 8s, staged; ResNet FCN-8s;
+// fcn_resnet50/101) on synthetic shapes or a VOC folder. A thin shell over the library and
+// FCNTools: TrainCommand.parse, Trainer, TrainerConsole, TrainerInterrupt, TrainingPlot.
+// See `fcn-train --help`.
 //
 //   swift build -c release --product fcn-train
 //   .build/release/fcn-train --model fcn8s --width 0.1875 --padding same --learn-upsampling \
@@ -13,6 +14,7 @@
 //
 // Exit status: 0 done, 2 bad arguments, 1 other errors (unreadable data, divergence),
 // 130 interrupted by Ctrl-C after saving a checkpoint.
+import FCNTools
 import FCN
 import Foundation
 
@@ -21,16 +23,16 @@ func fail(_ message: String, status: Int32) -> Never {
     exit(status)
 }
 
-/// "0 0.988, 1 0.931, ...": the IU of every class, by class id.
-func classIUText(_ cm: ConfusionMatrix) -> String {
-    cm.classIU.enumerated().map { String(format: "%d %.3f", $0.offset, $0.element) }.joined(separator: ", ")
+/// "background 0.988, disc 0.931, ...": the IU of every class, by name (or class id).
+func classIUText(_ cm: ConfusionMatrix, _ d: ModelDescription) -> String {
+    cm.classIU.enumerated().map { String(format: "%@ %.3f", d.className($0.offset), $0.element) }.joined(separator: ", ")
 }
 
 let options: TrainerOptions
 do {
-    switch try TrainerOptions.parse(Array(CommandLine.arguments.dropFirst())) {
+    switch try TrainCommand.parse(Array(CommandLine.arguments.dropFirst())) {
     case .help:
-        print(TrainerOptions.usage)
+        print(TrainCommand.usage)
         exit(0)
     case .train(let o):
         options = o
@@ -42,28 +44,26 @@ do {
 if let t = options.threads { Compute.threads = t }
 let console = TrainerConsole.standardError(showsProgress: options.progress)
 
-let trainer: Trainer
-do {
-    trainer = try Trainer(options: options)
-} catch let e as CommandLineError {
-    fail("\(e)", status: 2)
-} catch {
-    fail("\(error)", status: 1)
-}
-
 if options.evaluateOnly {
+    // The checkpoint describes its model: opened the way fcn-segment opens it, measured on
+    // the validation images of --data / --seed / --image-size / --val-count.
     do {
-        let v = try trainer.validate()
-        var text = "fcn-train: \(trainer.variant) at step \(trainer.step) from \(options.resume ?? ""), \(trainer.validationSource.count) validation images (seed \(options.seed))"
-        text += "\nvalidation: " + TrainerConsole.metricsText(v)
-        if let cm = trainer.lastConfusion {
-            text += "\nIU per class: " + classIUText(cm)
-            // Row-normalised confusion: where each true class's pixels went.
-            text += "\nconfusion (rows: true class, columns: predicted, fraction of the row's pixels):"
-            for gt in 0..<cm.classes {
-                let row = (0..<cm.classes).map { cm[gt, $0] }, n = max(1, row.reduce(0, +))
-                text += String(format: "\n  %2d ", gt) + row.map { String(format: " %.4f", Double($0) / Double(n)) }.joined()
-            }
+        let path = options.resume!
+        let model = try ModelFile.open(path)
+        let d = model.modelDescription
+        let validation = try Trainer.dataSources(options).validation
+        let cm = try evaluate(model, on: validation, batchSize: options.batch)
+        var text = "fcn-train: \(d.architecture) from \(path), \(validation.count) validation images (seed \(options.seed), \(options.imageSize) px)"
+        text += "\nvalidation: " + TrainerConsole.metricsText(ValidationMetrics(cm))
+        text += "\nIU per class: " + classIUText(cm, d)
+        // Row-normalised confusion: where each true class's pixels went.
+        text += "\nconfusion (rows: true class, columns: predicted, fraction of the row's pixels):"
+        let width = max(2, (0..<cm.classes).map { d.className($0).count }.max() ?? 2)
+        for gt in 0..<cm.classes {
+            let row = (0..<cm.classes).map { cm[gt, $0] }, n = max(1, row.reduce(0, +))
+            let name = d.className(gt)
+            text += "\n  " + String(repeating: " ", count: width - name.count) + name + " "
+                + row.map { String(format: " %.4f", Double($0) / Double(n)) }.joined()
         }
         console.message(text)
         exit(0)
@@ -72,10 +72,21 @@ if options.evaluateOnly {
     }
 }
 
+let trainer: Trainer
+do {
+    trainer = try Trainer(options: options)
+} catch let e as CommandLineError {
+    fail("\(e)", status: 2)
+} catch {
+    fail("\(error)", status: 1)
+}
+if let report = trainer.initializationReport { console.message("fcn-train: " + report) }
+
 let interrupt = TrainerInterrupt.install()
 
 let plan = options.stages.map { "\($0)" }.joined(separator: " -> ")
-console.message("fcn-train: \(plan), width \(options.width), \(trainer.trainSource.count) training / \(trainer.validationSource.count) validation images, "
+let description = trainer.model.modelDescription
+console.message("fcn-train: \(plan)" + (description.architecture.isVGG ? ", width \(options.width)" : "") + ", \(description.input) inputs, \(trainer.trainSource.count) training / \(trainer.validationSource.count) validation images, "
     + "\(trainer.model.trainableParameterCount) trainable parameters, batch \(options.batch), \(options.optimizer.rawValue) lr \(options.learningRate) "
     + "\(options.schedule.rawValue), \(Compute.threads) threads"
     + (options.progressive.isEmpty ? "" : ", images " + (options.progressive.map { "\($0.size) px until \(Int(($0.until * 100).rounded()))%" }
@@ -87,7 +98,12 @@ do {
     outcome = try trainer.run(shouldStop: {
         if interrupt.isRaised { console.message("fcn-train: interrupted; saving a checkpoint (Ctrl-C again quits at once)") }
         return interrupt.isRaised
-    }, onEvent: console.handle)
+    }, onEvent: { event in
+        console.handle(event)
+        if case .saved(let folder) = event {
+            do { try TrainingPlot.write(trainer.history, to: folder) } catch { console.message("fcn-train: cannot write the plot: \(error)") }
+        }
+    })
 } catch {
     console.finish()
     if let out = options.out {
@@ -102,7 +118,7 @@ let perImage = t.images > 0 ? t.training / Double(t.images) : 0
 var summary = "fcn-train: \(outcome == .interrupted ? "interrupted" : "done") at step \(trainer.step) after \(TrainerConsole.duration(trainer.elapsedSeconds))"
 if let v = trainer.history.lastValidation { summary += "\nlast validation: " + TrainerConsole.metricsText(v) }
 if let cm = trainer.lastConfusion {
-    summary += "\nIU per class: " + classIUText(cm)
+    summary += "\nIU per class: " + classIUText(cm, trainer.model.modelDescription)
 }
 if t.steps > 0 {
     summary += String(format: "\ntime this session: data %.1f s, forward %.1f s, backward %.1f s, update %.1f s, validation %.1f s, checkpoints %.1f s; %.1f images/s (%.1f ms per image)",
@@ -110,7 +126,7 @@ if t.steps > 0 {
                       Double(t.images) / max(t.training, 1e-9), perImage * 1000)
 }
 if let out = options.out {
-    summary += "\noutputs: \(out)/\(Trainer.checkpointFileName), \(out)/\(Trainer.csvFileName), \(out)/\(Trainer.plotFileName)"
+    summary += "\noutputs: \(out)/\(Trainer.checkpointFileName), \(out)/\(Trainer.csvFileName), \(out)/\(TrainingPlot.fileName)"
     if outcome == .interrupted { summary += "\ncontinue with the same options and --resume \(out)/\(Trainer.checkpointFileName)" }
 }
 console.message(summary)

@@ -1,6 +1,7 @@
 // The README's examples, compiled and run, so they cannot rot.
 import Testing
 import FCN
+import FCNTestSupport
 
 @Suite struct ReadmeExampleTests {
     @Test func minimalExample() {

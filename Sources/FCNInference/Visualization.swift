@@ -1,0 +1,99 @@
+// Showing label maps: colour overlays on the input image and a legend of the classes
+// present with their pixel shares.
+//
+// Overlay: each pixel becomes `round((1 - alpha) * image + alpha * colour(label))` per RGB
+// channel (alpha 0.5 by default, an even mix), colours from the palette (PASCAL VOC's by
+// default; labels past the palette's end are drawn black, as in `IndexedImage.rgb()`).
+// Legend: for each class id present, its pixel count and share of the image, sorted by
+// class id, with an optional class name.
+
+import FCNCore
+import FCNIO
+import FCNModels
+import Foundation
+
+/// Blends label colours into `image` in place (RGB; gray/alpha images are converted to
+/// RGB first). `labels` holds `width * height` class ids.
+///
+/// - Parameters:
+///   - image: the image to colour, modified in place.
+///   - labels: `width * height` class ids, row-major.
+///   - alpha: weight of the label colour, 0...1 (0.5 default: image and labels equally visible).
+///   - palette: colour per class id (default `vocPalette()`).
+public func blendLabelColors(into image: inout Image, labels: [UInt8], palette: [PaletteColor] = vocPalette(),
+                             alpha: Float = 0.5) {
+    fcnCheck(labels.count == image.width * image.height, "blendLabelColors",
+             "labels has \(labels.count) entries, the image is \(image.width)x\(image.height)")
+    fcnCheck(alpha >= 0 && alpha <= 1, "blendLabelColors", "alpha must be in 0...1, got \(alpha)")
+    if image.channels != 3 { image = image.rgb() }
+    var lut = [Float](repeating: 0, count: 256 * 3)
+    for (i, c) in palette.prefix(256).enumerated() {
+        lut[3 * i] = alpha * Float(c.r); lut[3 * i + 1] = alpha * Float(c.g); lut[3 * i + 2] = alpha * Float(c.b)
+    }
+    let keep = 1 - alpha
+    image.samples16 = nil
+    labels.withUnsafeBufferPointer { lb in
+        image.pixels.withUnsafeMutableBufferPointer { px in
+            for i in 0..<lb.count {
+                let l = Int(lb[i]) * 3, p = 3 * i
+                for c in 0..<3 { px[p + c] = UInt8(min(255, (keep * Float(px[p + c]) + lut[l + c]).rounded())) }
+            }
+        }
+    }
+}
+
+/// The input image with label colours blended in (see `blendLabelColors(into:labels:palette:alpha:)`).
+public func overlayImage(_ image: Image, labels: [UInt8], palette: [PaletteColor] = vocPalette(), alpha: Float = 0.5) -> Image {
+    var out = image
+    blendLabelColors(into: &out, labels: labels, palette: palette, alpha: alpha)
+    return out
+}
+
+/// One line of a legend: a class present in a label map.
+public struct LegendEntry: Sendable, Equatable {
+    /// The class id (index into the palette).
+    public var classID: Int
+    /// The class name when names were given (else nil).
+    public var name: String?
+    /// Number of pixels with this label.
+    public var pixels: Int
+    /// `pixels / total`, 0...1.
+    public var share: Double
+    /// Its palette colour.
+    public var color: PaletteColor
+}
+
+/// The classes present in `labels` with their pixel counts and shares, by class id.
+/// `classNames[i]` names class i when given (missing names stay nil).
+public func segmentationLegend(labels: [UInt8], classNames: [String]? = nil,
+                               palette: [PaletteColor] = vocPalette()) -> [LegendEntry] {
+    var counts = [Int](repeating: 0, count: 256)
+    labels.withUnsafeBufferPointer { for v in $0 { counts[Int(v)] += 1 } }
+    let total = max(1, labels.count)
+    return (0..<256).filter { counts[$0] > 0 }.map { id in
+        LegendEntry(classID: id, name: classNames.flatMap { id < $0.count ? $0[id] : nil }, pixels: counts[id],
+                    share: Double(counts[id]) / Double(total),
+                    color: id < palette.count ? palette[id] : PaletteColor(0, 0, 0))
+    }
+}
+
+/// A fixed-width text table of a legend:
+///
+///     class  name        pixels   share  colour
+///         0  background   12000  75.00%  (0,0,0)
+///         1  disc          4000  25.00%  (128,0,0)
+public func formatLegend(_ entries: [LegendEntry]) -> String {
+    let nameWidth = max(4, entries.map { ($0.name ?? "-").count }.max() ?? 4)
+    let pixelWidth = max(6, entries.map { String($0.pixels).count }.max() ?? 6)
+    func pad(_ s: String, _ n: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, n - s.count))
+        return left ? s + fill : fill + s
+    }
+    var lines = ["class  " + pad("name", nameWidth, left: true) + "  " + pad("pixels", pixelWidth) + "    share  colour"]
+    for e in entries {
+        let pct = String(format: "%.2f%%", e.share * 100)
+        lines.append(pad(String(e.classID), 5) + "  " + pad(e.name ?? "-", nameWidth, left: true) + "  "
+                     + pad(String(e.pixels), pixelWidth) + "  " + pad(pct, 7) + "  " + e.color.description)
+    }
+    return lines.joined(separator: "\n") + "\n"
+}
