@@ -14,10 +14,11 @@
 // truncated) or `FCNError.unsupported` (valid but not handled); none traps, reads out of
 // bounds or runs unbounded: images over `maxImagePixels` pixels are rejected and the work
 // done is bounded by a constant times the input size plus the output size.
-// Memory: the PNG and PNM decoders add up the bytes an image needs at its peak (inflated
-// data, 16-bit copies, the output) from the header alone and throw `FCNError.unsupported`
-// naming that number when it exceeds the caller's `maxBytes` (default
-// `defaultMaxDecodeBytes`, 1 GiB), before allocating it.
+// Memory: each decoder adds up the bytes an image needs at its peak (PNG: inflated data,
+// 16-bit copies, the output; JPEG: component planes, coefficients, the output, a rotated
+// copy) from the header alone and throws `FCNError.unsupported` naming that number when it
+// exceeds the caller's `maxBytes` (default `defaultMaxDecodeBytes`, 1 GiB), before
+// allocating it.
 import Foundation
 
 /// Largest pixel count (width x height) any decoder accepts: 2^28 (16384 x 16384).
@@ -159,21 +160,23 @@ public func vocPalette(count: Int = 256) -> [PaletteColor] {
     }
 }
 
-/// Decodes a PNG, JPEG or PNM (P2/P3/P5/P6) file, chosen by its first bytes. `maxBytes`
-/// caps the memory the PNG and PNM decoders may allocate (see `defaultMaxDecodeBytes`).
-public func decodeImage(_ bytes: [UInt8], maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+/// Decodes a PNG, JPEG or PNM (P2/P3/P5/P6) file, chosen by its first bytes.
+/// `applyOrientation` turns a JPEG upright by its EXIF orientation (see
+/// `JPEG.decode(_:applyOrientation:maxBytes:)`; PNG and PNM have none); `maxBytes` caps the
+/// memory the decoder may allocate (see `defaultMaxDecodeBytes`).
+public func decodeImage(_ bytes: [UInt8], applyOrientation: Bool = true, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
     if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try PNG.decode(bytes, maxBytes: maxBytes) }
-    if bytes.starts(with: [0xFF, 0xD8]) { return try JPEG.decode(bytes) }
+    if bytes.starts(with: [0xFF, 0xD8]) { return try JPEG.decode(bytes, applyOrientation: applyOrientation, maxBytes: maxBytes) }
     if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), [UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "5"), UInt8(ascii: "6")].contains(bytes[1]) {
         return try PPM.decode(bytes, maxBytes: maxBytes)
     }
     throw FCNError.invalidFormat("image: unknown format (not PNG, JPEG or PNM by its first bytes)")
 }
 
-/// Reads and decodes the image file at `path` (PNG, JPEG or PNM by content); `maxBytes`
-/// as in `decodeImage(_:maxBytes:)`.
-public func readImage(path: String, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
-    try decodeImage(readFileBytes(path), maxBytes: maxBytes)
+/// Reads and decodes the image file at `path` (PNG, JPEG or PNM by content); the options
+/// are those of `decodeImage(_:applyOrientation:maxBytes:)`.
+public func readImage(path: String, applyOrientation: Bool = true, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+    try decodeImage(readFileBytes(path), applyOrientation: applyOrientation, maxBytes: maxBytes)
 }
 
 // MARK: - File helpers

@@ -14,6 +14,24 @@ import Testing
         } catch { return nil }
     }
 
+    @Test func jpegMemoryLimit() throws {
+        // prog_420_q50_odd: 17x13 progressive 4:2:0, 2x1 MCUs of 16x16. Planes: Y 32x16,
+        // Cb and Cr 16x8 each = 768 bytes; coefficients 2 bytes per plane sample = 1536;
+        // output 17 * 13 * 3 = 663 plus row buffers 3 * 17 + 8 * 9 = 123. Peak: 768 +
+        // max(1536, 786) = 2304.
+        let f = JPEGFixture.all[0]
+        let bytes = f.bytes("jpeg/prog_420_q50_odd.jpg")
+        #expect(neededBytes { try JPEG.decode(bytes, maxBytes: 2303) } == 2304)
+        #expect(try JPEG.decode(bytes, maxBytes: 2304).width == 17)
+        // exif_6: 33x21 baseline 4:2:0 turned to 21x33. Planes 48x32 + 2 * 24x16 = 2304;
+        // output 2079, rows 3 * 33 + 8 * 17 = 235, rotated copy 2079: 6697.
+        let exif6 = f.bytes("jpeg/exif_6.jpg")
+        #expect(neededBytes { try JPEG.decode(exif6, maxBytes: 6696) } == 6697)
+        #expect(try JPEG.decode(exif6, maxBytes: 6697).width == 21)
+        #expect(neededBytes { try JPEG.decode(exif6, applyOrientation: false, maxBytes: 4617) } == 4618)
+        #expect(neededBytes { try decodeImage(exif6, maxBytes: 100) } == 6697)
+    }
+
     @Test func pngMemoryLimit() throws {
         // 600 x 400 RGB, 8-bit, not interlaced: unfiltered in place, so the peak is the
         // IDAT bytes + the inflated data (400 rows of 1 + 1800 bytes) + two row buffers.
