@@ -45,35 +45,54 @@ extension JPEGDecoder {
         resetBits()
         eobrun = 0
         for ci in idx { comps[ci].pred = 0 }
-        let single = idx.count == 1
-        let unitsX = single ? comps[idx[0]].blocksW : mcusX
-        let unitsY = single ? comps[idx[0]].blocksH : mcusY
         let kind = ss == 0 ? (ah == 0 ? 0 : 1) : (ah == 0 ? 2 : 3)
-        // Tables and buffers of the scan's components, fetched once.
-        let dcTables = idx.map { dc[comps[$0].dcTable] }, acTables = idx.map { ac[comps[$0].acTable] }
-        let bufs = idx.map { coefs[$0] }
-        let hs = idx.map { single ? 1 : comps[$0].h }, vs = idx.map { single ? 1 : comps[$0].v }
         var restartsLeft = restartInterval
-        for my in 0..<unitsY {
-            for mx in 0..<unitsX {
-                if restartInterval > 0 {
-                    if restartsLeft == 0 {
-                        try processRestart()
-                        for ci in idx { comps[ci].pred = 0 }
-                        eobrun = 0
-                        restartsLeft = restartInterval
-                    }
-                    restartsLeft -= 1
+        @inline(__always) func restart(_ d: inout JPEGDecoder) throws {
+            if d.restartInterval > 0 {
+                if restartsLeft == 0 {
+                    try d.processRestart()
+                    for ci in idx { d.comps[ci].pred = 0 }
+                    d.eobrun = 0
+                    restartsLeft = d.restartInterval
                 }
+                restartsLeft -= 1
+            }
+        }
+        if idx.count == 1 {
+            // Non-interleaved (every AC scan): the component's own blocks, row by row. The
+            // table and buffer are fetched once (a per-block copy costs reference counting).
+            let ci = idx[0], buf = coefs[ci], bw = comps[ci].blocksW, bh = comps[ci].blocksH
+            let t = (kind == 0 ? dc[comps[ci].dcTable] : kind >= 2 ? ac[comps[ci].acTable] : nil) ?? JPEGHuffman.empty
+            for by in 0..<bh {
+                var blk = buf.block(0, by)
+                for _ in 0..<bw {
+                    try restart(&self)
+                    switch kind {
+                    case 0: try dcFirst(blk, ci, t, al)
+                    case 1: if try bits(1) == 1 { blk[0] |= Int16(truncatingIfNeeded: 1 << al) }
+                    case 2: try acFirst(blk, t, ss, se, al)
+                    default: try acRefine(blk, t, ss, se, al)
+                    }
+                    blk += 64
+                }
+            }
+            return
+        }
+        // Interleaved: DC scans only (checked), in MCU order as in a sequential scan.
+        let tables = idx.map { dc[comps[$0].dcTable] ?? JPEGHuffman.empty }
+        let bufs = idx.map { coefs[$0] }
+        for my in 0..<mcusY {
+            for mx in 0..<mcusX {
+                try restart(&self)
                 for k in 0..<idx.count {
-                    for by in 0..<vs[k] {
-                        for bx in 0..<hs[k] {
-                            let blk = bufs[k].block(mx * hs[k] + bx, my * vs[k] + by)
-                            switch kind {
-                            case 0: try dcFirst(blk, idx[k], dcTables[k]!, al)
-                            case 1: if try bits(1) == 1 { blk[0] |= Int16(truncatingIfNeeded: 1 << al) }
-                            case 2: try acFirst(blk, acTables[k]!, ss, se, al)
-                            default: try acRefine(blk, acTables[k]!, ss, se, al)
+                    let c = comps[idx[k]]
+                    for by in 0..<c.v {
+                        for bx in 0..<c.h {
+                            let blk = bufs[k].block(mx * c.h + bx, my * c.v + by)
+                            if kind == 0 {
+                                try dcFirst(blk, idx[k], tables[k], al)
+                            } else if try bits(1) == 1 {
+                                blk[0] |= Int16(truncatingIfNeeded: 1 << al)
                             }
                         }
                     }

@@ -78,6 +78,9 @@ struct JPEGHuffman {
     var mincode = [Int](repeating: 0, count: 17)
     var values: [UInt8] = []
 
+    /// A table with no codes (every lookup fails), for scans that use none.
+    static let empty = try! JPEGHuffman(counts: [Int](repeating: 0, count: 16), values: [])
+
     init(counts: [Int], values: [UInt8]) throws {
         self.values = values
         var code = 0, k = 0
