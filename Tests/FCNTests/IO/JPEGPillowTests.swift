@@ -100,6 +100,16 @@ func maxSampleDiff(_ a: Image, _ b: Image) -> Int? {
         #expect(rgb16.transposed(exifOrientation: 2).samples16 == [4, 5, 6, 1, 2, 3])
     }
 
+    /// The dataset reader keeps stored pixels (labels carry no orientation); `readImage`
+    /// turns the photo upright.
+    @Test func datasetReaderKeepsStoredOrientation() throws {
+        let path = fixturesDirectory + "/jpeg/exif_6.jpg"
+        #expect(try readImageTensor(path: path).shape == [3, 21, 33])
+        #expect(try readImageTensor(path: path, applyOrientation: true).shape == [3, 33, 21])
+        #expect(try readImage(path: path).width == 21)
+        #expect(try readImage(path: path, applyOrientation: false).width == 33)
+    }
+
     @Test func exifParsingEdgeCases() {
         // TIFF with the orientation as the only IFD0 entry; `order` "II" or "MM".
         func exif(_ order: String, type: Int, count: Int, value: [UInt8], extra: [UInt8] = []) -> [UInt8] {
