@@ -57,8 +57,12 @@ extension IndexedImage {
 
 /// Reads an image file (PNG, JPEG, PNM) as `[3, H, W]` RGB Float 0...255 (gray is
 /// replicated, alpha dropped): the `imageDecoder` of the VOC dataset reader.
-public func readImageTensor(path: String) throws -> Tensor {
-    try readImage(path: path).rgb().tensor()
+/// Unlike `readImage`, it keeps a JPEG's pixels as stored unless `applyOrientation` is
+/// true: a label map is drawn over the stored pixels and carries no orientation, so turning
+/// the photo (EXIF orientations 2-8) would flip it against its label, or swap its size.
+/// torchvision's VOCSegmentation (`Image.open(path).convert("RGB")`) does the same.
+public func readImageTensor(path: String, applyOrientation: Bool = false) throws -> Tensor {
+    try readImage(path: path, applyOrientation: applyOrientation).rgb().tensor()
 }
 
 /// Reads a label PNG (palette or <= 8-bit gray) as `[H, W]` class ids (raw indices, 255 =

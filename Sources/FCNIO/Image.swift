@@ -14,12 +14,23 @@
 // truncated) or `FCNError.unsupported` (valid but not handled); none traps, reads out of
 // bounds or runs unbounded: images over `maxImagePixels` pixels are rejected and the work
 // done is bounded by a constant times the input size plus the output size.
+// Memory: each decoder adds up the bytes an image needs at its peak (PNG: inflated data,
+// 16-bit copies, the output; JPEG: component planes, coefficients, the output, a rotated
+// copy) from the header alone and throws `FCNError.unsupported` naming that number when it
+// exceeds the caller's `maxBytes` (default `defaultMaxDecodeBytes`, 1 GiB), before
+// allocating it.
 import FCNCore
 import Foundation
 
 /// Largest pixel count (width x height) any decoder accepts: 2^28 (16384 x 16384).
 /// Larger headers are rejected with `FCNError.unsupported` before any allocation.
 public let maxImagePixels = 1 << 28
+
+/// Default `maxBytes` of the decoders: 1 GiB. The most a decoder may allocate for one
+/// image (all its buffers at the peak, counted from the header before allocating); a
+/// 16384 x 16384 RGB PNG needs about 1.6 GiB and so must be asked for explicitly. Pass a
+/// larger `maxBytes` to decode larger images, a smaller one to bound untrusted input.
+public let defaultMaxDecodeBytes = 1 << 30
 
 /// An 8-bit image: `channels` interleaved samples per pixel (1 gray, 2 gray+alpha, 3 RGB,
 /// 4 RGBA), rows top to bottom, `pixels.count == width * height * channels`.
@@ -151,18 +162,22 @@ public func vocPalette(count: Int = 256) -> [PaletteColor] {
 }
 
 /// Decodes a PNG, JPEG or PNM (P2/P3/P5/P6) file, chosen by its first bytes.
-public func decodeImage(_ bytes: [UInt8]) throws -> Image {
-    if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try PNG.decode(bytes) }
-    if bytes.starts(with: [0xFF, 0xD8]) { return try JPEG.decode(bytes) }
+/// `applyOrientation` turns a JPEG upright by its EXIF orientation (see
+/// `JPEG.decode(_:applyOrientation:maxBytes:)`; PNG and PNM have none); `maxBytes` caps the
+/// memory the decoder may allocate (see `defaultMaxDecodeBytes`).
+public func decodeImage(_ bytes: [UInt8], applyOrientation: Bool = true, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+    if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try PNG.decode(bytes, maxBytes: maxBytes) }
+    if bytes.starts(with: [0xFF, 0xD8]) { return try JPEG.decode(bytes, applyOrientation: applyOrientation, maxBytes: maxBytes) }
     if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), [UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "5"), UInt8(ascii: "6")].contains(bytes[1]) {
-        return try PPM.decode(bytes)
+        return try PPM.decode(bytes, maxBytes: maxBytes)
     }
     throw FCNError.invalidFormat("image: unknown format (not PNG, JPEG or PNM by its first bytes)")
 }
 
-/// Reads and decodes the image file at `path` (PNG, JPEG or PNM by content).
-public func readImage(path: String) throws -> Image {
-    try decodeImage(readFileBytes(path))
+/// Reads and decodes the image file at `path` (PNG, JPEG or PNM by content); the options
+/// are those of `decodeImage(_:applyOrientation:maxBytes:)`.
+public func readImage(path: String, applyOrientation: Bool = true, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+    try decodeImage(readFileBytes(path), applyOrientation: applyOrientation, maxBytes: maxBytes)
 }
 
 // MARK: - File helpers
@@ -179,6 +194,14 @@ func readFileBytes(_ path: String) throws -> [UInt8] {
 func writeImageFileAtomically(_ bytes: [UInt8], to path: String) throws {
     do { try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
         throw FCNError.io("cannot write '\(path)': \(error.localizedDescription)")
+    }
+}
+
+/// Throws `FCNError.unsupported` when decoding needs `need` bytes, more than `maxBytes`;
+/// `what` says what the bytes are for.
+func checkDecodeMemory(_ need: Int, _ maxBytes: Int, _ format: String, _ what: String) throws {
+    guard need <= maxBytes else {
+        throw FCNError.unsupported("\(format): decoding \(what) needs \(need) bytes, over the limit of \(maxBytes) bytes (maxBytes)")
     }
 }
 

@@ -1,11 +1,9 @@
-// JPEG pixel stages: inverse DCT, chroma upsampling, colour conversion (see JPEG.swift).
+// JPEG inverse DCT (see JPEG.swift; upsampling and colour are in JPEG+Color.swift).
 //
-// IDCT: libjpeg's jidctint "islow" algorithm (Loeffler-Ligtenberg-Moschytz with 13-bit
+// libjpeg's jidctint "islow" algorithm (Loeffler-Ligtenberg-Moschytz with 13-bit
 // fixed-point constants, 2 extra bits between the column and row passes); same integer
-// arithmetic, so the same output. Upsampling follows libjpeg's jdsample "fancy" filters:
-// 2x1 horizontal triangle (3/4, 1/4) with rounding biases 1 and 2, 2x2 separable triangle
-// with biases 8 and 7 on 4-bit sums, 1x2 vertical with biases 1 and 2; edges replicate
-// (first/last column or row). Colour: jdcolor's YCbCr->RGB tables (16-bit fixed point).
+// arithmetic, so the same output. Used by the sequential scans (block by block as they
+// are decoded) and by the progressive path (once, after the last scan).
 
 // Fixed-point constants FIX(x) = round(x * 2^13).
 import FCNCore
@@ -88,83 +86,5 @@ func jpegIDCTIslow(_ coef: UnsafeMutablePointer<Int32>, _ out: UnsafeMutablePoin
             o[3] = clamp((tmp13 + tmp0 + rnd) >> sh)
             o[4] = clamp((tmp13 - tmp0 + rnd) >> sh)
         }
-    }
-}
-
-// YCbCr -> RGB tables (jdcolor.c): FIX(x) = round(x * 2^16).
-private let crR: [Int] = (0..<256).map { (91881 * ($0 - 128) + 32768) >> 16 }
-private let cbB: [Int] = (0..<256).map { (116130 * ($0 - 128) + 32768) >> 16 }
-private let crG: [Int] = (0..<256).map { -46802 * ($0 - 128) }
-private let cbG: [Int] = (0..<256).map { -22554 * ($0 - 128) + 32768 }
-
-extension JPEGDecoder {
-    /// Upsamples component `c` to width x height (libjpeg's fancy filters for 2x1, 2x2, 1x2).
-    func upsampled(_ c: JPEGComponent) -> [UInt8] {
-        let hr = hmax / c.h, vr = vmax / c.v
-        let dw = (width * c.h + hmax - 1) / hmax, dh = (height * c.v + vmax - 1) / vmax
-        var out = [UInt8](repeating: 0, count: width * height)
-        c.plane.withUnsafeBufferPointer { pl in
-            out.withUnsafeMutableBufferPointer { o in
-                @inline(__always) func px(_ x: Int, _ y: Int) -> Int { Int(pl[y * c.stride + x]) }
-                if hr == 1 && vr == 1 {
-                    for y in 0..<height { for x in 0..<width { o[y * width + x] = pl[y * c.stride + x] } }
-                } else if hr == 2 && vr == 1 {
-                    for y in 0..<height {
-                        for x in 0..<width {
-                            let i = x >> 1
-                            let v: Int
-                            if x & 1 == 0 { v = i == 0 ? px(0, y) : (3 * px(i, y) + px(i - 1, y) + 1) >> 2 } else { v = i == dw - 1 ? px(i, y) : (3 * px(i, y) + px(i + 1, y) + 2) >> 2 }
-                            o[y * width + x] = UInt8(v)
-                        }
-                    }
-                } else if hr == 2 && vr == 2 {
-                    var colsum = [Int](repeating: 0, count: dw)
-                    for y in 0..<height {
-                        let i = y >> 1
-                        let far = y & 1 == 0 ? max(0, i - 1) : min(dh - 1, i + 1)
-                        for k in 0..<dw { colsum[k] = 3 * px(k, i) + px(k, far) }
-                        for x in 0..<width {
-                            let j = x >> 1
-                            let v: Int
-                            if x & 1 == 0 { v = j == 0 ? (colsum[0] * 4 + 8) >> 4 : (colsum[j] * 3 + colsum[j - 1] + 8) >> 4 } else { v = j == dw - 1 ? (colsum[j] * 4 + 7) >> 4 : (colsum[j] * 3 + colsum[j + 1] + 7) >> 4 }
-                            o[y * width + x] = UInt8(v)
-                        }
-                    }
-                } else if hr == 1 && vr == 2 {
-                    for y in 0..<height {
-                        let i = y >> 1
-                        let far = y & 1 == 0 ? max(0, i - 1) : min(dh - 1, i + 1)
-                        let bias = y & 1 == 0 ? 1 : 2
-                        for x in 0..<width { o[y * width + x] = UInt8((3 * px(x, i) + px(x, far) + bias) >> 2) }
-                    }
-                } else {
-                    for y in 0..<height { for x in 0..<width { o[y * width + x] = pl[(y / vr) * c.stride + x / hr] } }
-                }
-            }
-        }
-        return out
-    }
-
-    func makeImage() throws -> Image {
-        let n = width * height
-        if comps.count == 1 {
-            return Image(width: width, height: height, channels: 1, pixels: upsampled(comps[0]))
-        }
-        let planes = comps.map { upsampled($0) }
-        let ids = comps.map(\.id)
-        let isRGB = adobeTransform == 0 || ids == [0x52, 0x47, 0x42]
-        var px = [UInt8](repeating: 0, count: n * 3)
-        if isRGB {
-            for i in 0..<n { px[3 * i] = planes[0][i]; px[3 * i + 1] = planes[1][i]; px[3 * i + 2] = planes[2][i] }
-        } else {
-            @inline(__always) func clamp(_ v: Int) -> UInt8 { UInt8(max(0, min(255, v))) }
-            for i in 0..<n {
-                let y = Int(planes[0][i]), cb = Int(planes[1][i]), cr = Int(planes[2][i])
-                px[3 * i] = clamp(y + crR[cr])
-                px[3 * i + 1] = clamp(y + ((cbG[cb] + crG[cr]) >> 16))
-                px[3 * i + 2] = clamp(y + cbB[cb])
-            }
-        }
-        return Image(width: width, height: height, channels: 3, pixels: px)
     }
 }

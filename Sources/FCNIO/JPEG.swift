@@ -1,37 +1,70 @@
-// Baseline JPEG decoding (ITU T.81), made to match libjpeg(-turbo) as Pillow uses it.
+// JPEG decoding (ITU T.81), made to match libjpeg(-turbo) as Pillow uses it.
 //
-// Supported: SOF0 (baseline) and SOF1 (extended sequential, 8-bit, Huffman), 1 component
-// (gray) or 3 (YCbCr, or RGB when an Adobe APP14 transform=0 or component ids 'R','G','B'
-// say so), sampling factors 1...4 with integer ratios, interleaved and non-interleaved
-// scans, DHT, DQT (8- and 16-bit), DRI with RSTn markers; APPn, COM and other markers are
-// skipped. Pixels: libjpeg's accurate integer IDCT (jidctint "islow"), "fancy" triangle
-// upsampling for 2x1, 2x2 and 1x2 chroma (replication for other ratios), and JFIF YCbCr->RGB
-// with libjpeg's fixed-point tables, so the output equals Pillow's (tests: 0 difference on
-// every committed fixture: 4:4:4, 4:2:2, 4:2:0, gray, odd sizes, restarts, quality 50 and
-// 95). Images 1-2 pixels wide with subsampled chroma may differ at the last column, where
-// libjpeg reads the block padding. JPEG+IDCT.swift holds the pixel stages.
-// Unsupported (`FCNError.unsupported`): progressive (SOF2/6/10/14), lossless, hierarchical,
-// arithmetic coding, 12-bit samples, 2 or 4 components (CMYK/YCCK), DNL (height 0).
+// Supported: SOF0 (baseline), SOF1 (extended sequential) and SOF2 (progressive), 8-bit
+// Huffman-coded; 1 component (gray), 3 (YCbCr, or RGB when the markers say so, as libjpeg
+// decides: a JFIF APP0 means YCbCr, else an Adobe APP14 transform 0 means RGB, else the
+// component ids 'R','G','B') or 4 (CMYK, or YCCK when an Adobe APP14 has transform != 0);
+// sampling factors 1...4 with integer ratios, interleaved and non-interleaved scans, DHT,
+// DQT (8- and 16-bit), DRI with RSTn markers; other APPn, COM and unknown markers are
+// skipped. Progressive scans (JPEG+Progressive.swift): spectral selection and successive
+// approximation (DC first / refine, AC first / refine with EOB runs), with restarts.
+// Pixels (JPEG+IDCT.swift, JPEG+Color.swift): libjpeg's accurate integer IDCT (jidctint
+// "islow"), "fancy" triangle upsampling for 2x1, 2x2 and 1x2 chroma (replication for other
+// ratios), JFIF YCbCr->RGB with libjpeg's fixed-point tables; CMYK/YCCK come out as RGB the
+// way Pillow's `Image.open(f).convert("RGB")` makes them (see JPEG+Color.swift). So the
+// output equals Pillow's: 0 difference on every committed fixture (synthetic and real
+// photos, quality 50-100, 4:4:4 / 4:2:2 / 4:2:0, odd sizes, restarts, progressive, CMYK,
+// YCCK, EXIF orientations). Known differences: images 1-2 pixels wide with subsampled
+// chroma may differ at the last column, where libjpeg reads the block padding; progressive
+// files whose scans leave one of the first coefficients of a component unrefined (not
+// produced by libjpeg's or Pillow's scan scripts) miss libjpeg's inter-block smoothing.
+// EXIF orientation (EXIF.swift): applied by default like `PIL.ImageOps.exif_transpose`.
+// Unsupported (`FCNError.unsupported`): lossless, hierarchical, arithmetic coding (SOF9-15,
+// DAC), 12-bit samples, 2 components, DNL (height 0), more than `maxScans` scans.
 // Robustness: every read is bounds checked; entropy data that ends (or hits a marker)
 // before the image is complete throws `invalidFormat` (libjpeg would pad with zeros), so the
-// work is bounded by the input size: the block count is also checked against the bytes
-// left at SOF, before the component planes are allocated.
+// work is bounded by the input size: at SOF the block count is checked against the bytes
+// left (every block costs >= 2 bits in a sequential scan, >= 1 in a progressive DC scan,
+// and every component of a progressive image must get a DC scan), and the memory the
+// image needs (`JPEGDecoder.memoryEstimate`) against `maxBytes`, before any allocation.
 import FCNCore
 import Foundation
 
-/// Baseline JPEG decoder.
+/// JPEG decoder (baseline, extended sequential and progressive; gray, YCbCr/RGB, CMYK/YCCK).
 public enum JPEG {
-    /// Decodes a baseline JPEG into a 1-channel (gray) or 3-channel (RGB) `Image`.
-    public static func decode(_ bytes: [UInt8]) throws -> Image {
+    /// Most scans a file may have (libjpeg's scripts use at most 14; each scan revisits
+    /// every block of its components, so a cap bounds the work a small file can ask for).
+    public static let maxScans = 500
+
+    /// Decodes a JPEG into a 1-channel (gray) or 3-channel (RGB; CMYK and YCCK are converted
+    /// as Pillow's `convert("RGB")` does) `Image`.
+    /// - Parameters:
+    ///   - applyOrientation: apply the EXIF orientation (APP1 tag 0x0112, or the XMP
+    ///     `tiff:Orientation` when EXIF has none) the way `PIL.ImageOps.exif_transpose`
+    ///     does, so the image comes out upright (orientations 5-8 swap width and height).
+    ///     Pass false to get the pixels as stored; `exifOrientation(_:)` then tells the value.
+    ///   - maxBytes: the most memory the decoder may allocate for this image (coefficients,
+    ///     component planes, output and the rotated copy); a larger image throws
+    ///     `FCNError.unsupported` naming the bytes it needs, before anything is allocated.
+    public static func decode(_ bytes: [UInt8], applyOrientation: Bool = true,
+                              maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
         try bytes.withUnsafeBufferPointer { p in
             var d = JPEGDecoder(p)
+            d.applyOrientation = applyOrientation
+            d.maxBytes = maxBytes
             return try d.run()
         }
     }
-    /// Decodes from `Data`.
-    public static func decode(_ data: Data) throws -> Image { try decode([UInt8](data)) }
-    /// Reads and decodes the file at `path`.
-    public static func read(path: String) throws -> Image { try decode(readFileBytes(path)) }
+    /// Decodes from `Data` (see `decode(_:applyOrientation:maxBytes:)`).
+    public static func decode(_ data: Data, applyOrientation: Bool = true,
+                              maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+        try decode([UInt8](data), applyOrientation: applyOrientation, maxBytes: maxBytes)
+    }
+    /// Reads and decodes the file at `path` (see `decode(_:applyOrientation:maxBytes:)`).
+    public static func read(path: String, applyOrientation: Bool = true,
+                            maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+        try decode(readFileBytes(path), applyOrientation: applyOrientation, maxBytes: maxBytes)
+    }
 }
 
 /// Natural (row-major) index of the k-th zigzag coefficient.
@@ -45,6 +78,9 @@ struct JPEGHuffman {
     var valptr = [Int](repeating: 0, count: 17)
     var mincode = [Int](repeating: 0, count: 17)
     var values: [UInt8] = []
+
+    /// A table with no codes (every lookup fails), for scans that use none.
+    static let empty = try! JPEGHuffman(counts: [Int](repeating: 0, count: 16), values: [])
 
     init(counts: [Int], values: [UInt8]) throws {
         self.values = values
@@ -68,12 +104,38 @@ struct JPEGHuffman {
     }
 }
 
+/// One image component. Its samples live in `plane` (`stride` x `planeHeight`, the MCU
+/// grid rounded up to whole blocks); a progressive image also keeps every block's
+/// coefficients until the last scan (`JPEGDecoder.coefs`).
 struct JPEGComponent {
     var id = 0, h = 1, v = 1, tq = 0
     var dcTable = 0, acTable = 0, pred = 0
     var plane: [UInt8] = []
     var stride = 0, planeHeight = 0
-    var decoded = false
+    /// Blocks covering the component's own samples, ceil(ceil(width * h / hmax) / 8) by the
+    /// same for height: what a non-interleaved scan codes (the MCU grid may have more).
+    var blocksW = 0, blocksH = 0
+    /// Progressive: the quantization table as it was at the component's first scan
+    /// (libjpeg latches it then), natural order.
+    var quant: [Int] = []
+    /// Progressive: per zigzag coefficient, the Al of the last scan that coded it, or -1
+    /// if none did yet (libjpeg's coef_bits), to check the scan order.
+    var coefBits = [Int](repeating: -1, count: 64)
+}
+
+/// Coefficients of one component of a progressive image: 64 Int16 per block in zigzag
+/// order, blocks row-major over the plane's block grid (`stride / 8` per row). A class so
+/// that the scan loops can write through a stable pointer while the decoder mutates.
+final class JPEGCoefficientBuffer {
+    let blocksPerRow: Int, rows: Int
+    let base: UnsafeMutablePointer<Int16>
+    init(blocksPerRow: Int, rows: Int) {
+        self.blocksPerRow = blocksPerRow; self.rows = rows
+        base = .allocate(capacity: blocksPerRow * rows * 64)
+        base.initialize(repeating: 0, count: blocksPerRow * rows * 64)
+    }
+    deinit { base.deallocate() }
+    @inline(__always) func block(_ bx: Int, _ by: Int) -> UnsafeMutablePointer<Int16> { base + (by * blocksPerRow + bx) * 64 }
 }
 
 struct JPEGDecoder {
@@ -85,8 +147,18 @@ struct JPEGDecoder {
     var comps: [JPEGComponent] = []
     var width = 0, height = 0, hmax = 1, vmax = 1, mcusX = 0, mcusY = 0
     var restartInterval = 0
+    var progressive = false
+    var coefs: [JPEGCoefficientBuffer] = []
+    var eobrun = 0
+    var scans = 0
+    // Markers seen before the first scan (as libjpeg and Pillow read them).
     var adobeTransform: Int? = nil
+    var sawJFIF = false
+    var exif: [UInt8]? = nil, xmp: [UInt8]? = nil
     var sawFrame = false, sawScan = false
+    // Caller's options.
+    var applyOrientation = true
+    var maxBytes = defaultMaxDecodeBytes
 
     // Entropy bit reader state (MSB first).
     var buf: UInt64 = 0
@@ -104,6 +176,7 @@ struct JPEGDecoder {
         return Int(p[pos]) << 8 | Int(p[pos + 1])
     }
 
+    /// Parses the markers and scans, then builds the image (colour, orientation).
     mutating func run() throws -> Image {
         guard p.count >= 2, p[0] == 0xFF, p[1] == 0xD8 else { throw fail("missing SOI marker") }
         pos = 2
@@ -120,11 +193,11 @@ struct JPEGDecoder {
             switch m {
             case 0xD9: break markers                                   // EOI
             case 0xD0...0xD7, 0x01: continue                            // stray RSTn, TEM: no length
-            case 0xC0, 0xC1: try readFrame()
-            case 0xC2, 0xC6, 0xCA, 0xCE: throw FCNError.unsupported("JPEG: progressive JPEG (SOF\(m - 0xC0)) is not supported; re-save as baseline")
-            case 0xC3, 0xC5, 0xC7, 0xCB, 0xCD, 0xCF: throw FCNError.unsupported("JPEG: lossless/hierarchical JPEG (SOF\(m - 0xC0)) is not supported")
-            case 0xC9: throw FCNError.unsupported("JPEG: arithmetic-coded JPEG (SOF9) is not supported")
-            case 0xCC: throw FCNError.unsupported("JPEG: arithmetic coding (DAC) is not supported")
+            case 0xC0, 0xC1, 0xC2: try readFrame(progressive: m == 0xC2)
+            case 0xC3, 0xC5, 0xC6, 0xC7: throw FCNError.unsupported("JPEG: lossless/hierarchical JPEG (SOF\(m - 0xC0)) is not supported")
+            case 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
+                throw FCNError.unsupported("JPEG: arithmetic-coded JPEG (SOF\(m - 0xC0)) is not supported; re-save with Huffman coding")
+            case 0xCC: throw FCNError.unsupported("JPEG: arithmetic coding (DAC) is not supported; re-save with Huffman coding")
             case 0xC4: try readHuffmanTables()
             case 0xDB: try readQuantTables()
             case 0xDD:
@@ -133,25 +206,40 @@ struct JPEGDecoder {
                 restartInterval = try u16()
             case 0xDA: try readScan()
             case 0xDC: throw FCNError.unsupported("JPEG: DNL marker (height defined after the scan) is not supported")
-            case 0xEE:
-                let start = pos
-                let len = try u16()
-                guard len >= 2, start + len <= p.count else { throw fail("APP14 segment runs past the end") }
-                if len >= 14, Array(p[(start + 2)..<(start + 7)]) == Array("Adobe".utf8) { adobeTransform = Int(p[start + 13]) }
-                pos = start + len
             default:
                 let start = pos
                 let len = try u16()
                 guard len >= 2, start + len <= p.count else { throw fail("segment 0x\(String(m, radix: 16)) of length \(len) runs past the end (truncated?)") }
+                if !sawScan { readApp(m, UnsafeBufferPointer(rebasing: p[(start + 2)..<(start + len)])) }
                 pos = start + len
             }
         }
-        guard sawFrame else { throw fail("no SOF0/SOF1 frame header") }
+        guard sawFrame else { throw fail("no SOF0/SOF1/SOF2 frame header") }
         guard sawScan else { throw fail("no scan (SOS) found") }
+        if progressive { try finishProgressive() }
         return try makeImage()
     }
 
-    mutating func readFrame() throws {
+    /// Remembers the APPn data that decides colours and orientation (as libjpeg's
+    /// examine_app0/app14 and Pillow's APP handler do): JFIF (APP0), Adobe transform
+    /// (APP14), EXIF (APP1 "Exif\0\0"; later ones are appended without their 6-byte header,
+    /// as Pillow does) and XMP (APP1 "http://ns.adobe.com/xap/1.0/\0"; the last one wins).
+    mutating func readApp(_ m: Int, _ s: UnsafeBufferPointer<UInt8>) {
+        func starts(_ tag: String) -> Bool { let t = Array(tag.utf8); return s.count >= t.count && Array(s[0..<t.count]) == t }
+        switch m {
+        case 0xE0: if s.count >= 14 && starts("JFIF\0") { sawJFIF = true }
+        case 0xEE: if s.count >= 12 && starts("Adobe") { adobeTransform = Int(s[11]) }
+        case 0xE1:
+            if starts("Exif\0\0") {
+                if exif == nil { exif = Array(s) } else { exif! += s.dropFirst(6) }
+            } else if starts("http://ns.adobe.com/xap/1.0/\0") {
+                xmp = Array(s.dropFirst(29))
+            }
+        default: break
+        }
+    }
+
+    mutating func readFrame(progressive prog: Bool) throws {
         guard !sawFrame else { throw fail("more than one frame header") }
         let start = pos
         let len = try u16()
@@ -164,7 +252,9 @@ struct JPEGDecoder {
         pos += 6
         guard height > 0 else { throw FCNError.unsupported("JPEG: height 0 (DNL) is not supported") }
         try checkImageSize(width, height, "JPEG")
-        guard n == 1 || n == 3 else { throw FCNError.unsupported("JPEG: \(n) components (only gray and YCbCr/RGB are supported)") }
+        guard n == 1 || n == 3 || n == 4 else {
+            throw FCNError.unsupported("JPEG: \(n) components (only gray, YCbCr/RGB and CMYK/YCCK are supported)")
+        }
         guard len == 8 + 3 * n else { throw fail("SOF length \(len) does not match \(n) components") }
         for _ in 0..<n {
             var c = JPEGComponent()
@@ -181,19 +271,25 @@ struct JPEGDecoder {
         }
         mcusX = (width + 8 * hmax - 1) / (8 * hmax)
         mcusY = (height + 8 * vmax - 1) / (8 * vmax)
-        // Every block costs >= 2 bits of entropy data: refuse headers the file cannot fill.
+        progressive = prog
+        // Refuse headers the file cannot fill: every block costs >= 2 bits of a sequential
+        // scan, >= 1 bit of a progressive DC scan (each component must get one).
         var blocks = 0
-        for c in comps {
-            let bw = ((width * c.h + hmax - 1) / hmax + 7) / 8, bh = ((height * c.v + vmax - 1) / vmax + 7) / 8
-            blocks += bw * bh
-        }
-        guard blocks <= 4 * (p.count - pos) + 64 else {
-            throw fail("\(width)x\(height) needs \(blocks) blocks but only \(p.count - pos) bytes follow (truncated?)")
-        }
         for i in comps.indices {
+            comps[i].blocksW = ((width * comps[i].h + hmax - 1) / hmax + 7) / 8
+            comps[i].blocksH = ((height * comps[i].v + vmax - 1) / vmax + 7) / 8
             comps[i].stride = mcusX * comps[i].h * 8
             comps[i].planeHeight = mcusY * comps[i].v * 8
+            blocks += comps[i].blocksW * comps[i].blocksH
+        }
+        let bitsPerBlock = prog ? 1 : 2
+        guard blocks <= (8 / bitsPerBlock) * (p.count - pos) + 64 else {
+            throw fail("\(width)x\(height) needs \(blocks) blocks but only \(p.count - pos) bytes follow (truncated?)")
+        }
+        try checkMemory(orientation: currentOrientation())
+        for i in comps.indices {
             comps[i].plane = [UInt8](repeating: 128, count: comps[i].stride * comps[i].planeHeight)
+            if prog { coefs.append(JPEGCoefficientBuffer(blocksPerRow: comps[i].stride / 8, rows: comps[i].planeHeight / 8)) }
         }
         sawFrame = true
     }
@@ -240,27 +336,40 @@ struct JPEGDecoder {
 
     mutating func readScan() throws {
         guard sawFrame else { throw fail("SOS before the frame header") }
+        scans += 1
+        guard scans <= JPEG.maxScans else { throw FCNError.unsupported("JPEG: more than \(JPEG.maxScans) scans") }
         let start = pos
         let len = try u16()
         guard len >= 3, start + len <= p.count else { throw fail("SOS segment is truncated") }
         let ns = Int(p[pos])
         guard (1...4).contains(ns), len == 6 + 2 * ns else { throw fail("SOS with \(ns) components and length \(len)") }
+        let ss = Int(p[pos + 1 + 2 * ns]), se = Int(p[pos + 2 + 2 * ns])
+        let ah = Int(p[pos + 3 + 2 * ns] >> 4), al = Int(p[pos + 3 + 2 * ns] & 15)
+        // Which tables the scan uses: sequential both; progressive DC first the DC table,
+        // DC refinement none, AC scans the AC table.
+        let needDC = !progressive || (ss == 0 && ah == 0), needAC = !progressive || ss > 0
         var idx: [Int] = []
         for i in 0..<ns {
             let cid = Int(p[pos + 1 + 2 * i]), t = Int(p[pos + 2 + 2 * i])
             guard let ci = comps.firstIndex(where: { $0.id == cid }), !idx.contains(ci) else { throw fail("SOS names unknown component \(cid)") }
             comps[ci].dcTable = t >> 4; comps[ci].acTable = t & 15
             guard comps[ci].dcTable <= 3, comps[ci].acTable <= 3,
-                  dc[comps[ci].dcTable] != nil, ac[comps[ci].acTable] != nil else {
+                  !needDC || dc[comps[ci].dcTable] != nil, !needAC || ac[comps[ci].acTable] != nil else {
                 throw fail("component \(cid) uses an undefined Huffman table")
             }
-            guard !quant[comps[ci].tq].isEmpty else { throw fail("component \(cid) uses undefined quantization table \(comps[ci].tq)") }
+            guard !quant[comps[ci].tq].isEmpty || !comps[ci].quant.isEmpty else {
+                throw fail("component \(cid) uses undefined quantization table \(comps[ci].tq)")
+            }
             idx.append(ci)
         }
-        let ss = Int(p[pos + 1 + 2 * ns]), se = Int(p[pos + 2 + 2 * ns]), a = Int(p[pos + 3 + 2 * ns])
-        guard ss == 0, se == 63, a == 0 else { throw fail("sequential scan with spectral selection \(ss)...\(se) / approximation \(a)") }
         pos = start + len
-        try decodeScan(idx)
+        if progressive {
+            try startProgressiveScan(idx, ss: ss, se: se, ah: ah, al: al)
+            try decodeProgressiveScan(idx, ss: ss, se: se, ah: ah, al: al)
+        } else {
+            guard ss == 0, se == 63, ah == 0, al == 0 else { throw fail("sequential scan with spectral selection \(ss)...\(se) / approximation \(ah),\(al)") }
+            try decodeScan(idx)
+        }
         sawScan = true
         // Skip to the marker that ends the entropy-coded data.
         while pos + 1 < p.count && !(p[pos] == 0xFF && p[pos + 1] != 0 && !(0xD0...0xD7).contains(p[pos + 1])) { pos += 1 }
@@ -345,19 +454,20 @@ struct JPEGDecoder {
         }
     }
 
+    /// A sequential scan: decodes every block of its components and writes its samples
+    /// (IDCT) straight into the component planes.
     mutating func decodeScan(_ idx: [Int]) throws {
         resetBits()
         for ci in idx { comps[ci].pred = 0 }
         let coef = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
         defer { coef.deallocate() }
         let single = idx.count == 1
-        let c0 = comps[idx[0]]
-        let unitsX = single ? ((width * c0.h + hmax - 1) / hmax + 7) / 8 : mcusX
-        let unitsY = single ? ((height * c0.v + vmax - 1) / vmax + 7) / 8 : mcusY
+        let unitsX = single ? comps[idx[0]].blocksW : mcusX
+        let unitsY = single ? comps[idx[0]].blocksH : mcusY
         let total = unitsX * unitsY
         var planes = idx.map { comps[$0].plane }
         for ci in idx { comps[ci].plane = [] }   // avoid copy-on-write while writing
-        defer { for (k, ci) in idx.enumerated() { comps[ci].plane = planes[k]; comps[ci].decoded = true } }
+        defer { for (k, ci) in idx.enumerated() { comps[ci].plane = planes[k] } }
         let quants = idx.map { quant[comps[$0].tq] }
         var restartsLeft = restartInterval
         for u in 0..<total {

@@ -10,7 +10,10 @@
 // `PNG.decodeIndexed` returns the raw palette indices (class ids of VOC label maps) and
 // palette; it also accepts gray images of depth <= 8 (indices = raw gray values).
 // Limits: <= `maxImagePixels` pixels; the declared image data may not exceed what the
-// IDAT bytes can inflate to (1032:1), so a tiny corrupt file cannot cause a huge allocation.
+// IDAT bytes can inflate to (1032:1), so a tiny corrupt file cannot cause a huge allocation;
+// the memory decoding needs at its peak (IDAT copy + inflated data + samples, or samples +
+// 16-bit values + palette expansion; see `unpack`) must be <= `maxBytes` (default
+// `defaultMaxDecodeBytes`, 1 GiB), checked before inflating.
 //
 // Write: 8-bit gray, gray+alpha, RGB, RGBA (16-bit when `samples16` is set), and 8-bit
 // palette images (`IndexedImage`, e.g. with `vocPalette()`); per-row adaptive filter
@@ -24,44 +27,40 @@ public enum PNG {
     static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// Decodes a PNG into an 8-bit `Image` (see the file comment for the channel mapping).
-    public static func decode(_ bytes: [UInt8]) throws -> Image {
-        let d = try decodeSamples(bytes)
-        let n = d.width * d.height
+    /// `maxBytes` caps the memory decoding may take (see the file comment); a larger image
+    /// throws `FCNError.unsupported` naming the bytes it needs, before the allocation.
+    public static func decode(_ bytes: [UInt8], maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+        let d = try decodeSamples(bytes, maxBytes: maxBytes, expandPalette: true)
         switch d.colorType {
         case 3:
             var pal = d.palette
             if pal.isEmpty { pal = [PaletteColor(0, 0, 0)] }
-            let idx = IndexedImage(width: d.width, height: d.height, indices: d.samples.map { UInt8(truncatingIfNeeded: $0) },
+            let idx = IndexedImage(width: d.width, height: d.height, indices: d.samples,
                                    palette: pal, alpha: Array(d.trns.prefix(pal.count)))
             return idx.rgb()
         default:
             let ch = [0: 1, 2: 3, 4: 2, 6: 4][d.colorType]!
-            var px = [UInt8](repeating: 0, count: n * ch)
-            var s16: [UInt16]? = nil
-            if d.bitDepth == 16 {
-                s16 = d.samples
-                for i in 0..<(n * ch) { px[i] = UInt8(d.samples[i] >> 8) }
-            } else if d.bitDepth == 8 {
-                for i in 0..<(n * ch) { px[i] = UInt8(truncatingIfNeeded: d.samples[i]) }
-            } else {
-                let scale = 255 / ((1 << d.bitDepth) - 1)
-                for i in 0..<(n * ch) { px[i] = UInt8(truncatingIfNeeded: Int(d.samples[i]) * scale) }
+            var px = d.samples
+            if d.bitDepth < 8 {
+                let scale = UInt8(255 / ((1 << d.bitDepth) - 1))
+                px.withUnsafeMutableBufferPointer { p in for i in 0..<p.count { p[i] = p[i] &* scale } }
             }
-            return Image(width: d.width, height: d.height, channels: ch, pixels: px, samples16: s16)
+            return Image(width: d.width, height: d.height, channels: ch, pixels: px, samples16: d.samples16)
         }
     }
 
     /// Decodes a PNG from `Data`.
-    public static func decode(_ data: Data) throws -> Image { try decode([UInt8](data)) }
+    public static func decode(_ data: Data, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+        try decode([UInt8](data), maxBytes: maxBytes)
+    }
 
     /// Decodes a palette PNG (or a gray PNG of depth <= 8) into raw indices and palette,
     /// without converting to colours: for label maps the index is the class id.
-    /// Throws `FCNError.mismatch` for other colour types.
-    public static func decodeIndexed(_ bytes: [UInt8]) throws -> IndexedImage {
-        let d = try decodeSamples(bytes)
-        let indices = d.samples.map { UInt8(truncatingIfNeeded: $0) }
+    /// Throws `FCNError.mismatch` for other colour types; `maxBytes` as in `decode`.
+    public static func decodeIndexed(_ bytes: [UInt8], maxBytes: Int = defaultMaxDecodeBytes) throws -> IndexedImage {
+        let d = try decodeSamples(bytes, maxBytes: maxBytes, expandPalette: false)
         if d.colorType == 3 {
-            return IndexedImage(width: d.width, height: d.height, indices: indices, palette: d.palette,
+            return IndexedImage(width: d.width, height: d.height, indices: d.samples, palette: d.palette,
                                 alpha: Array(d.trns.prefix(d.palette.count)))
         }
         guard d.colorType == 0 && d.bitDepth <= 8 else {
@@ -69,13 +68,17 @@ public enum PNG {
         }
         let levels = 1 << d.bitDepth, scale = 255 / (levels - 1)
         let pal = (0..<levels).map { v in PaletteColor(UInt8(v * scale), UInt8(v * scale), UInt8(v * scale)) }
-        return IndexedImage(width: d.width, height: d.height, indices: indices, palette: pal)
+        return IndexedImage(width: d.width, height: d.height, indices: d.samples, palette: pal)
     }
 
     /// Reads and decodes the PNG file at `path`.
-    public static func read(path: String) throws -> Image { try decode(readFileBytes(path)) }
+    public static func read(path: String, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+        try decode(readFileBytes(path), maxBytes: maxBytes)
+    }
     /// Reads the palette PNG at `path` as indices (see `decodeIndexed`).
-    public static func readIndexed(path: String) throws -> IndexedImage { try decodeIndexed(readFileBytes(path)) }
+    public static func readIndexed(path: String, maxBytes: Int = defaultMaxDecodeBytes) throws -> IndexedImage {
+        try decodeIndexed(readFileBytes(path), maxBytes: maxBytes)
+    }
 
     // MARK: Decoding
 
@@ -83,15 +86,18 @@ public enum PNG {
         var width = 0, height = 0, bitDepth = 0, colorType = 0, interlace = 0
         var palette: [PaletteColor] = []
         var trns: [UInt8] = []
-        /// Samples at full resolution, `width * height * samplesPerPixel`, raw values.
-        var samples: [UInt16] = []
+        /// Samples at full resolution, `width * height * samplesPerPixel`: the raw value for
+        /// depths <= 8 (not rescaled), the high byte for 16-bit.
+        var samples: [UInt8] = []
+        /// The full values for 16-bit images (same layout), else nil.
+        var samples16: [UInt16]? = nil
     }
 
     static func be32(_ p: UnsafeBufferPointer<UInt8>, _ i: Int) -> Int {
         Int(p[i]) << 24 | Int(p[i + 1]) << 16 | Int(p[i + 2]) << 8 | Int(p[i + 3])
     }
 
-    static func decodeSamples(_ bytes: [UInt8]) throws -> Decoded {
+    static func decodeSamples(_ bytes: [UInt8], maxBytes: Int, expandPalette: Bool) throws -> Decoded {
         try bytes.withUnsafeBufferPointer { p -> Decoded in
             guard p.count >= 8, Array(p[0..<8]) == signature else { throw FCNError.invalidFormat("PNG: missing PNG signature") }
             var d = Decoded()
@@ -144,15 +150,22 @@ public enum PNG {
             guard sawEnd else { throw FCNError.invalidFormat("PNG: no IEND chunk (file truncated?)") }
             guard !idat.isEmpty else { throw FCNError.invalidFormat("PNG: no IDAT chunk") }
             if d.colorType == 3 && d.palette.isEmpty { throw FCNError.invalidFormat("PNG: palette image without PLTE chunk") }
-            try unpack(&d, idat)
+            try unpack(&d, idat, maxBytes: maxBytes, expandPalette: expandPalette)
             return d
         }
     }
 
     static let adam7: [(x0: Int, y0: Int, dx: Int, dy: Int)] = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
 
-    /// Inflates, unfilters and unpacks the image data into `d.samples`.
-    static func unpack(_ d: inout Decoded, _ idat: [UInt8]) throws {
+    /// Inflates, unfilters and unpacks the image data into `d.samples` (and `d.samples16`).
+    /// Memory: the IDAT bytes, the inflated data (one filter byte plus the packed row per
+    /// row and pass) and the samples (1 byte each, plus 2 for 16-bit) are checked against
+    /// `maxBytes` before inflating, with the palette expansion `decode` does next (3 or 4
+    /// bytes per pixel) when `expandPalette`. 8-bit non-interlaced images are unfiltered in
+    /// place and become the samples without a second buffer; no 16-bit intermediate is made
+    /// for 8-bit data (it was: 2 bytes per sample on top of the inflated data and the
+    /// output, 2.4 GB for a 783 KB, 16384 x 16384 RGB file).
+    static func unpack(_ d: inout Decoded, _ idat: [UInt8], maxBytes: Int, expandPalette: Bool) throws {
         let spp = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][d.colorType]!
         let bitsPP = spp * d.bitDepth
         let bpp = max(1, bitsPP / 8)
@@ -165,14 +178,43 @@ public enum PNG {
             sizes.append((w, h))
             if w > 0 && h > 0 { total += h * (1 + (w * bitsPP + 7) / 8) }
         }
+        let n = d.width * d.height * spp
+        let inPlace = d.bitDepth == 8 && d.interlace == 0
+        let wide = d.bitDepth == 16 ? 2 * n : 0
+        let rowBytes = 2 * ((d.width * bitsPP + 7) / 8)
+        let inflating = idat.count + total + (inPlace ? 0 : n) + wide + rowBytes
+        let converting = n + wide + (d.colorType == 3 && expandPalette ? n * (d.trns.isEmpty ? 3 : 4) + 1024 : 0)
+        try checkDecodeMemory(max(inflating, converting), maxBytes, "PNG",
+                              "this \(d.width)x\(d.height) image (colour type \(d.colorType), \(d.bitDepth)-bit\(d.interlace == 1 ? ", interlaced" : ""))")
         guard total <= 1032 * idat.count + 64 else {
             throw FCNError.invalidFormat("PNG: \(idat.count) bytes of image data cannot hold a \(d.width)x\(d.height) image (truncated?)")
         }
-        let raw = try idat.withUnsafeBufferPointer { try Zlib.decompress($0, maxOutput: total, exactSize: total) }
+        var raw = try idat.withUnsafeBufferPointer { try Zlib.decompress($0, maxOutput: total, exactSize: total) }
         guard raw.count == total else {
             throw FCNError.invalidFormat("PNG: image data inflates to \(raw.count) bytes, expected \(total) (truncated?)")
         }
-        var samples = [UInt16](repeating: 0, count: d.width * d.height * spp)
+        if inPlace {
+            // Row y (filter byte + stride bytes at y * (stride + 1)) is unfiltered where it
+            // is, against row y - 1 already moved to (y - 1) * stride, then moved to y * stride.
+            let stride = d.width * spp, h = d.height
+            let zeros = [UInt8](repeating: 0, count: stride)
+            try raw.withUnsafeMutableBufferPointer { r in
+                try zeros.withUnsafeBufferPointer { z in
+                    let base = r.baseAddress!
+                    for y in 0..<h {
+                        let src = base + y * (stride + 1)
+                        let prev = y == 0 ? z.baseAddress! : UnsafePointer(base + (y - 1) * stride)
+                        try unfilter(src[0], src + 1, prev, stride, bpp)
+                        memmove(base + y * stride, src + 1, stride)
+                    }
+                }
+            }
+            raw.removeLast(h)
+            d.samples = raw
+            return
+        }
+        var samples = [UInt8](repeating: 0, count: n)
+        var samples16: [UInt16]? = d.bitDepth == 16 ? [UInt16](repeating: 0, count: n) : nil
         let width = d.width, depth = d.bitDepth
         try raw.withUnsafeBufferPointer { raw in
             try samples.withUnsafeMutableBufferPointer { out in
@@ -187,22 +229,23 @@ public enum PNG {
                         let filter = raw[off]
                         for i in 0..<stride { cur[i] = raw[off + 1 + i] }
                         off += 1 + stride
-                        try unfilter(filter, &cur, prev, bpp)
+                        try cur.withUnsafeMutableBufferPointer { c in
+                            try prev.withUnsafeBufferPointer { pr in try unfilter(filter, c.baseAddress!, pr.baseAddress!, stride, bpp) }
+                        }
                         let y = y0 + row * dy
                         for col in 0..<w {
-                            let x = x0 + col * dx
-                            let o = (y * width + x) * spp
+                            let o = (y * width + x0 + col * dx) * spp
                             for s in 0..<spp {
                                 let k = col * spp + s
-                                let v: UInt16
                                 switch depth {
-                                case 8: v = UInt16(cur[k])
-                                case 16: v = UInt16(cur[2 * k]) << 8 | UInt16(cur[2 * k + 1])
+                                case 8: out[o + s] = cur[k]
+                                case 16:
+                                    out[o + s] = cur[2 * k]
+                                    samples16![o + s] = UInt16(cur[2 * k]) << 8 | UInt16(cur[2 * k + 1])
                                 default:
                                     let bit = k * depth
-                                    v = UInt16((Int(cur[bit >> 3]) >> (8 - depth - (bit & 7))) & ((1 << depth) - 1))
+                                    out[o + s] = UInt8((Int(cur[bit >> 3]) >> (8 - depth - (bit & 7))) & ((1 << depth) - 1))
                                 }
-                                out[o + s] = v
                             }
                         }
                         swap(&prev, &cur)
@@ -211,11 +254,12 @@ public enum PNG {
             }
         }
         d.samples = samples
+        d.samples16 = samples16
     }
 
-    /// Reverses one row filter in place (`prev` is the unfiltered previous row or zeros).
-    static func unfilter(_ type: UInt8, _ cur: inout [UInt8], _ prev: [UInt8], _ bpp: Int) throws {
-        let n = cur.count
+    /// Reverses one row filter in place: `cur` holds `n` filtered bytes, `prev` the
+    /// unfiltered previous row (or zeros); `bpp` is the filter's byte distance.
+    static func unfilter(_ type: UInt8, _ cur: UnsafeMutablePointer<UInt8>, _ prev: UnsafePointer<UInt8>, _ n: Int, _ bpp: Int) throws {
         switch type {
         case 0: break
         case 1: if n > bpp { for i in bpp..<n { cur[i] = cur[i] &+ cur[i - bpp] } }

@@ -7,7 +7,9 @@
 // maxval are clamped to it. `pixels` holds round(v * 255 / maxval); when maxval > 255 the
 // raw values are also kept in `samples16`. Bytes after the image are ignored.
 // Limits: <= `maxImagePixels` pixels, and the data must be present in the file before any
-// large allocation (binary: exact size; ASCII: at least 2 bytes per sample).
+// large allocation (binary: exact size; ASCII: at least 2 bytes per sample); the output
+// (1 byte per sample, plus 2 for the 16-bit values when maxval > 255) must fit in
+// `maxBytes` (default `defaultMaxDecodeBytes`, 1 GiB), checked before allocating.
 //
 // Write: P5 for 1 channel, P6 for 3; alpha is dropped (2 -> gray, 4 -> RGB); maxval 255,
 // or 65535 with 2-byte samples when `samples16` is set. Writing to a path is atomic.
@@ -16,8 +18,10 @@ import Foundation
 
 /// Netpbm codec (PGM / PPM).
 public enum PPM {
-    /// Decodes a P2/P3/P5/P6 file into a 1- or 3-channel `Image`.
-    public static func decode(_ bytes: [UInt8]) throws -> Image {
+    /// Decodes a P2/P3/P5/P6 file into a 1- or 3-channel `Image`. `maxBytes` caps the
+    /// memory the result takes; a larger image throws `FCNError.unsupported` naming the
+    /// bytes it needs, before the allocation.
+    public static func decode(_ bytes: [UInt8], maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
         var pos = 0
         func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D || b == 0x0B || b == 0x0C }
         func skipSpaceAndComments() {
@@ -57,43 +61,49 @@ public enum PPM {
         guard (1...65535).contains(maxval) else { throw FCNError.invalidFormat("PNM: maxval \(maxval) is not in 1...65535") }
         try checkImageSize(w, h, "PNM")
         let n = w * h * channels
-        var raw = [UInt16](repeating: 0, count: 0)
-        if ascii {
-            guard n <= (bytes.count - pos) / 2 + 1 else { throw FCNError.invalidFormat("PNM: file is too short for \(n) ASCII samples (truncated?)") }
-            raw = [UInt16](repeating: 0, count: n)
-            for i in 0..<n {
-                let v = try number("sample \(i)")
-                raw[i] = UInt16(min(v, maxval))
-            }
-        } else {
+        let wide = maxval > 255
+        if !ascii {
             guard pos < bytes.count, isSpace(bytes[pos]) else { throw FCNError.invalidFormat("PNM: no whitespace after maxval") }
             pos += 1
-            let size = maxval > 255 ? 2 : 1
+            let size = wide ? 2 : 1
             guard bytes.count - pos >= n * size else {
                 throw FCNError.invalidFormat("PNM: \(bytes.count - pos) data bytes, expected \(n * size) for \(w)x\(h)x\(channels) (truncated?)")
             }
-            raw = [UInt16](repeating: 0, count: n)
+        } else {
+            guard n <= (bytes.count - pos) / 2 + 1 else { throw FCNError.invalidFormat("PNM: file is too short for \(n) ASCII samples (truncated?)") }
+        }
+        try checkDecodeMemory(n + (wide ? 2 * n : 0), maxBytes, "PNM", "this \(w)x\(h)x\(channels) image (maxval \(maxval))")
+        // 8-bit output; the raw values are kept only when they need 16 bits.
+        var px = [UInt8](repeating: 0, count: n)
+        var raw: [UInt16]? = wide ? [UInt16](repeating: 0, count: n) : nil
+        @inline(__always) func store(_ i: Int, _ v: Int) {
+            let c = min(v, maxval)
+            px[i] = maxval == 255 ? UInt8(c) : UInt8((c * 255 + maxval / 2) / maxval)
+            if wide { raw![i] = UInt16(c) }
+        }
+        if ascii {
+            for i in 0..<n { store(i, try number("sample \(i)")) }
+        } else {
+            let start = pos
             bytes.withUnsafeBufferPointer { p in
-                if size == 1 {
-                    for i in 0..<n { raw[i] = UInt16(min(Int(p[pos + i]), maxval)) }
+                if !wide {
+                    for i in 0..<n { store(i, Int(p[start + i])) }
                 } else {
-                    for i in 0..<n { raw[i] = UInt16(min(Int(p[pos + 2 * i]) << 8 | Int(p[pos + 2 * i + 1]), maxval)) }
+                    for i in 0..<n { store(i, Int(p[start + 2 * i]) << 8 | Int(p[start + 2 * i + 1])) }
                 }
             }
         }
-        var px = [UInt8](repeating: 0, count: n)
-        if maxval == 255 {
-            for i in 0..<n { px[i] = UInt8(raw[i]) }
-        } else {
-            for i in 0..<n { px[i] = UInt8((Int(raw[i]) * 255 + maxval / 2) / maxval) }
-        }
-        return Image(width: w, height: h, channels: channels, pixels: px, samples16: maxval > 255 ? raw : nil)
+        return Image(width: w, height: h, channels: channels, pixels: px, samples16: raw)
     }
 
     /// Decodes from `Data`.
-    public static func decode(_ data: Data) throws -> Image { try decode([UInt8](data)) }
+    public static func decode(_ data: Data, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+        try decode([UInt8](data), maxBytes: maxBytes)
+    }
     /// Reads and decodes the file at `path`.
-    public static func read(path: String) throws -> Image { try decode(readFileBytes(path)) }
+    public static func read(path: String, maxBytes: Int = defaultMaxDecodeBytes) throws -> Image {
+        try decode(readFileBytes(path), maxBytes: maxBytes)
+    }
 
     /// Encodes as binary P5 (1 or 2 channels, alpha dropped) or P6 (3 or 4 channels).
     public static func encode(_ image: Image) -> [UInt8] {

@@ -11,7 +11,7 @@ Layer and network rows (same names and shapes as fcn-bench, see LayerRows.swift 
 `conv <layer> 500` (F.conv2d + bias, ReLU where the net has one), `deconv <layer> 500`
 (F.conv_transpose2d with the bilinear kernel), `pool pool1 500`,
 `fcn{32,16,8}s forward {224,500}` (the Caffe-layout VGGFCN of
-Tests/FCNTests/Fixtures/gen_models.py, 21 classes, full width, random weights, eval,
+Tests/Fixtures/gen_models.py, 21 classes, full width, random weights, eval,
 no_grad), `fcn8s train step 256` (train mode, cross-entropy, backward; upsampling weights
 frozen as in the reference), and `ort fcn{32,16,8}s forward {224,500}`: the same network
 exported with torch.onnx.export and run by onnxruntime (intra_op_num_threads = threads,

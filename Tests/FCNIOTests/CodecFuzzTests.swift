@@ -4,8 +4,10 @@
 // runs, deleted ranges, truncation, and flip + truncate. For PNG, half the variants get
 // their chunk CRCs recomputed so the corruption reaches IHDR parsing, inflate, unfiltering
 // and unpacking instead of stopping at the CRC check. Counts: 20,000 PNG (plus 5,000
-// decodeIndexed), 20,000 JPEG, 5,000 PNM and 10,000 zlib/raw-inflate inputs (about 3 s in a
-// debug build). The tests run in-process:
+// decodeIndexed), 20,000 baseline JPEG, 10,000 progressive / CMYK / YCCK / EXIF JPEG (a
+// third of them corrupted only before the first scan, where the EXIF, XMP, Adobe, SOF and
+// table segments are), 5,000 PNM and 10,000 zlib/raw-inflate inputs (a few seconds each in
+// a debug build; no single input may take more than 2 s). The tests run in-process:
 // any trap or out-of-bounds access kills the run; each call must either throw an
 // `FCNError` or return a consistent image (pixels.count == width * height * channels).
 import Foundation
@@ -98,6 +100,35 @@ import FCNTestSupport
         }
         print("fuzz JPEG: 20000 variants, \(decoded) decoded without error")
         #expect(decoded > 0 && decoded < 20_000)
+    }
+
+    @Test func jpegProgressiveCMYKEXIF() {
+        let seeds = ["prog_420_restart", "prog_gray_restart_odd", "prog_approx_deep", "cmyk_prog_q70", "ycck_q90",
+                     "exif_7", "xmp_6", "exif_5_gray_prog", "prog_spectral_only"].map { name -> [UInt8] in
+            let path = fixturesDirectory + "/jpeg/" + name + ".jpg"
+            guard let d = FileManager.default.contents(atPath: path) else { fatalError("missing fixture \(path)") }
+            return [UInt8](d)
+        }
+        // Where the first scan starts: corruptions before it reach the marker segments.
+        let headers = seeds.map { s in (2..<(s.count - 1)).first { s[$0] == 0xFF && s[$0 + 1] == 0xDA } ?? s.count }
+        var rng = TestRNG(seed: 85)
+        var decoded = 0
+        var slowest = Duration.zero
+        let clock = ContinuousClock()
+        for i in 0..<10_000 {
+            let seed = seeds[i % seeds.count], head = headers[i % seeds.count]
+            let x = i % 3 == 0 ? Self.mutate(Array(seed.prefix(head)), &rng) + seed[head...] : Self.mutate(seed, &rng)
+            let orient = i % 5 != 0
+            let t = clock.measure {
+                if Self.check("JPEG+ #\(i)", { try JPEG.decode(x, applyOrientation: orient) }) { decoded += 1 }
+            }
+            slowest = max(slowest, t)
+            if t > .seconds(2) { Issue.record("JPEG+ #\(i): decoding took \(t)") }
+            let o = JPEG.exifOrientation(x)
+            if !(1...8).contains(o) { Issue.record("JPEG+ #\(i): orientation \(o)") }
+        }
+        print("fuzz JPEG progressive/CMYK/EXIF: 10000 variants, \(decoded) decoded without error, slowest \(slowest)")
+        #expect(decoded > 0 && decoded < 10_000)
     }
 
     @Test func pnm() {

@@ -1,6 +1,6 @@
 // Shared helpers for the codec tests: fixture bytes, HWC comparisons, a seeded generator.
 //
-// Fixtures: Tests/FCNTests/Fixtures/gen_images.py writes small files into Fixtures/images/
+// Fixtures: Tests/Fixtures/gen_images.py writes small files into Fixtures/images/
 // and Pillow's decoded pixels into images.safetensors (`pixels` [H, W, C], optional
 // `samples16`, `indices` [H, W], `palette` [N, 3]; config "kind", "file").
 import Foundation

@@ -1,8 +1,9 @@
 // Baseline JPEG tests against Pillow (libjpeg-turbo: islow IDCT, fancy upsampling):
 //   im.save(path, "JPEG", quality=q, subsampling=s, restart_marker_blocks=n); np.array(Image.open(path))
 // Files: 4:4:4, 4:2:0, 4:2:2 at quality 50/95, odd sizes (17x13, 33x21), one 64x48, gray,
-// restart intervals (per block and per MCU row), optimized Huffman tables, and a progressive
-// file that must be refused with `unsupported`. Tolerance: the required bound is +-2 levels,
+// restart intervals (per block and per MCU row), optimized Huffman tables. (images/
+// progressive.jpg, once refused, is now checked in JPEGPillowTests with the progressive,
+// CMYK and EXIF fixtures of gen_jpeg.py.) Tolerance: the required bound is +-2 levels,
 // but the decoder follows libjpeg's integer arithmetic step by step (islow IDCT, fancy
 // upsampling, jdcolor tables) and the measured difference is 0 on every file, so the test
 // asserts exact equality to catch any regression in those stages.
@@ -21,14 +22,6 @@ import FCNTestSupport
                              "\(c): geometry \(img.width)x\(img.height)x\(img.channels) vs \(expected.shape)")
         print("JPEG \(c.string("file")): max abs diff \(d.max), mean \(d.mean)")
         #expect(d.max == 0, "\(c): max diff \(d.max), mean \(d.mean)")
-    }
-
-    @Test func progressiveIsUnsupported() {
-        let bytes = fixtureBytes("progressive.jpg")
-        do { _ = try JPEG.decode(bytes); Issue.record("progressive JPEG decoded") } catch let e as FCNError {
-            guard case .unsupported(let m) = e else { Issue.record("expected unsupported, got \(e)"); return }
-            #expect(m.contains("progressive"))
-        } catch { Issue.record("unexpected error \(error)") }
     }
 
     @Test func truncatedAndCorruptThrow() throws {

@@ -4,7 +4,7 @@ Each script builds a list of cases, each a (config dict, {name: tensor}) pair, a
 `save(name, cases)`, which writes Fixtures/<name>.safetensors with tensors named
 "<case>.<name>" and the configs as JSON in __metadata__["cases"].
 Run with a Python that has torch and safetensors, from any directory:
-    python Tests/FCNTests/Fixtures/gen_conv.py
+    python Tests/Fixtures/gen_conv.py
 """
 import json
 import os

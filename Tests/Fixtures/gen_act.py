@@ -3,7 +3,7 @@
 Writes act.safetensors, softmax.safetensors, batchnorm.safetensors, linear.safetensors.
 Each case stores its inputs, the output, a random upstream gradient grad_out and the
 PyTorch autograd gradients for it.
-    python Tests/FCNTests/Fixtures/gen_act.py
+    python Tests/Fixtures/gen_act.py
 """
 import torch
 import torch.nn.functional as F

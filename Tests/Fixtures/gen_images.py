@@ -10,7 +10,7 @@ file and its result is the expected output. Cases:
   kind "jpeg": pixels [H,W,C] from Pillow (libjpeg-turbo, islow IDCT, fancy upsampling).
   kind "ppm":  pixels [H,W,C]; samples16 when maxval > 255.
   kind "error": a file the decoder must refuse; config "error" names the expected case.
-Run: python Tests/FCNTests/Fixtures/gen_images.py
+Run: python Tests/Fixtures/gen_images.py
 """
 import io
 import os
@@ -255,6 +255,8 @@ add_jpeg("gray_q90.jpg", big.convert("L"), quality=90)
 add_jpeg("gray_q50_odd.jpg", odd1.convert("L"), quality=50, restart_marker_blocks=3)
 add_jpeg("rgb420_optimized.jpg", odd2, quality=80, subsampling=2, optimize=True)
 big.save(os.path.join(OUT, "progressive.jpg"), "JPEG", quality=80, progressive=True)
+# Historical: the decoder once refused progressive files. It decodes them now; gen_jpeg.py
+# stores Pillow's pixels for this file (jpeg/cases.json) and no test reads this case.
 cases.append((dict(kind="error", file="progressive.jpg", error="unsupported"), {}))
 
 # ---------------------------------------------------------------- PNM

@@ -4,7 +4,7 @@ Writes loss.safetensors: logits, labels (float class ids, 255 or another ignore 
 optional class weights, the loss, an upstream gradient grad_out and grad_logits.
 When every pixel is ignored PyTorch returns NaN for 'mean'; the library defines 0 with a
 zero gradient, stored here as the expected values (config all_ignored).
-    python Tests/FCNTests/Fixtures/gen_loss.py
+    python Tests/Fixtures/gen_loss.py
 """
 import torch
 import torch.nn.functional as F

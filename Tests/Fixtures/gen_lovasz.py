@@ -8,7 +8,7 @@ errors keep pixel order (the library's rule).
 
 Writes lovasz.safetensors: logits, labels (float class ids or the ignore index), the
 loss, an upstream scalar gradient grad_out and grad_logits.
-    python Tests/FCNTests/Fixtures/gen_lovasz.py
+    python Tests/Fixtures/gen_lovasz.py
 """
 import torch
 

@@ -2,7 +2,7 @@
 
 Weights are not stored: both sides fill them from the parameter names (detinit.py), so
 the fixture holds inputs, outputs and (for the gradient check) parameter gradients.
-    python Tests/FCNTests/Fixtures/gen_models.py [fixture names, default all]
+    python Tests/Fixtures/gen_models.py [fixture names, default all]
 Models:
   * VGG16 FCN-32s/16s/8s/8s-at-once in the Caffe reference layout (pad 100, ceil-mode
     pools, fc6 7x7, crops 19/5+27/9+31), with a width multiplier for small fixtures;

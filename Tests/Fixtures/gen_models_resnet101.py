@@ -1,6 +1,6 @@
 """Extra ResNet fixtures (models_resnet101.safetensors); weights are not stored, both sides
 fill them with detinit.deterministic_init(model, 2015).
-    python Tests/FCNTests/Fixtures/gen_models_resnet101.py
+    python Tests/Fixtures/gen_models_resnet101.py
 Cases:
   0. torchvision fcn_resnet101, 5 classes, aux on: state-dict names (in order) and parameter
      count, and a small eval-mode forward on [1, 3, 24, 20] (outputs "output", "aux").

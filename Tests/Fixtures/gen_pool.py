@@ -3,7 +3,7 @@
 Writes maxpool2d, maxunpool2d, avgpool2d, adaptive_avgpool2d, interpolate_bilinear and
 crop .safetensors beside this file. Every case stores the input `x`, the output `out`, a
 random upstream gradient `grad_out` and PyTorch's autograd gradient `grad_x`.
-Run: python Tests/FCNTests/Fixtures/gen_pool.py
+Run: python Tests/Fixtures/gen_pool.py
 """
 import torch
 import torch.nn.functional as F

@@ -12,7 +12,7 @@ Writes:
   tvlike_state.safetensors                 state_dict() of a small torchvision-style model
                                            (int64 num_batches_tracked included)
   tvlike_io.safetensors                    its input and eval-mode output; key order in metadata
-Run: python Tests/FCNTests/Fixtures/gen_safetensors.py
+Run: python Tests/Fixtures/gen_safetensors.py
 """
 import json
 import os

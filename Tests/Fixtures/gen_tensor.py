@@ -3,7 +3,7 @@
 Writes tensor_binary, tensor_scalar, tensor_unary, tensor_reduce, tensor_shape and
 tensor_matmul .safetensors. Every case stores the inputs, an upstream gradient `grad_out`,
 the PyTorch output `out` and the autograd gradients `grad_<input>`.
-Run: python Tests/FCNTests/Fixtures/gen_tensor.py
+Run: python Tests/Fixtures/gen_tensor.py
 """
 import torch
 

@@ -6,7 +6,7 @@ same module layout at the narrow width (torchvision hard-codes 512*7*7 -> 4096),
 state-dict names are torchvision's. Weights from detinit (not stored). Inputs: a 224x224
 image filled on both sides like a parameter named "input" (uniform in [-1, 1), not
 stored), and a stored 1x3x40x72 one (features 1x2, stretched to 7x7 by the adaptive pool).
-    python Tests/FCNTests/Fixtures/gen_vgg_classifier.py
+    python Tests/Fixtures/gen_vgg_classifier.py
 """
 import torch
 import torch.nn as nn

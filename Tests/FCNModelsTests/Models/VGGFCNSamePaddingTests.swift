@@ -1,7 +1,7 @@
 // The `.same` padding layout of the VGG16 FCNs against a PyTorch port (class VGGFCNSame in
 // Fixtures/gen_models.py: conv1_1 pad 1, fc6 pad 3, ConvTranspose2d(k=2f, s=f, padding=f/2),
 // fusions cut to the partner's size from offset 0):
-//     python Tests/FCNTests/Fixtures/gen_models.py models_vgg_same
+//     python Tests/Fixtures/gen_models.py models_vgg_same
 // Weights come from the parameter names on both sides (detinit), so the fixture holds only
 // inputs, outputs and, for one FCN-8s, every parameter's gradient of sum(output * R).
 // Tolerance 1e-4 relative to the output's scale: about 20 float32 layers of sums, as for
