@@ -1,9 +1,14 @@
 // Showing label maps: colour overlays on the input image and a legend of the classes
 // present with their pixel shares.
 //
-// Overlay: each pixel becomes `round((1 - alpha) * image + alpha * colour(label))` per RGB
-// channel (alpha 0.5 by default, an even mix), colours from the palette (PASCAL VOC's by
-// default; labels past the palette's end are drawn black, as in `IndexedImage.rgb()`).
+// Overlay: each pixel of a labelled class becomes `round((1 - alpha) * image + alpha *
+// colour(label))` per RGB channel (alpha 0.5 by default, an even mix), colours from the
+// palette (PASCAL VOC's by default; labels past the palette's end are drawn black, as in
+// `IndexedImage.rgb()`). Pixels of the `background` class (0 by default: VOC's and the
+// synthetic set's background) keep the image as it is, so unlabelled regions are not
+// darkened; and with `boundaries` (default) the pixels where the label changes from their
+// right or lower neighbour are drawn in their class colour at full strength (background
+// boundaries in white), so that regions can be told apart where their colours are close.
 // Legend: for each class id present, its pixel count and share of the image, sorted by
 // class id, with an optional class name.
 
@@ -13,39 +18,51 @@ import FCNModels
 import Foundation
 
 /// Blends label colours into `image` in place (RGB; gray/alpha images are converted to
-/// RGB first). `labels` holds `width * height` class ids.
+/// RGB first). `labels` holds `width * height` class ids. See the file comment.
 ///
 /// - Parameters:
 ///   - image: the image to colour, modified in place.
 ///   - labels: `width * height` class ids, row-major.
-///   - alpha: weight of the label colour, 0...1 (0.5 default: image and labels equally visible).
 ///   - palette: colour per class id (default `vocPalette()`).
+///   - alpha: weight of the label colour, 0...1 (0.5 default: image and labels equally visible).
+///   - background: the class left uncoloured (nil colours every class).
+///   - boundaries: draw the class boundaries at full strength.
 public func blendLabelColors(into image: inout Image, labels: [UInt8], palette: [PaletteColor] = vocPalette(),
-                             alpha: Float = 0.5) {
+                             alpha: Float = 0.5, background: Int? = 0, boundaries: Bool = true) {
     fcnCheck(labels.count == image.width * image.height, "blendLabelColors",
              "labels has \(labels.count) entries, the image is \(image.width)x\(image.height)")
     fcnCheck(alpha >= 0 && alpha <= 1, "blendLabelColors", "alpha must be in 0...1, got \(alpha)")
     if image.channels != 3 { image = image.rgb() }
-    var lut = [Float](repeating: 0, count: 256 * 3)
+    var lut = [Float](repeating: 0, count: 256 * 3), full = [UInt8](repeating: 0, count: 256 * 3)
     for (i, c) in palette.prefix(256).enumerated() {
         lut[3 * i] = alpha * Float(c.r); lut[3 * i + 1] = alpha * Float(c.g); lut[3 * i + 2] = alpha * Float(c.b)
+        full[3 * i] = c.r; full[3 * i + 1] = c.g; full[3 * i + 2] = c.b
     }
-    let keep = 1 - alpha
+    if let bg = background, (0..<256).contains(bg) { full[3 * bg] = 255; full[3 * bg + 1] = 255; full[3 * bg + 2] = 255 }
+    let keep = 1 - alpha, w = image.width, h = image.height, skip = background ?? -1
     image.samples16 = nil
     labels.withUnsafeBufferPointer { lb in
         image.pixels.withUnsafeMutableBufferPointer { px in
-            for i in 0..<lb.count {
-                let l = Int(lb[i]) * 3, p = 3 * i
-                for c in 0..<3 { px[p + c] = UInt8(min(255, (keep * Float(px[p + c]) + lut[l + c]).rounded())) }
+            for y in 0..<h {
+                for x in 0..<w {
+                    let i = y * w + x, v = lb[i], l = Int(v) * 3, p = 3 * i
+                    if boundaries && ((x + 1 < w && lb[i + 1] != v) || (y + 1 < h && lb[i + w] != v)) {
+                        px[p] = full[l]; px[p + 1] = full[l + 1]; px[p + 2] = full[l + 2]
+                        continue
+                    }
+                    if Int(v) == skip { continue }
+                    for c in 0..<3 { px[p + c] = UInt8(min(255, (keep * Float(px[p + c]) + lut[l + c]).rounded())) }
+                }
             }
         }
     }
 }
 
-/// The input image with label colours blended in (see `blendLabelColors(into:labels:palette:alpha:)`).
-public func overlayImage(_ image: Image, labels: [UInt8], palette: [PaletteColor] = vocPalette(), alpha: Float = 0.5) -> Image {
+/// The input image with label colours blended in (see `blendLabelColors(into:labels:palette:alpha:background:boundaries:)`).
+public func overlayImage(_ image: Image, labels: [UInt8], palette: [PaletteColor] = vocPalette(), alpha: Float = 0.5,
+                         background: Int? = 0, boundaries: Bool = true) -> Image {
     var out = image
-    blendLabelColors(into: &out, labels: labels, palette: palette, alpha: alpha)
+    blendLabelColors(into: &out, labels: labels, palette: palette, alpha: alpha, background: background, boundaries: boundaries)
     return out
 }
 

@@ -1,149 +1,142 @@
 // fcn-demo: the library end to end on generated data, in about a minute on two cores.
 //
-//   swift run -c release fcn-demo [--out DIR] [--seconds S] [--width W] [--seed N]
+//   swift run -c release fcn-demo [--out DIR] [--seconds S] [--seed N] [--threads N]
 //
-// 1. generates the synthetic shapes dataset (5 classes: background, disc, rectangle,
-//    triangle, bar), 2. trains a narrow VGG16 FCN-8s (the `.same` padding layout: no
-//    100-pixel margin, so about 9x less work per image than the Caffe layout) with Adam and the
-//    pixel-wise softmax cross-entropy for a fixed time, 3. reports loss, pixel accuracy and
-//    mean IU on held-out images, 4. saves a checkpoint (safetensors), 5. reloads it and
-//    segments a larger held-out image (a 3x3 mosaic of unseen images) with the tiled segmenter, writing the label PNG
-//    (VOC palette), the colour overlay, the input and the ground truth to the output folder.
+// 1. trains an FCN-8s (VGG16 at 3/16 width, the `.same` layout) on the synthetic shapes
+//    (5 classes: background, disc, rectangle, triangle, bar) with the README's recipe
+//    (`Trainer`, as `fcn-train` runs it): a progress bar, then the held-out mean IU;
+// 2. the checkpoint describes its model (architecture, classes, names, input convention);
+// 3. reopens it the way an app does (`ModelFile.open`) and segments a larger held-out
+//    scene (a 3x3 mosaic of unseen images) in tiles, writing the input, the labels, the
+//    overlay with boundaries, the ground truth and a legend to the output folder;
+// 4. prints the commands that segment a photo with this checkpoint and train further.
 import FCNTools
 import FCN
 import Foundation
 
 func writeStderr(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
-func fail(_ message: String) -> Never { writeStderr("fcn-demo: error: \(message)\n"); exit(2) }
+func fail(_ message: String, status: Int32 = 2) -> Never { writeStderr("fcn-demo: error: \(message)\n"); exit(status) }
 
-func runDemo() {
-    // MARK: Arguments
-    var outDir = "fcn-demo-output"
-    var seconds = 45.0
-    var width = 0.125
-    var learningRate: Float = 3e-3
-    var seed: UInt64 = 1
-    do {
-        var args = Array(CommandLine.arguments.dropFirst())
-        while !args.isEmpty {
-            let a = args.removeFirst()
-            func value() -> String { guard !args.isEmpty else { fail("\(a) needs a value") }; return args.removeFirst() }
-            switch a {
-            case "--out": outDir = value()
-            case "--seconds": guard let v = Double(value()), v > 0 else { fail("--seconds needs a positive number") }; seconds = v
-            case "--width": guard let v = Double(value()), v > 0, v <= 1 else { fail("--width needs a number in (0, 1]") }; width = v
-            case "--lr": guard let v = Float(value()), v > 0 else { fail("--lr needs a positive number") }; learningRate = v
-            case "--seed": guard let v = UInt64(value()) else { fail("--seed needs an unsigned integer") }; seed = v
-            case "-h", "--help":
-                print("usage: fcn-demo [--out DIR (fcn-demo-output)] [--seconds S (45)] [--width W (0.125)] [--lr L (0.003)] [--seed N (1)]")
-                exit(0)
-            default: fail("unknown argument '\(a)' (see --help)")
-            }
+let usage = """
+usage: fcn-demo [options]
+
+Trains a small FCN-8s on generated shapes for about a minute, measures it on held-out
+images, reopens its checkpoint and segments a larger unseen scene.
+
+  --out DIR        output folder (default fcn-demo-output)
+  --seconds S      training time (default 45)
+  --seed N         data and weights seed (default 1)
+  --threads N      compute threads (default: all processors)
+  -h, --help       this text
+
+Exit status: 0 done, 1 failed run, 2 usage or input error, 130 interrupted.
+"""
+
+// MARK: Arguments
+var outDir = "fcn-demo-output"
+var seconds = 45.0
+var seed: UInt64 = 1
+do {
+    var r = Array(CommandLine.arguments.dropFirst())
+    while !r.isEmpty {
+        let a = r.removeFirst()
+        func value() -> String { guard !r.isEmpty else { fail("\(a) needs a value (see --help)") }; return r.removeFirst() }
+        switch a {
+        case "--out": outDir = value()
+        case "--seconds": guard let v = Double(value()), v > 0 else { fail("--seconds needs a positive number") }; seconds = v
+        case "--seed": guard let v = UInt64(value()) else { fail("--seed needs an unsigned integer") }; seed = v
+        case "--threads": guard let v = Int(value()), v >= 1 else { fail("--threads needs a positive integer") }; Compute.threads = v
+        case "-h", "--help": print(usage); exit(0)
+        default: fail("unknown argument '\(a)' (see --help)")
         }
-    }
-    do { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
-        fail("cannot create '\(outDir)': \(error.localizedDescription)")
-    }
-    func path(_ name: String) -> String { (outDir as NSString).appendingPathComponent(name) }
-    let start = Date()
-    func elapsed() -> String { String(format: "%5.1fs", Date().timeIntervalSince(start)) }
-
-    // MARK: 1. Data
-    let size = 64
-    let train = SyntheticShapes(size: size, count: 100_000, seed: seed)
-    let heldOut = SyntheticShapes(size: size, count: 24, seed: seed + 1000)
-    let names = SyntheticShapes.classNames
-    print("[\(elapsed())] synthetic shapes: \(size)x\(size) images, \(SyntheticShapes.classes) classes (\(names.joined(separator: ", "))), \(Compute.threads) threads")
-
-    // MARK: 2. Model and training
-    let model = VGGFCN(variant: .fcn8s, classes: SyntheticShapes.classes, width: width, seed: seed, zeroScoreLayers: false,
-                       padding: .same)
-    let norm = InputPreprocessing.caffe
-    let optimizer = Adam(model.optimizableParameters(), learningRate: learningRate)
-    // Background covers most pixels: weight classes by 1/sqrt(frequency) (normalised to mean 1,
-    // counted on 200 labels outside the training indices) so that the thin bars and small
-    // shapes matter from the start: fcn-train's --class-weights inverse-sqrt.
-    let classWeights: Tensor
-    do {
-        classWeights = try Trainer.classWeights(.inverseSqrt, source: SyntheticSampleSource(dataset: train, offset: 1_000_000))!
-    } catch {
-        fail("class weights: \(error)")
-    }
-    let weights = classWeights.scalars
-    print("[\(elapsed())] VGG16 FCN-8s (same padding), width \(width): \(model.parameterCount) parameters; training for \(Int(seconds)) s "
-          + "(Adam, lr \(learningRate), batch 4, class weights \(weights.map { String(format: "%.2f", $0) }.joined(separator: " ")))")
-    model.train()
-    let batchSize = 4
-    var step = 0, recent: [Float] = []
-    while Date().timeIntervalSince(start) < seconds {
-        let samples = (0..<batchSize).map { train[step * batchSize + $0] }
-        let x = norm.apply(Tensor.stack(samples.map(\.image)))
-        let y = Tensor.stack(samples.map(\.label))
-        optimizer.zeroGrad()
-        let loss = softmaxCrossEntropy(logits: model(x), labels: y, classWeights: classWeights)
-        loss.backward()
-        optimizer.step()
-        recent.append(loss.item)
-        step += 1
-        if step % 25 == 0 {
-            let mean = recent.reduce(0, +) / Float(recent.count)
-            print("[\(elapsed())] step \(step): loss \(String(format: "%.4f", mean)) (mean of the last \(recent.count))")
-            recent.removeAll()
-        }
-    }
-    model.eval()
-
-    // MARK: 3. Evaluation on held-out images
-    let network = ModelSegmentation(model)
-    var confusion = ConfusionMatrix(classes: SyntheticShapes.classes)
-    var heldOutLoss: Float = 0
-    for i in 0..<heldOut.count {
-        let (image, label) = heldOut[i]
-        let scores = network.scores(normalized: norm.apply(image.unsqueezed(axis: 0)))
-        heldOutLoss += withoutGrad { softmaxCrossEntropy(logits: scores, labels: label.unsqueezed(axis: 0)).item }
-        confusion.update(scores: scores, label: label.unsqueezed(axis: 0))
-    }
-    print("[\(elapsed())] held-out (\(heldOut.count) images): loss \(String(format: "%.4f", heldOutLoss / Float(heldOut.count))), "
-          + "pixel accuracy \(String(format: "%.3f", confusion.pixelAccuracy)), mean IU \(String(format: "%.3f", confusion.meanIU))")
-    print("          IU per class: " + zip(names, confusion.classIU).map { "\($0) \(String(format: "%.3f", $1))" }.joined(separator: ", "))
-
-    // MARK: 4. Checkpoint
-    let checkpoint = path("fcn8s-shapes.safetensors")
-    do {
-        try model.setModelDescription(model.modelDescription.withMetadata(classNames: names, palette: nil, input: norm))
-        try ModelFile.write(model, to: checkpoint)
-    } catch { fail("\(error)") }
-    print("[\(elapsed())] wrote \(checkpoint)")
-
-    // MARK: 5. Reload and segment a larger held-out image in tiles
-    do {
-        let reloaded = try ModelSegmentation(contentsOf: checkpoint)
-        // A larger held-out image at the training scale: a 3x3 mosaic of unseen 64x64 images.
-        let pieces = SyntheticShapes(size: size, count: 9, seed: seed + 2000)
-        let rowsOfPieces = (0..<3).map { r in (0..<3).map { c in pieces[3 * r + c] } }
-        let big = (image: Tensor.concat(rowsOfPieces.map { Tensor.concat($0.map(\.image), axis: 2) }, axis: 1),
-                   label: Tensor.concat(rowsOfPieces.map { Tensor.concat($0.map(\.label), axis: 1) }, axis: 0))
-        let side = 3 * size
-        let tiled = Segmenter(network: reloaded, options: SegmentationOptions(tileSize: 80))
-        let result = tiled.segment(rgb: big.image)
-        let whole = Segmenter(network: reloaded).segment(rgb: big.image)
-        var bigConfusion = ConfusionMatrix(classes: SyntheticShapes.classes)
-        bigConfusion.update(prediction: result.labelTensor, label: big.label)
-        let input = Image(tensor: big.image)
-        let files = [("input.png", { try PNG.write(input, to: $0) }),
-                     ("labels.png", { try PNG.write(result.labelImage(), to: $0) }),
-                     ("overlay.png", { try PNG.write(overlayImage(input, labels: result.labels), to: $0) }),
-                     ("ground-truth.png", { try PNG.write(IndexedImage(width: side, height: side, indices: big.label.scalars.map { UInt8($0) },
-                                                                       palette: vocPalette()), to: $0) })] as [(String, (String) throws -> Void)]
-        for (name, write) in files { try write(path(name)) }
-        let legend = formatLegend(segmentationLegend(labels: result.labels, classNames: names))
-        try legend.write(toFile: path("legend.txt"), atomically: true, encoding: .utf8)
-        print("[\(elapsed())] segmented a held-out \(side)x\(side) image in \(result.tiles) tiles (tile 80, identical to the whole-image labels: \(result.labels == whole.labels)); mean IU \(String(format: "%.3f", bigConfusion.meanIU))")
-        print(legend, terminator: "")
-        for name in ["input.png", "labels.png", "overlay.png", "ground-truth.png", "legend.txt"] { print("wrote \(path(name))") }
-    } catch {
-        fail("\(error)")
     }
 }
+do { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) } catch {
+    fail("cannot create '\(outDir)': \(error.localizedDescription)")
+}
+guard FileManager.default.isWritableFile(atPath: outDir) else { fail("output folder '\(outDir)' is not writable") }
+let folder = outDir
+func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
 
-runDemo()
+// MARK: 1. Training: the README recipe, shortened
+var o = TrainerOptions()
+o.model = .fcn8s
+o.width = 0.1875
+o.padding = .same
+o.learnUpsampling = true
+o.lovaszWeight = 1
+o.layerLearningRates = [LayerLearningRate(layers: ["conv5", "fc6", "fc7", "score_fr"], multiplier: 0.3),
+                        LayerLearningRate(layers: ["score_pool*", "upscore*"], multiplier: 5)]
+o.imageSize = 64
+o.trainCount = 100_000
+o.valCount = 200
+o.batch = 4
+o.optimizer = .adam
+o.learningRate = 3e-3
+o.warmup = 50
+o.schedule = .poly
+o.dropout = false
+o.seed = seed
+o.replicas = Compute.threads >= 2 ? 2 : 1
+o.minutes = seconds / 60
+o.valEvery = 0
+o.out = outDir
+let console = TrainerConsole.standardError()
+let interrupt = TrainerInterrupt.install()
+let trainer: Trainer
+do { trainer = try Trainer(options: o) } catch { fail("\(error)", status: 1) }
+let d0 = trainer.model.modelDescription
+console.message("fcn-demo: training \(d0.architecture) (VGG16 at 3/16 width, \(trainer.model.parameterCount) parameters) on "
+    + "\(o.imageSize)x\(o.imageSize) synthetic shapes (\(SyntheticShapes.classNames.joined(separator: ", "))) for \(Int(seconds)) s on \(Compute.threads) threads")
+let outcome: TrainerOutcome
+do {
+    outcome = try trainer.run(shouldStop: { interrupt.isRaised }, onEvent: console.handle)
+} catch { console.finish(); fail("\(error)", status: 1) }
+console.finish()
+if outcome == .interrupted { writeStderr("fcn-demo: interrupted; checkpoint saved in \(outDir)\n"); exit(130) }
+guard let cm = trainer.lastConfusion else { fail("no validation ran", status: 1) }
+print(String(format: "held-out (%d images): pixel accuracy %.3f, mean IU %.3f after %d steps", o.valCount, cm.pixelAccuracy, cm.meanIU, trainer.step))
+print("IU per class: " + zip(SyntheticShapes.classNames, cm.classIU).map { String(format: "%@ %.3f", $0, $1) }.joined(separator: ", "))
+
+// MARK: 2-3. Reopen the checkpoint as an app would and segment a larger unseen scene
+let checkpoint = path(Trainer.checkpointFileName)
+do {
+    let model = try ModelFile.open(checkpoint)
+    let d = model.modelDescription
+    let segmenter = Segmenter(network: ModelSegmentation(model), options: SegmentationOptions(tileSize: 96))
+    let size = o.imageSize
+    let pieces = SyntheticShapes(size: size, count: 9, seed: seed &+ 2000)
+    let rows = (0..<3).map { r in (0..<3).map { c in pieces[3 * r + c] } }
+    let image = Tensor.concat(rows.map { Tensor.concat($0.map(\.image), axis: 2) }, axis: 1)
+    let truth = Tensor.concat(rows.map { Tensor.concat($0.map(\.label), axis: 1) }, axis: 0)
+    let result = segmenter.segment(rgb: image)
+    var scene = ConfusionMatrix(classes: d.classes)
+    scene.update(prediction: result.labelTensor.unsqueezed(axis: 0), label: truth.unsqueezed(axis: 0))
+    let input = Image(tensor: image), side = 3 * size
+    try PNG.write(input, to: path("input.png"))
+    try PNG.write(result.labelImage(palette: d.colors), to: path("labels.png"))
+    try PNG.write(overlayImage(input, labels: result.labels, palette: d.colors), to: path("overlay.png"))
+    try PNG.write(IndexedImage(width: side, height: side, indices: truth.scalars.map { UInt8($0) }, palette: d.colors),
+                  to: path("ground-truth.png"))
+    let legend = formatLegend(segmentationLegend(labels: result.labels, classNames: d.classNames, palette: d.colors))
+    try legend.write(toFile: path("legend.txt"), atomically: true, encoding: .utf8)
+    print(String(format: "segmented an unseen %dx%d scene in %d tiles from the reopened checkpoint: mean IU %.3f", side, side, result.tiles, scene.meanIU))
+    print(legend, terminator: "")
+    print("wrote " + ["input.png", "labels.png", "overlay.png", "ground-truth.png", "legend.txt", Trainer.checkpointFileName,
+                      Trainer.csvFileName, TrainingPlot.fileName].map(path).joined(separator: ", "))
+} catch {
+    fail("\(error)", status: 1)
+}
+
+// MARK: 4. Where to go next
+print("""
+
+next:
+  # segment your own images with this checkpoint (it knows its model, classes and input convention)
+  swift run -c release fcn-segment --weights \(checkpoint) --out segmented photo.jpg
+  # train further (same options, more time)
+  swift run -c release fcn-train --model fcn8s --width 0.1875 --padding same --learn-upsampling --lovasz 1 \\
+    --lr-mult conv5,fc6,fc7,score_fr=0.3 --lr-mult 'score_pool*,upscore*=5' --image-size 64 --train-count 100000 \\
+    --optimizer adam --lr 3e-3 --warmup 50 --no-dropout --replicas 2 --seed \(seed) --minutes 10 --out \(outDir)-more \\
+    --init-from \(checkpoint)
+""")

@@ -11,19 +11,38 @@ import FCNTestSupport
     @Test func overlayBlendsHalfAndHalf() {
         // 2x2 RGB image, labels 0 (black), 1 (128,0,0), 2 (0,128,0), 15 (192,128,128).
         let img = Image(width: 2, height: 2, channels: 3, pixels: [100, 0, 50, 255, 255, 255, 10, 20, 30, 0, 0, 0])
-        let out = overlayImage(img, labels: [0, 1, 2, 15])
+        let out = overlayImage(img, labels: [0, 1, 2, 15], background: nil, boundaries: false)
         #expect(out.channels == 3)
         // round(0.5 * p + 0.5 * c): (100,0,50)+(0,0,0) -> (50,0,25); (255,255,255)+(128,0,0) -> (192,128,128) (191.5 rounds up);
         // (10,20,30)+(0,128,0) -> (5,74,15); (0,0,0)+(192,128,128) -> (96,64,64).
         #expect(out.pixels == [50, 0, 25, 192, 128, 128, 5, 74, 15, 96, 64, 64])
         // alpha 0 keeps the image, alpha 1 gives the palette colours.
-        #expect(overlayImage(img, labels: [0, 1, 2, 15], alpha: 0).pixels == img.pixels)
-        #expect(overlayImage(img, labels: [0, 1, 2, 15], alpha: 1).pixels == [0, 0, 0, 128, 0, 0, 0, 128, 0, 192, 128, 128])
+        #expect(overlayImage(img, labels: [0, 1, 2, 15], alpha: 0, background: nil, boundaries: false).pixels == img.pixels)
+        #expect(overlayImage(img, labels: [0, 1, 2, 15], alpha: 1, background: nil, boundaries: false).pixels
+                == [0, 0, 0, 128, 0, 0, 0, 128, 0, 192, 128, 128])
+    }
+
+    @Test func backgroundKeepsThePhotoAndBoundariesAreDrawn() {
+        // 4x3 image, value 100 everywhere; a 2x2 block of class 1 in the middle columns of rows 1-2.
+        let img = Image(width: 4, height: 3, channels: 3, pixels: [UInt8](repeating: 100, count: 36))
+        let labels: [UInt8] = [0, 0, 0, 0,
+                               0, 1, 1, 0,
+                               0, 1, 1, 0]
+        let out = overlayImage(img, labels: labels, boundaries: false)
+        func px(_ x: Int, _ y: Int) -> [UInt8] { Array(out.pixels[3 * (y * 4 + x) ..< 3 * (y * 4 + x) + 3]) }
+        #expect(px(0, 0) == [100, 100, 100] && px(3, 2) == [100, 100, 100], "background is the photo")
+        #expect(px(1, 1) == [114, 50, 50], "class 1 blended: round(50 + 64) = 114, 50, 50")
+        let b = overlayImage(img, labels: labels)
+        func bx(_ x: Int, _ y: Int) -> [UInt8] { Array(b.pixels[3 * (y * 4 + x) ..< 3 * (y * 4 + x) + 3]) }
+        // Boundaries: a pixel whose right or lower neighbour has another label, in its class colour
+        // (white for the background).
+        #expect(bx(0, 1) == [255, 255, 255] && bx(2, 1) == [128, 0, 0] && bx(1, 0) == [255, 255, 255])
+        #expect(bx(1, 1) == [114, 50, 50] && bx(3, 0) == [100, 100, 100], "inside a region: blended or the photo")
     }
 
     @Test func grayImagesBecomeRGB() {
         let gray = Image(width: 2, height: 1, channels: 1, pixels: [200, 10])
-        let out = overlayImage(gray, labels: [1, 0])
+        let out = overlayImage(gray, labels: [1, 0], background: nil, boundaries: false)
         #expect(out.channels == 3 && out.pixels == [164, 100, 100, 5, 5, 5])
     }
 
