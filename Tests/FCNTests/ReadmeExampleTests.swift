@@ -1,11 +1,33 @@
 // The README's examples, compiled and run, so they cannot rot.
+import Foundation
 import Testing
 import FCN
 import FCNTestSupport
 
 @Suite struct ReadmeExampleTests {
-    @Test func minimalExample() {
-        // README "A minimal example"
+    @Test func minimalExample() throws {
+        // README "A minimal example", on a small model file written here with a JPEG photo.
+        let path = tempPath("fcn8s.safetensors"), photo = tempPath("cat.jpg")
+        defer { removeTempDir(path); removeTempDir(photo) }
+        let trained = VGGFCN(variant: .fcn8s, classes: 21, width: 1.0 / 32, seed: 0, zeroScoreLayers: false)
+        try trained.setModelDescription(trained.modelDescription.withMetadata(classNames: vocClassNames, palette: nil, input: nil))
+        try ModelFile.write(trained, to: path)
+        let jpeg = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/jpeg/exif_6.jpg")
+        try FileManager.default.copyItem(atPath: jpeg.path, toPath: photo)
+
+        let model = try ModelFile.open(path)
+        let segmenter = Segmenter(network: ModelSegmentation(model))
+        let result = segmenter.segment(try readImage(path: photo))
+        try PNG.write(result.labelImage(palette: model.modelDescription.colors), to: path + "-labels.png")
+        let first = model.modelDescription.className(Int(result.labels[0]))
+        #expect(vocClassNames.contains(first))
+        let decoded = try readImage(path: photo)
+        #expect(result.width == decoded.width && result.height == decoded.height)
+        #expect(try PNG.readIndexed(path: path + "-labels.png").indices == result.labels)
+    }
+
+    @Test func scoresOfABuiltModel() {
         let model = VGGFCN(variant: .fcn8s, classes: 21, width: 1.0 / 32, seed: 0)
         model.eval()
         let rgb = Tensor.uniform([1, 3, 37, 53], low: 0, high: 255, seed: 1)   // [N, 3, H, W], RGB 0...255
