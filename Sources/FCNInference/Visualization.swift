@@ -66,6 +66,24 @@ public func overlayImage(_ image: Image, labels: [UInt8], palette: [PaletteColor
     return out
 }
 
+/// Images placed side by side in one RGB image, left to right, 4 white pixels apart, top
+/// aligned (shorter ones padded with white): e.g. photo, labels and overlay.
+public func sideBySidePanel(_ images: [Image], gap: Int = 4) -> Image {
+    fcnCheck(!images.isEmpty && gap >= 0, "sideBySidePanel", "need at least one image and gap >= 0")
+    let rgb = images.map { $0.rgb() }
+    let height = rgb.map(\.height).max()!, width = rgb.map(\.width).reduce(0, +) + gap * (rgb.count - 1)
+    var out = Image(width: width, height: height, channels: 3, pixels: [UInt8](repeating: 255, count: width * height * 3))
+    var x0 = 0
+    for img in rgb {
+        for y in 0..<img.height {
+            let src = y * img.width * 3, dst = (y * width + x0) * 3
+            out.pixels.replaceSubrange(dst ..< dst + img.width * 3, with: img.pixels[src ..< src + img.width * 3])
+        }
+        x0 += img.width + gap
+    }
+    return out
+}
+
 /// One line of a legend: a class present in a label map.
 public struct LegendEntry: Sendable, Equatable {
     /// The class id (index into the palette).

@@ -51,6 +51,12 @@ public struct SegmentCommandOptions: Sendable, Equatable {
     public var weightCacheMegabytes = 1024
     /// Suppress the per-image progress lines.
     public var quiet = false
+    /// Also write NAME_panel.png: the image, the label colours and the overlay side by side.
+    public var sideBySide = false
+    /// Apply the EXIF orientation of JPEG photos (default, as Pillow's `exif_transpose`).
+    public var applyOrientation = true
+    /// Print wall time and peak resident memory at the end (`--stats`).
+    public var showStats = false
     /// `--help` was given: print `SegmentCommand.usage` and exit.
     public var showHelp = false
 
@@ -104,17 +110,25 @@ public enum SegmentCommand {
       --tile N                    tile core size in pixels (default 1024; 0: whole image)
       --tta flip                  average with the mirrored image
       --scales 0.75,1,1.25        multi-scale average (softmax probabilities)
-      --alpha A                   overlay colour weight 0...1 (default 0.5)
+      --alpha A                   overlay colour weight 0...1 (default 0.5); background
+                                  pixels stay the photo, class boundaries are drawn
+      --side-by-side              also write NAME_panel.png: image, labels and overlay in a row
+      --no-orientation            keep JPEG photos as stored (default: apply EXIF orientation)
       --threads N                 compute threads (default: all cores)
       --weight-cache MB           keep packed weights between tiles and images (default
                                   1024; 0: pack on every call)
       --random-weights SEED       no weights file: the model's random initialisation
       --export-weights FILE       write the configured model's weights to FILE and stop
       --quiet                     no progress bar, no legend tables
+      --stats                     print wall time and peak resident memory (VmHWM) at the end
       -h, --help                  this text
 
     A flag that contradicts the model file is an error naming both (add --force to use it).
-    Exit status 2 on bad arguments or unreadable files.
+    The output folder is checked for writing before any work. Progress is redrawn in place
+    on a terminal and written as plain lines otherwise.
+
+    Exit status: 0 done, 1 failed run, 2 usage or input error (bad arguments, unreadable
+    or corrupt files), 130 interrupted.
     """
 
     /// Parses the arguments (without the program name).
@@ -158,6 +172,9 @@ public enum SegmentCommand {
             case "--random-weights": o.randomSeed = try r.seed(a)
             case "--export-weights": o.exportWeights = try r.value(a)
             case "--quiet", "-q": try r.noValue(a); o.quiet = true
+            case "--side-by-side": try r.noValue(a); o.sideBySide = true
+            case "--stats": try r.noValue(a); o.showStats = true
+            case "--no-orientation": try r.noValue(a); o.applyOrientation = false
             default:
                 if a.hasPrefix("-") && a.count > 1 { throw ArgumentReader.unexpected(a) }
                 o.inputs.append(a)
@@ -224,9 +241,10 @@ public enum SegmentCommand {
     /// the other images; they are thrown together at the end as one `CommandLineError`.
     @discardableResult
     public static func run(_ o: SegmentCommandOptions, log: (String) -> Void = { print($0) },
-                           status: @escaping (String) -> Void = { _ in }) throws -> [SegmentOutput] {
+                           status: @escaping (String) -> Void = { _ in }, terminal: Bool = true) throws -> [SegmentOutput] {
         if let t = o.threads { Compute.threads = t }
         Compute.weightCacheMegabytes = o.weightCacheMegabytes
+        if o.exportWeights == nil { try prepareOutputFolder(o.outputDirectory) }
         let model = try openModel(o)
         let d = model.modelDescription
         if let path = o.exportWeights {
@@ -240,11 +258,6 @@ public enum SegmentCommand {
         if o.saveScores != nil && files.count != 1 {
             throw CommandLineError("--save-scores needs exactly one input image, got \(files.count)")
         }
-        do {
-            try FileManager.default.createDirectory(atPath: o.outputDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw CommandLineError("cannot create output folder '\(o.outputDirectory)': \(error.localizedDescription)")
-        }
         let segmenter = Segmenter(network: network, options: SegmentationOptions(tileSize: o.tileSize, flip: o.flip, scales: o.scales))
         let stems = outputStems(files)
         var outputs: [SegmentOutput] = []
@@ -252,11 +265,12 @@ public enum SegmentCommand {
         let palette = d.colors + vocPalette(count: 256).dropFirst(d.colors.count)
         for (k, file) in files.enumerated() {
             let name = (file as NSString).lastPathComponent
-            status(progressLine(done: k, total: files.count, tile: nil, name: name))
+            status(terminal ? progressLine(done: k, total: files.count, tile: nil, name: name)
+                            : "fcn-segment: \(k + 1)/\(files.count) \(name)\n")
             do {
-                var image = try readImage(path: file)
+                var image = try readImage(path: file, applyOrientation: o.applyOrientation)
                 let result = segmenter.segment(image, keepScores: o.saveScores != nil) { done, total in
-                    status(progressLine(done: k, total: files.count, tile: (done, total), name: name))
+                    if terminal { status(progressLine(done: k, total: files.count, tile: (done, total), name: name)) }
                 }
                 let base = (o.outputDirectory as NSString).appendingPathComponent(stems[k])
                 let labelsPath = base + "_labels.png", overlayPath = base + "_overlay.png", legendPath = base + "_legend.txt"
@@ -266,8 +280,12 @@ public enum SegmentCommand {
                 do { try table.write(toFile: legendPath, atomically: true, encoding: .utf8) } catch {
                     throw FCNError.io("cannot write '\(legendPath)': \(error.localizedDescription)")
                 }
+                let photo = image.rgb()
                 blendLabelColors(into: &image, labels: result.labels, palette: palette, alpha: o.alpha)
                 try PNG.write(image, to: overlayPath)
+                if o.sideBySide {
+                    try PNG.write(sideBySidePanel([photo, result.labelImage(palette: palette).rgb(), image]), to: base + "_panel.png")
+                }
                 var scoresPath: String? = nil
                 if let path = o.saveScores, let scores = result.scores {
                     try saveSafeTensors(["scores": scores], metadata: ["model": d.architecture.rawValue, "input": name], to: path)
@@ -276,7 +294,7 @@ public enum SegmentCommand {
                 outputs.append(SegmentOutput(input: file, labels: labelsPath, overlay: overlayPath, legend: legendPath,
                                              scores: scoresPath, entries: entries))
                 if !o.quiet {
-                    status("\r\u{1B}[K")   // clear the progress line before the report
+                    if terminal { status("\r\u{1B}[K") }   // clear the progress line before the report
                     log("\(file): \(result.width)x\(result.height), \(result.tiles) tile\(result.tiles == 1 ? "" : "s") -> \(labelsPath), \(overlayPath), \(legendPath)"
                         + (scoresPath.map { ", \($0)" } ?? ""))
                     log(table)
@@ -285,11 +303,26 @@ public enum SegmentCommand {
                 failures.append("\(file): \(e)")
             }
         }
-        status(progressLine(done: files.count, total: files.count, tile: nil, name: "done") + "\n")
+        if terminal { status(progressLine(done: files.count, total: files.count, tile: nil, name: "done") + "\n") }
         if !failures.isEmpty {
             throw CommandLineError("\(failures.count) of \(files.count) input\(files.count == 1 ? "" : "s") failed:\n  " + failures.joined(separator: "\n  "))
         }
         return outputs
+    }
+
+    /// Creates `folder` if needed and checks that files can be written in it, before any
+    /// work (a folder that cannot be written is found at once, not after the last image).
+    public static func prepareOutputFolder(_ folder: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw CommandLineError("cannot create output folder '\(folder)': \(error.localizedDescription)")
+        }
+        let probe = (folder as NSString).appendingPathComponent(".fcn-write-test-\(getpid())")
+        guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
+            throw CommandLineError("output folder '\(folder)' is not writable")
+        }
+        try? FileManager.default.removeItem(atPath: probe)
     }
 
     /// Output name stems: the file name without extension, or with it when two inputs

@@ -93,7 +93,11 @@ public enum TrainCommand: Equatable, Sendable {
       --quiet              no progress bar
       --help               this text
 
-    Ctrl-C saves a checkpoint and the curves, then exits with status 130.
+    Ctrl-C saves a checkpoint and the curves, then exits with status 130. Progress is
+    redrawn in place on a terminal and written as plain lines every 10 s otherwise.
+
+    Exit status: 0 done, 1 failed run (divergence, a failed write), 2 usage or input error
+    (bad arguments, unreadable or corrupt data, weights or checkpoints), 130 interrupted.
     """
 
     /// Parses command-line arguments (without the program name). Accepts `--flag value` and

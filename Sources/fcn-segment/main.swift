@@ -30,9 +30,11 @@ if let symbol = dlsym(nil, "mallopt") {
 
 func writeStderr(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
 
-func fail(_ message: String) -> Never {
+/// Exit status: 2 for usage and input errors (arguments, unreadable or corrupt files),
+/// 1 for a failed run (see `SegmentCommand.usage`).
+func fail(_ message: String, status: Int32 = 2) -> Never {
     writeStderr("fcn-segment: error: \(message)\n")
-    exit(2)
+    exit(status)
 }
 
 /// Peak resident set size in MiB (Linux: VmHWM of /proc/self/status), nil elsewhere.
@@ -43,10 +45,7 @@ func peakRSSMiB() -> Double? {
     return kb / 1024
 }
 
-// `--stats` (this shell only): print wall time and peak memory at the end.
-var arguments = Array(CommandLine.arguments.dropFirst())
-let showStats = arguments.contains("--stats")
-arguments.removeAll { $0 == "--stats" }
+let arguments = Array(CommandLine.arguments.dropFirst())
 let started = Date()
 
 let options: SegmentCommandOptions
@@ -57,20 +56,21 @@ do {
 }
 if options.showHelp {
     print(SegmentCommand.usage)
-    print("  --stats                     print wall time and peak resident memory (VmHWM) at the end")
     exit(0)
 }
 do {
     let showProgress = !options.quiet
     try SegmentCommand.run(options, status: { line in
         if showProgress { writeStderr(line) }
-    })
-    if showStats {
+    }, terminal: isatty(2) != 0)
+    if options.showStats {
         let rss = peakRSSMiB().map { String(format: "%.1f MiB", $0) } ?? "unknown"
         print(String(format: "time %.2f s, peak RSS %@", Date().timeIntervalSince(started), rss))
     }
 } catch let e as CommandLineError {
     fail(e.message)
+} catch let e as FCNError {
+    fail("\(e)")
 } catch {
-    fail("\(error)")
+    fail("\(error)", status: 1)
 }

@@ -12,8 +12,9 @@
 //   .build/release/fcn-train <the same model flags> --val-count 1000 --resume run1/checkpoint.safetensors --evaluate
 // (the recipe of the 10-minute synthetic-shapes runs in README.md, with their figures)
 //
-// Exit status: 0 done, 2 bad arguments, 1 other errors (unreadable data, divergence),
-// 130 interrupted by Ctrl-C after saving a checkpoint.
+// Exit status (as in every tool): 0 done, 1 failed run (divergence, a write that failed
+// during the run), 2 usage or input error (bad arguments, unreadable or corrupt data,
+// weights or checkpoints), 130 interrupted by Ctrl-C after saving a checkpoint.
 import FCNTools
 import FCN
 import Foundation
@@ -67,6 +68,8 @@ if options.evaluateOnly {
         }
         console.message(text)
         exit(0)
+    } catch let e as FCNError {
+        fail("\(e)", status: 2)
     } catch {
         fail("\(error)", status: 1)
     }
@@ -76,6 +79,10 @@ let trainer: Trainer
 do {
     trainer = try Trainer(options: options)
 } catch let e as CommandLineError {
+    fail("\(e)", status: 2)
+} catch let e as FCNError {
+    fail("\(e)", status: 2)
+} catch let e as TrainerError {
     fail("\(e)", status: 2)
 } catch {
     fail("\(error)", status: 1)

@@ -88,6 +88,31 @@ import FCNTestSupport
         #expect(lines.contains { $0.contains("pic_labels.png") })
     }
 
+    @Test func sideBySidePanelPlainProgressAndOutputFolderFirst() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let img = Image(tensor: testImage(height: 12, width: 10, seed: 3).clamped(min: 0, max: 255))
+        try PNG.write(img, to: dir + "/a.png")
+        let base = ["--model", "fcn32s", "--classes", "2", "--width", "0.03125", "--random-weights", "2"]
+        var status: [String] = []
+        let outputs = try SegmentCommand.run(SegmentCommand.parse(base + ["--side-by-side", "--out", dir + "/o", dir + "/a.png"]),
+                                             log: { _ in }, status: { status.append($0) }, terminal: false)
+        // Not a terminal: one plain line per image, no carriage return or escape codes.
+        #expect(status == ["fcn-segment: 1/1 a.png\n"])
+        // The panel: photo | labels | overlay, 4 white pixels apart.
+        let panel = try PNG.read(path: dir + "/o/a_panel.png")
+        #expect(panel.width == 3 * 10 + 2 * 4 && panel.height == 12 && panel.channels == 3)
+        let labels = try PNG.readIndexed(path: outputs[0].labels), overlay = try PNG.read(path: outputs[0].overlay)
+        #expect(sideBySidePanel([img, labels.rgb(), overlay]).pixels == panel.pixels)
+        #expect(Array(panel.pixels[0 ..< 30]) == Array(img.pixels[0 ..< 30]) && panel.pixels[30] == 255)
+        // An output folder that cannot be created is reported before any model is built.
+        try Data().write(to: URL(fileURLWithPath: dir + "/file"))
+        #expect(throws: CommandLineError.self) {
+            try SegmentCommand.run(SegmentCommand.parse(["--weights", dir + "/missing.safetensors", "--out", dir + "/file/sub", dir + "/a.png"]),
+                                   log: { _ in })
+        }
+    }
+
     @Test func corruptAndMissingInputsAreReported() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

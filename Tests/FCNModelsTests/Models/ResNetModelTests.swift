@@ -193,7 +193,7 @@ private func stderrOf(_ result: ExitTest.Result?) -> String {
         let r = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = FCNResNet(depth: .resnet18, numClasses: 21)
         }
-        #expect(stderrOf(r).contains("FCNResNet: resnet18 uses BasicBlock, which cannot be dilated"))
+        #expect(stderrOf(r).contains("FCNResNet: resnet18: torchvision's FCN has a resnet50 or resnet101 backbone"))
     }
 
     @Test func wrongInputChannels() async {
