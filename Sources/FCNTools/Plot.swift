@@ -10,6 +10,7 @@
 // mean to show.
 
 import FCN
+import Foundation
 
 /// One curve of a `LinePlot`.
 public struct PlotSeries: Sendable {
@@ -198,8 +199,19 @@ public struct LinePlot: Sendable {
 /// the steps (dark) on the left axis, validation mean IU (red, markers) on the right axis
 /// from 0 to 1, dashed lines where a stage starts.
 public enum TrainingPlot {
-    /// The plot's file name beside the trainer's `curves.csv`.
+    /// The plot's file name in a run's folder.
     public static let fileName = "curves.png"
+    /// The CSV of the curves (`TrainingHistory.csv()`) in a run's folder.
+    public static let csvFileName = "curves.csv"
+
+    /// Writes the curves of `history` to `folder`: `curves.csv` and the `curves.png` plot,
+    /// atomically. Returns both paths.
+    @discardableResult
+    public static func writeCurves(_ history: TrainingHistory, to folder: String) throws -> [String] {
+        let csv = folder + "/" + csvFileName
+        try writeFileAtomically(Data(history.csv().utf8), to: csv)
+        return [csv, try write(history, to: folder)]
+    }
 
     /// Writes `render(history)` to `<folder>/curves.png` (atomically). Returns the path.
     @discardableResult

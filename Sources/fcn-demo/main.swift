@@ -90,7 +90,10 @@ console.message("fcn-demo: training \(d0.architecture) (VGG16 at 3/16 width, \(t
     + "\(o.imageSize)x\(o.imageSize) synthetic shapes (\(SyntheticShapes.classNames.joined(separator: ", "))) for \(Int(seconds)) s on \(Compute.threads) threads")
 let outcome: TrainerOutcome
 do {
-    outcome = try trainer.run(shouldStop: { interrupt.isRaised }, onEvent: console.handle)
+    outcome = try trainer.run(shouldStop: { interrupt.isRaised }, onEvent: { event in
+        console.handle(event)
+        if case .saved(let folder) = event { _ = try? TrainingPlot.writeCurves(trainer.history, to: folder) }
+    })
 } catch { console.finish(); fail("\(error)", status: 1) }
 console.finish()
 if outcome == .interrupted { writeStderr("fcn-demo: interrupted; checkpoint saved in \(outDir)\n"); exit(130) }
@@ -123,7 +126,7 @@ do {
     print(String(format: "segmented an unseen %dx%d scene in %d tiles from the reopened checkpoint: mean IU %.3f", side, side, result.tiles, scene.meanIU))
     print(legend, terminator: "")
     print("wrote " + ["input.png", "labels.png", "overlay.png", "ground-truth.png", "legend.txt", Trainer.checkpointFileName,
-                      Trainer.csvFileName, TrainingPlot.fileName].map(path).joined(separator: ", "))
+                      TrainingPlot.csvFileName, TrainingPlot.fileName].map(path).joined(separator: ", "))
 } catch {
     fail("\(error)", status: 1)
 }

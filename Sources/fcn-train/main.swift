@@ -108,13 +108,13 @@ do {
     }, onEvent: { event in
         console.handle(event)
         if case .saved(let folder) = event {
-            do { try TrainingPlot.write(trainer.history, to: folder) } catch { console.message("fcn-train: cannot write the plot: \(error)") }
+            do { try TrainingPlot.writeCurves(trainer.history, to: folder) } catch { console.message("fcn-train: cannot write the curves: \(error)") }
         }
     })
 } catch {
     console.finish()
     if let out = options.out {
-        _ = try? trainer.writeCurves(to: out)
+        _ = try? TrainingPlot.writeCurves(trainer.history, to: out)
     }
     fail("\(error)", status: 1)
 }
@@ -133,7 +133,7 @@ if t.steps > 0 {
                       Double(t.images) / max(t.training, 1e-9), perImage * 1000)
 }
 if let out = options.out {
-    summary += "\noutputs: \(out)/\(Trainer.checkpointFileName), \(out)/\(Trainer.csvFileName), \(out)/\(TrainingPlot.fileName)"
+    summary += "\noutputs: \(out)/\(Trainer.checkpointFileName), \(out)/\(TrainingPlot.csvFileName), \(out)/\(TrainingPlot.fileName)"
     if outcome == .interrupted { summary += "\ncontinue with the same options and --resume \(out)/\(Trainer.checkpointFileName)" }
 }
 console.message(summary)

@@ -473,8 +473,11 @@ import FCNTestSupport
         var o = tinyOptions(steps: 4, out: dir)
         o.valEvery = 2
         let trainer = try Trainer(options: o)
-        try trainer.run()
-        let text = try String(contentsOfFile: dir + "/" + Trainer.csvFileName, encoding: .utf8)
+        var saved: [String] = []
+        try trainer.run(onEvent: { if case .saved(let folder) = $0 { saved.append(folder) } })
+        #expect(saved == [dir, dir], "a save at each validation")
+        try TrainingPlot.writeCurves(trainer.history, to: dir)
+        let text = try String(contentsOfFile: dir + "/" + TrainingPlot.csvFileName, encoding: .utf8)
         let h = try TrainingHistory(csv: text)
         #expect(h == trainer.history)
         #expect(h.records.map(\.step) == [1, 2, 3, 4])
@@ -483,7 +486,6 @@ import FCNTestSupport
         let iu = h.validations.last!.validation!.meanIU
         #expect(iu >= 0 && iu <= 1)
 
-        try TrainingPlot.write(trainer.history, to: dir)
         let png = try PNG.read(path: dir + "/" + TrainingPlot.fileName)
         #expect(png.width == 640 && png.height == 400 && png.channels == 3)
         // The loss curve (dark blue) and the mean IU markers (red) are drawn.

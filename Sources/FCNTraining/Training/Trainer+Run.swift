@@ -1,27 +1,18 @@
 // The loop of a training run: steps within the budget, validation and checkpoints at
-// their intervals and stage ends, progress snapshots and the curves.
+// their intervals and stage ends, progress snapshots. What a tool shows or writes besides
+// the checkpoint (progress, the curves as CSV and plot) it does on the events.
 import Foundation
 import FCNCore
 import FCNIO
 import FCNModels
 
 extension Trainer {
-    /// Writes the curves as CSV to `<folder>/curves.csv`. Returns the path.
-    @discardableResult
-    public func writeCurves(to folder: String) throws -> String {
-        try makeDirectory(folder)
-        let csvPath = folder + "/" + Trainer.csvFileName
-        try writeFileAtomically(Data(history.csv().utf8), to: csvPath)
-        return csvPath
-    }
-
     func saveAll(_ onEvent: (TrainerEvent) -> Void) throws {
         guard let out = options.out else { return }
         try makeDirectory(out)
         let path = out + "/" + Trainer.checkpointFileName
         try saveCheckpoint(to: path)
         onEvent(.checkpointSaved(path: path))
-        try writeCurves(to: out)
         onEvent(.saved(folder: out))
     }
 

@@ -74,10 +74,8 @@ public final class Trainer {
     var recentSteps: [(seconds: Double, loss: Float)] = []
     var lastImageSize: Int
 
-    /// File names inside `options.out`.
+    /// The checkpoint's file name inside `options.out`.
     public static let checkpointFileName = "checkpoint.safetensors"
-    /// The curves as CSV, rewritten at each validation.
-    public static let csvFileName = "curves.csv"
 
     /// A trainer over explicit sources (tests, custom data). Builds the first stage's
     /// network (seeded by `options.seed`) and optimizer. Does not read `options.resume`

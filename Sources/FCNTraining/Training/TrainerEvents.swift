@@ -95,8 +95,8 @@ public enum TrainerEvent: Sendable {
     case stageStarted(index: Int, count: Int, architecture: ModelArchitecture)
     /// A checkpoint was written.
     case checkpointSaved(path: String)
-    /// The checkpoint and the curves (`curves.csv`) were written to `folder` (a tool may
-    /// add its own outputs there, e.g. the plot).
+    /// The checkpoint was written to `folder` (at each validation, stage end and
+    /// interruption): a tool writes its own outputs there, e.g. the curves.
     case saved(folder: String)
 }
 
