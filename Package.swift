@@ -39,6 +39,7 @@ let package = Package(
         .executableTarget(name: "fcn-bench", dependencies: ["FCN"], path: "Sources/fcn-bench"),
         .executableTarget(name: "fcn-train", dependencies: ["FCN"], path: "Sources/fcn-train"),
         .executableTarget(name: "fcn-segment", dependencies: ["FCN"], path: "Sources/fcn-segment"),
+        .executableTarget(name: "fcn-mpi-check", dependencies: ["FCN"], path: "Sources/fcn-mpi-check"),
 
         // MARK: Tests
         .testTarget(
