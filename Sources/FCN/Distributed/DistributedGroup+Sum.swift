@@ -11,7 +11,8 @@
 // i's sum is thus computed by one rank, from the N values in rank order, and copied
 // verbatim to the others: the same bits on every rank, whatever L, N or the piece size.
 // Cost per rank: (N-1)/N of the buffer sent in step 1 and again in step 3, as a ring
-// all-reduce; the additions are spread over the ranks; scratch memory is one piece.
+// all-reduce; the additions are spread over the ranks; scratch memory is one piece, kept
+// by the group for the next sum.
 
 extension DistributedGroup {
     func floatingSum<T: CollectiveScalar & BinaryFloatingPoint>(
@@ -33,8 +34,9 @@ extension DistributedGroup {
         if n == 1 { return }
         let share = max(1, min(pieceElements / n, maxCount))
         let whole = buffer.count / n * n
-        let scratch = UnsafeMutablePointer<T>.allocate(capacity: max(n, min(share * n, whole)))
-        defer { scratch.deallocate() }
+        let elements = max(n, min(share * n, whole))
+        let scratch = shared.scratch(bytes: elements * MemoryLayout<T>.stride)
+            .bindMemory(to: T.self, capacity: elements)
         var start = 0
         while start < whole {
             let s = min(share, (whole - start) / n)

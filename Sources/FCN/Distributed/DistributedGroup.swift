@@ -91,15 +91,14 @@ public final class DistributedGroup: @unchecked Sendable {
     /// Elements of one piece of a rank-ordered sum: bounds its scratch memory (16 Mi
     /// elements, 64 MB of Float, by default).
     let pieceElements: Int
-    /// Serialises the collectives (a multi-call collective such as a rank-ordered sum or
-    /// an array broadcast holds it throughout); shared by the `tuned` views of one group.
-    private let lock: NSRecursiveLock
+    /// The lock and scratch memory shared by the `tuned` views of one group.
+    let shared: SharedState
 
     init(transport: (any CollectiveTransport)?, backend: Backend, maxCount: Int = Int(Int32.max),
-         pieceElements: Int = 16 << 20, lock: NSRecursiveLock = NSRecursiveLock()) {
+         pieceElements: Int = 16 << 20, shared: SharedState = SharedState()) {
         precondition(maxCount >= 1 && maxCount <= Int(Int32.max) && pieceElements >= 1,
                      "DistributedGroup: maxCount must lie in 1...Int32.max and pieceElements be positive")
-        self.lock = lock
+        self.shared = shared
         self.transport = transport
         self.rank = transport?.rank ?? 0
         self.size = transport?.size ?? 1
@@ -108,13 +107,13 @@ public final class DistributedGroup: @unchecked Sendable {
         self.pieceElements = pieceElements
     }
 
-    /// The same group (same processes, same lock) splitting its buffers differently:
+    /// The same group (same processes, lock and scratch) splitting its buffers differently:
     /// `pieceElements` bounds the scratch memory of a rank-ordered sum (default 16 Mi
     /// elements), `maxCallElements` the count of one MPI call (default and upper bound
     /// Int32.max, MPI's `int`). Only speed and memory change: results are the same bits.
     public func tuned(pieceElements: Int? = nil, maxCallElements: Int? = nil) -> DistributedGroup {
         DistributedGroup(transport: transport, backend: backend, maxCount: maxCallElements ?? maxCount,
-                         pieceElements: pieceElements ?? self.pieceElements, lock: lock)
+                         pieceElements: pieceElements ?? self.pieceElements, shared: shared)
     }
 
     /// A group of one process: rank 0, size 1, collectives are the identity.
@@ -244,8 +243,31 @@ public final class DistributedGroup: @unchecked Sendable {
     // MARK: Implementation
 
     func serialised<R>(_ body: () throws -> R) rethrows -> R {
-        lock.lock(); defer { lock.unlock() }
+        shared.lock.lock(); defer { shared.lock.unlock() }
         return try body()
+    }
+
+    /// What the views of one group share: the lock that serialises its collectives (a
+    /// multi-call collective such as a rank-ordered sum or an array broadcast holds it
+    /// throughout) and the scratch memory of rank-ordered sums, kept between calls (one
+    /// piece at most: 64 MB by default) since allocating and faulting in a fresh piece
+    /// each call cost more than the copy itself.
+    final class SharedState: @unchecked Sendable {
+        let lock = NSRecursiveLock()
+        private var scratch: UnsafeMutableRawPointer?
+        private var capacity = 0
+
+        /// At least `bytes` of scratch; call with `lock` held.
+        func scratch(bytes: Int) -> UnsafeMutableRawPointer {
+            if capacity < bytes || scratch == nil {
+                scratch?.deallocate()
+                scratch = .allocate(byteCount: max(bytes, 64), alignment: 64)
+                capacity = max(bytes, 64)
+            }
+            return scratch!
+        }
+
+        deinit { scratch?.deallocate() }
     }
 
     func checkRoot(_ root: Int, _ op: String) {
