@@ -2,6 +2,9 @@
 import FCN
 import Foundation
 
+/// `s` right-aligned in `width` columns.
+func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
+
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
     try body()
@@ -20,7 +23,7 @@ func runBench(_ group: DistributedGroup, sizesMB: [Double], iterations: Int?) th
     let n = group.size
     if group.rank == 0 {
         print("fcn-mpi-check bench: \(n) ranks, \(group.backend)")
-        print(String(format: "%12@ %14@ %12@ %12@ %12@", "bytes", "algorithm", "time", "algbw GB/s", "busbw GB/s"))
+        print("       bytes      algorithm         time   algbw GB/s   busbw GB/s")
     }
     // Latency: a one-element sum, many times.
     for (name, algorithm) in algorithms {
@@ -29,7 +32,7 @@ func runBench(_ group: DistributedGroup, sizesMB: [Double], iterations: Int?) th
         var times: [Double] = []
         for _ in 0..<(iterations ?? 2000) { times.append(try seconds { try group.allSum(&one, algorithm: algorithm) }) }
         let t = try slowestMedian(group, times)
-        if group.rank == 0 { print(String(format: "%12d %14@ %9.1f us", 4, name, t * 1e6)) }
+        if group.rank == 0 { print(String(format: "%12d ", 4) + pad(name, 14) + String(format: " %9.1f us", t * 1e6)) }
     }
     for mb in sizesMB {
         let count = Int(mb * 1_048_576) / 4
@@ -44,8 +47,8 @@ func runBench(_ group: DistributedGroup, sizesMB: [Double], iterations: Int?) th
             let bytes = Double(count * 4)
             let algbw = bytes / t / 1e9
             if group.rank == 0 {
-                print(String(format: "%12d %14@ %9.2f ms %12.2f %12.2f", count * 4, name, t * 1e3, algbw,
-                             algbw * 2 * Double(n - 1) / Double(n)))
+                print(String(format: "%12d ", count * 4) + pad(name, 14)
+                      + String(format: " %9.2f ms %12.2f %12.2f", t * 1e3, algbw, algbw * 2 * Double(n - 1) / Double(n)))
                 fflush(nil)
             }
         }
