@@ -61,8 +61,9 @@ extension DistributedGroup {
         let n = t.size
         try t.alltoall(UnsafeRawPointer(piece), UnsafeMutableRawPointer(scratch), count: Int32(share), type: T.collectiveElement)
         let mine = piece + t.rank * share
-        mine.update(from: scratch, count: share)   // rank 0's values
-        for j in 1..<n {                           // then rank 1's, 2's, ...: one add per rank, in order
+        let first = scratch, second = scratch + share
+        for i in 0..<share { mine[i] = first[i] + second[i] }   // rank 0's values plus rank 1's,
+        for j in 2..<n {                                        // then rank 2's, 3's, ... in order
             let row = scratch + j * share
             for i in 0..<share { mine[i] += row[i] }
         }
