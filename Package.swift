@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "FCNCore", dependencies: ["CFCNKernels"], path: "Sources/FCNCore"),
         .target(name: "FCNIO", dependencies: ["FCNCore"], path: "Sources/FCNIO"),
         .target(name: "FCNModels", dependencies: ["FCNCore", "FCNIO"], path: "Sources/FCNModels"),
-        .target(name: "FCNTraining", dependencies: ["FCNCore", "FCNIO", "FCNModels"], path: "Sources/FCNTraining"),
+        .target(name: "FCNTraining", dependencies: ["CFCNKernels", "FCNCore", "FCNIO", "FCNModels"], path: "Sources/FCNTraining"),
         .target(name: "FCNInference", dependencies: ["FCNCore", "FCNIO", "FCNModels"], path: "Sources/FCNInference"),
         .target(name: "FCN", dependencies: ["FCNCore", "FCNIO", "FCNModels", "FCNTraining", "FCNInference"],
                 path: "Sources/FCN"),
@@ -52,6 +52,7 @@ let package = Package(
         .executableTarget(name: "fcn-bench", dependencies: ["FCNTools"], path: "Sources/fcn-bench"),
         .executableTarget(name: "fcn-train", dependencies: ["FCNTools"], path: "Sources/fcn-train"),
         .executableTarget(name: "fcn-segment", dependencies: ["FCNTools"], path: "Sources/fcn-segment"),
+        .executableTarget(name: "fcn-mpi-check", dependencies: ["FCNTools"], path: "Sources/fcn-mpi-check"),
 
         // MARK: Tests (one target per module, one shared support target)
         .target(name: "FCNTestSupport", dependencies: ["FCNCore", "FCNIO"], path: "Tests/FCNTestSupport"),
