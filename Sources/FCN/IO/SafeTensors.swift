@@ -46,8 +46,9 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
 }
 
 /// A read-only byte region kept alive by the reader: a memory-mapped file or a copy of
-/// in-memory data.
-private final class ByteRegion: @unchecked Sendable {
+/// in-memory data. Shared by the file readers of this folder (safetensors, caffemodel,
+/// PyTorch checkpoints).
+final class ByteRegion: @unchecked Sendable {
     let base: UnsafeRawPointer
     let count: Int
     private let release: () -> Void
@@ -244,7 +245,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 }
 
-private func convertToFloat(_ base: UnsafeRawPointer, dtype: SafeTensorsDType, count: Int, into out: UnsafeMutablePointer<Float>) {
+/// Converts `count` little-endian elements of `dtype` at `base` to Float32 (exact for the
+/// float types, and for integers up to 2^24).
+func convertToFloat(_ base: UnsafeRawPointer, dtype: SafeTensorsDType, count: Int, into out: UnsafeMutablePointer<Float>) {
     @inline(__always) func load<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
         T(littleEndian: base.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
     }
