@@ -59,6 +59,43 @@ enum CaffeProto {
     static func net(_ layers: [[UInt8]], name: String = "test") -> Data {
         Data(PB.string(1, name) + layers.flatMap { PB.bytes(100, $0) })
     }
+
+    /// The parametric layers of a reference VGG FCN of the given variant, with blob values
+    /// from `value(parameter name, index)`; `rename` renames layers, `skip` drops them.
+    static func vggLayers(_ variant: VGGFCNVariant, classes: Int, width: Double, skip: Set<String> = [],
+                          value: (String, Int) -> Float = { n, i in Float((n.count * 31 + i) % 17) * 0.01 - 0.08 }) -> [[UInt8]] {
+        var layers: [[UInt8]] = [], pending: (name: String, blobs: [[UInt8]], dims: [Int])?
+        func flush() {
+            guard let p = pending, !skip.contains(p.name) else { pending = nil; return }
+            let deconv = p.name.hasPrefix("upscore")
+            let k = p.dims[2], stride = deconv ? [4: 2, 64: 32, 32: 16, 16: 8][k]! : 1
+            let pad = p.name == "conv1_1" ? 100 : (p.name.hasPrefix("conv") ? 1 : 0)
+            layers.append(layer(p.name, deconv ? "Deconvolution" : "Convolution", blobs: p.blobs,
+                                conv: conv(output: p.dims[0], kernel: k, stride: stride, pad: pad, bias: !deconv)))
+            pending = nil
+        }
+        for (name, shape) in VGGFCN.parameterShapes(variant: variant, classes: classes, width: width) {
+            let parts = name.split(separator: "."), lname = String(parts[0])
+            let values = (0..<shape.reduce(1, *)).map { value(name, $0) }
+            if parts[1] == "weight" {
+                flush()
+                pending = (lname, [blob(shape, values)], shape)
+            } else {
+                pending!.blobs.append(blob(shape, values))
+            }
+            if variant == .fcn8sAtOnce && lname == "upscore2" && parts[1] == "weight" {
+                flush()
+                let c = VGG16Config.channels(512, width: width)
+                layers.append(layer("scale_pool4", "Scale", blobs: [blob([c], [Float](repeating: 0.01, count: c))]))
+            }
+            if variant == .fcn8sAtOnce && lname == "upscore_pool4" {
+                flush()
+                layers.append(layer("scale_pool3", "Power", power: PB.float(2, 0.0001)))
+            }
+        }
+        flush()
+        return layers
+    }
 }
 
 /// A zip writer for tests.
