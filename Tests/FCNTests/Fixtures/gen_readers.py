@@ -334,7 +334,9 @@ def rewrite_zip(src, dst, transform=lambda name, data: data, compress=zipfile.ZI
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression=compress) as zout:
         for info in zin.infolist():
             data = transform(info.filename, zin.read(info.filename))
-            with zout.open(zipfile.ZipInfo(info.filename), "w", force_zip64=zip64) as f:
+            zi = zipfile.ZipInfo(info.filename)
+            zi.compress_type = compress
+            with zout.open(zi, "w", force_zip64=zip64) as f:
                 f.write(data)
 
 

@@ -156,7 +156,8 @@ enum PK {
     static let newFalse: [UInt8] = [0x89], binpersid: [UInt8] = [0x51]
     static func global(_ module: String, _ name: String) -> [UInt8] { [0x63] + Array("\(module)\n\(name)\n".utf8) }
     static func string(_ s: String) -> [UInt8] { [0x58] + PB.le(UInt32(s.utf8.count)) + Array(s.utf8) }
-    static func int(_ v: Int) -> [UInt8] { [0x4A] + PB.le(Int32(v)) }
+    /// BININT, or LONG1 of 8 bytes beyond 32 bits.
+    static func int(_ v: Int) -> [UInt8] { Int32(exactly: v).map { [0x4A] + PB.le($0) } ?? [0x8A, 8] + PB.le(Int64(v)) }
     static func tuple(_ items: [[UInt8]]) -> [UInt8] { mark + items.flatMap { $0 } + tuple }
 
     /// `_rebuild_tensor_v2(('storage', torch.<type>, key, 'cpu', numel), offset, size, stride, False, OrderedDict())`.
