@@ -237,9 +237,8 @@ public final class CaffeModelFile: @unchecked Sendable {
         fcnCheck(out.count == src.count, "CaffeModelFile.decode",
                  "layer '\(info.name)' blob \(blob) holds \(src.count) values, the buffer \(out.count)")
         try Self.inContext("caffemodel '\(path)': layer '\(info.name)' blob \(blob)") {
-            try Self.decodeValues(region.base, src, into: out)
+            try Self.decodeValues(region.base, src, into: out) { region.dropPages(offset: $0.lowerBound, length: $0.count) }
         }
-        region.dropPages(offset: src.range.lowerBound, length: src.range.count)
     }
 
     /// Every layer with its blobs decoded.
@@ -432,10 +431,21 @@ public final class CaffeModelFile: @unchecked Sendable {
 
     // MARK: Decoding
 
-    private static func decodeValues(_ base: UnsafeRawPointer, _ src: BlobSource, into out: UnsafeMutableBufferPointer<Float>) throws {
+    /// Bytes of the file decoded between two releases of their pages.
+    static let releaseChunk = 16 << 20
+
+    /// Decodes the values of `src` into `out`, calling `release` with each decoded range of
+    /// the file (every `releaseChunk` bytes and at the end) so its pages can be dropped.
+    private static func decodeValues(_ base: UnsafeRawPointer, _ src: BlobSource, into out: UnsafeMutableBufferPointer<Float>,
+                                     release: (Range<Int>) -> Void) throws {
         var r = ProtobufReader(base: base, range: src.range)
         let wanted = src.usesDoubles ? 8 : 5
         var k = 0
+        var released = src.range.lowerBound
+        func releaseUpTo(_ end: Int) {
+            if end - released >= releaseChunk || end == src.range.upperBound { release(released..<end); released = end }
+        }
+        defer { releaseUpTo(src.range.upperBound) }
         func overrun(_ f: ProtobufField) -> FCNError {
             ProtobufReader.error("more values than the \(src.count) counted when the file was opened (was it modified?)", at: f.offset)
         }
@@ -452,20 +462,27 @@ public final class CaffeModelFile: @unchecked Sendable {
                 let size = src.usesDoubles ? 8 : 4
                 let n = f.payload.count / size
                 guard f.payload.count % size == 0, n <= src.count - k else { throw overrun(f) }
-                let p = base + f.payload.lowerBound
-                if src.usesDoubles {
-                    for i in 0..<n { out[k + i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
-                } else {
-                    #if _endian(little)
-                    UnsafeMutableRawPointer(out.baseAddress! + k).copyMemory(from: p, byteCount: 4 * n)
-                    #else
-                    for i in 0..<n { out[k + i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-                    #endif
+                // In runs of releaseChunk bytes, releasing each run's pages once decoded.
+                var done = 0
+                while done < n {
+                    let m = min(n - done, releaseChunk / size)
+                    let p = base + f.payload.lowerBound + done * size
+                    if src.usesDoubles {
+                        for i in 0..<m { out[k + i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+                    } else {
+                        #if _endian(little)
+                        UnsafeMutableRawPointer(out.baseAddress! + k).copyMemory(from: p, byteCount: 4 * m)
+                        #else
+                        for i in 0..<m { out[k + i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                        #endif
+                    }
+                    k += m; done += m
+                    releaseUpTo(f.payload.lowerBound + done * size)
                 }
-                k += n
             default:
                 throw ProtobufReader.error("value field with wire type \(f.wireType.name)", at: f.offset)
             }
+            releaseUpTo(r.position)
         }
         guard k == src.count else {
             throw FCNError.invalidFormat("\(k) values where \(src.count) were counted when the file was opened (was it modified?)")

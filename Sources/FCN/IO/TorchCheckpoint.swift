@@ -220,8 +220,22 @@ public final class TorchCheckpointFile: @unchecked Sendable {
         let record = storageEntries[e.storageKey]!
         return try archive.withContents(record) { bytes in
             let size = e.dtype.byteSize
+            defer { archive.releasePages(bytes) }
             return Tensor.make(shape: e.shape) { out in
                 guard out.count > 0, let src = bytes.baseAddress else { return }
+                // Row-major contiguous (axes of size 1 may have any stride, as in PyTorch).
+                if zip(zip(e.shape, e.strides), Tensor.strides(of: e.shape)).allSatisfy({ $0.0 == 1 || $0.1 == $1 }) {
+                    // Contiguous: one run, converted 4 M elements at a time, releasing the pages read.
+                    var done = 0
+                    while done < out.count {
+                        let m = min(out.count - done, 1 << 22)
+                        let run = src + (e.storageOffset + done) * size
+                        convertElements(run, count: m, into: out.baseAddress! + done, dtype: e.dtype)
+                        archive.releasePages(UnsafeRawBufferPointer(start: run, count: m * size))
+                        done += m
+                    }
+                    return
+                }
                 let rank = e.shape.count
                 let innerSize = rank == 0 ? 1 : e.shape[rank - 1]
                 let innerStride = rank == 0 ? 1 : e.strides[rank - 1]

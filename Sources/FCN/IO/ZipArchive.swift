@@ -194,8 +194,24 @@ struct ZipArchive {
         }
     }
 
+    /// Hands the whole pages of `bytes` back to the page cache when they lie in the mapped
+    /// file (a stored entry's data, once read), so reading a large archive does not keep
+    /// the file resident; a no-op for other memory.
+    func releasePages(_ bytes: UnsafeRawBufferPointer) {
+        guard let b = bytes.baseAddress, b >= region.base, b + bytes.count <= region.base + region.count else { return }
+        region.dropPages(offset: b - region.base, length: bytes.count)
+    }
+
+    /// Checks the CRC-32 of an entry's contents, 16 MiB at a time, releasing each run's pages.
     private func checkCRC(_ entry: Entry, _ bytes: UnsafeRawBufferPointer) throws {
-        let c = zipCRC32(bytes)
+        var c: UInt32 = 0
+        var i = 0
+        repeat {
+            let run = UnsafeRawBufferPointer(rebasing: bytes[i..<min(bytes.count, i + (16 << 20))])
+            c = zipCRC32(run, crc: c)
+            releasePages(run)
+            i += run.count
+        } while i < bytes.count
         guard c == entry.crc32 else {
             throw bad("entry '\(entry.name)' is corrupt: CRC-32 \(String(c, radix: 16)), expected \(String(entry.crc32, radix: 16))")
         }

@@ -37,6 +37,8 @@ and Fixtures/readers_caffe.safetensors, readers_torch.safetensors (fixturelib fo
 Weights are random (PyTorch's generator), the upsampling kernels bilinear plus noise, so a
 reader that rebuilt them instead of reading them would fail.
     python Tests/FCNTests/Fixtures/gen_readers.py
+    python Tests/FCNTests/Fixtures/gen_readers.py --large /tmp/fcn8s.caffemodel   # or .pth:
+        a full-width FCN-8s (0.5 GB) for ReaderMemoryTests (FCN_LARGE_WEIGHTS=that path)
 """
 import io
 import os
@@ -446,6 +448,39 @@ def torch_cases():
     return cases
 
 
+def write_large(path):
+    """A full-width FCN-8s (21 classes, 134 M parameters, 0.5 GB) with random weights, for
+    measuring memory (not a fixture): .caffemodel written layer by layer, or .pth by torch.save."""
+    torch.manual_seed(1)
+    if path.endswith(".pth"):
+        torch.save(random_fcn("8s", 21, 1).state_dict(), path)
+    else:
+        from gen_models import VGGFCN as Ref
+        shapes = {k: v.shape for k, v in Ref("8s", 21, 1).state_dict().items()}
+        layers = []
+        for k in shapes:
+            name = k.split(".")[0]
+            if name not in layers:
+                layers.append(name)
+        with open(path, "wb") as f:
+            f.write(ld(1, "FCN-8s large"))
+            for name in layers:
+                blobs = [torch.randn(shapes[name + ".weight"]) * 0.01]
+                if name + ".bias" in shapes:
+                    blobs.append(torch.randn(shapes[name + ".bias"]) * 0.01)
+                deconv = name.startswith("upscore")
+                k = blobs[0].shape[-1]
+                msg = ld(1, name) + ld(2, "Deconvolution" if deconv else "Convolution") + b"".join(ld(7, blob(b)) for b in blobs)
+                msg += ld(106, conv_param(blobs[0].shape[0], k, pad=100 if name == "conv1_1" else (1 if k == 3 else 0),
+                                          stride={4: 2, 16: 8}.get(k, 1) if deconv else 1, bias=not deconv))
+                f.write(ld(100, msg))
+    print(f"wrote {path}: {os.path.getsize(path) / 2**20:.0f} MiB")
+
+
 if __name__ == "__main__":
-    save("readers_caffe", caffe_cases())
-    save("readers_torch", torch_cases())
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--large":
+        write_large(sys.argv[2])
+    else:
+        save("readers_caffe", caffe_cases())
+        save("readers_torch", torch_cases())
