@@ -58,6 +58,7 @@ public struct CaffeBlobShape: Sendable, Equatable, CustomStringConvertible {
         return dims == [Int](repeating: 1, count: 4 - expected.count) + expected
     }
 
+    /// The dims, marked "(legacy)" for a num/channels/height/width shape.
     public var description: String { "\(dims)\(isLegacy ? " (legacy)" : "")" }
 }
 
@@ -83,7 +84,12 @@ public struct CaffeConvolutionParameters: Sendable, Equatable {
 
 /// A layer's `power_param`: y = (shift + scale * x) ^ power.
 public struct CaffePowerParameters: Sendable, Equatable {
-    public var power: Float = 1, scale: Float = 1, shift: Float = 0
+    /// The exponent (default 1).
+    public var power: Float = 1
+    /// The factor applied to the input (default 1).
+    public var scale: Float = 1
+    /// The offset added after scaling (default 0).
+    public var shift: Float = 0
 }
 
 /// One layer of a caffemodel without its values.

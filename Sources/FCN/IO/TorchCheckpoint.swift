@@ -141,6 +141,8 @@ public final class TorchCheckpointFile: @unchecked Sendable {
             do { return try unpickler.load(bytes) } catch let e as FCNError {
                 switch e {
                 case .invalidFormat(let m): throw bad(m)
+                case .unsupported(let m) where m.contains("global '"):
+                    throw FCNError.unsupported("PyTorch checkpoint '\(path)': \(m) (a whole module saved with torch.save(model) must be saved as model.state_dict())")
                 case .unsupported(let m): throw FCNError.unsupported("PyTorch checkpoint '\(path)': \(m)")
                 default: throw e
                 }

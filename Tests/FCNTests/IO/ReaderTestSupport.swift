@@ -60,8 +60,9 @@ enum CaffeProto {
         Data(PB.string(1, name) + layers.flatMap { PB.bytes(100, $0) })
     }
 
-    /// The parametric layers of a reference VGG FCN of the given variant, with blob values
-    /// from `value(parameter name, index)`; `rename` renames layers, `skip` drops them.
+    /// The parametric layers of a reference VGG FCN of the given variant (at-once: a Scale
+    /// scale_pool4 and a Power scale_pool3), with blob values from `value(parameter name,
+    /// index)`; the layers named in `skip` are left out.
     static func vggLayers(_ variant: VGGFCNVariant, classes: Int, width: Double, skip: Set<String> = [],
                           value: (String, Int) -> Float = { n, i in Float((n.count * 31 + i) % 17) * 0.01 - 0.08 }) -> [[UInt8]] {
         var layers: [[UInt8]] = [], pending: (name: String, blobs: [[UInt8]], dims: [Int])?
