@@ -37,7 +37,7 @@ and Fixtures/readers_caffe.safetensors, readers_torch.safetensors (fixturelib fo
 Weights are random (PyTorch's generator), the upsampling kernels bilinear plus noise, so a
 reader that rebuilt them instead of reading them would fail.
     python Tests/FCNTests/Fixtures/gen_readers.py
-    python Tests/FCNTests/Fixtures/gen_readers.py --large /tmp/fcn8s.caffemodel   # or .pth:
+    python Tests/FCNTests/Fixtures/gen_readers.py --large fcn8s_large.caffemodel   # or .pth:
         a full-width FCN-8s (0.5 GB) for ReaderMemoryTests (FCN_LARGE_WEIGHTS=that path)
 """
 import io

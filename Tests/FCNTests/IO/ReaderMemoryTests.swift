@@ -1,6 +1,6 @@
 // Peak memory of loading a large weights file (opt-in: needs a 0.5 GB file, written by
-//   python Tests/FCNTests/Fixtures/gen_readers.py --large /tmp/fcn8s.caffemodel   (or .pth)
-// and run with FCN_LARGE_WEIGHTS=/tmp/fcn8s.caffemodel swift test --filter ReaderMemoryTests).
+//   python Tests/FCNTests/Fixtures/gen_readers.py --large fcn8s_large.caffemodel   (or .pth)
+// and run with FCN_LARGE_WEIGHTS=$PWD/fcn8s_large.caffemodel swift test --filter ReaderMemoryTests).
 // The peak resident set (VmHWM, reset through /proc/self/clear_refs) above the resident set
 // before loading must stay within 1.25x the file's size: the file is memory-mapped and each
 // blob is decoded straight into its tensor, so the file's bytes and the tensors are never
