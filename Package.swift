@@ -55,10 +55,10 @@ let package = Package(
         .executableTarget(name: "fcn-mpi-check", dependencies: ["FCNTools"], path: "Sources/fcn-mpi-check"),
 
         // MARK: Tests (one target per module, one shared support target)
-        .target(name: "FCNTestSupport", dependencies: ["FCNCore", "FCNIO"], path: "Tests/FCNTestSupport"),
+        .target(name: "FCNTestSupport", dependencies: ["FCNCore", "FCNIO", "FCNModels"], path: "Tests/FCNTestSupport"),
         .testTarget(name: "FCNCoreTests", dependencies: ["FCNCore", "FCNTestSupport", "CFCNKernels"],
                     path: "Tests/FCNCoreTests"),
-        .testTarget(name: "FCNIOTests", dependencies: ["FCNIO", "FCNTestSupport"], path: "Tests/FCNIOTests"),
+        .testTarget(name: "FCNIOTests", dependencies: ["FCNIO", "FCNModels", "FCNTestSupport"], path: "Tests/FCNIOTests"),
         .testTarget(name: "FCNModelsTests", dependencies: ["FCNModels", "FCNTestSupport"], path: "Tests/FCNModelsTests"),
         .testTarget(name: "FCNTrainingTests", dependencies: ["FCNTraining", "FCNTestSupport"],
                     path: "Tests/FCNTrainingTests"),

@@ -13,7 +13,7 @@ private let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
 }
 
 /// CRC-32 of `bytes[range]`, continuing from `crc` (pass the previous result to chain).
-func crc32<C: Collection>(_ bytes: C, crc: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
+package func crc32<C: Collection>(_ bytes: C, crc: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
     var c = ~crc
     crcTable.withUnsafeBufferPointer { t in
         for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }

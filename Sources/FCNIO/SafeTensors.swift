@@ -7,9 +7,10 @@
 // Reading memory-maps the file and converts one tensor at a time to Float32 on request;
 // the converted range's pages are then released from the process (madvise DONTNEED), so
 // loading a file never holds the file's bytes and the Float32 tensors at once. The header is validated as strictly as the reference Rust implementation:
-// known dtype, integral shapes, byte count = elements x dtype size, and the data ranges
-// sorted by offset must tile the data section exactly (no overlap, no gap, no trailing or
-// missing bytes). Every problem is thrown as `FCNError`, never trapped.
+// no key twice in any object (JSONDuplicateKeys.swift), known dtype, integral shapes,
+// byte count = elements x dtype size, and the data ranges sorted by offset must tile the
+// data section exactly (no overlap, no gap, no trailing or missing bytes). Every problem
+// is thrown as `FCNError`, never trapped.
 //
 // Writing streams the header and each tensor to a temporary file in the target's folder,
 // flushes it to disk (fsync) and renames it over the target: a crash or a full disk at any
@@ -47,8 +48,9 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable {
 }
 
 /// A read-only byte region kept alive by the reader: a memory-mapped file or a copy of
-/// in-memory data.
-private final class ByteRegion: @unchecked Sendable {
+/// in-memory data. Shared by the file readers of this folder (safetensors, caffemodel,
+/// PyTorch checkpoints).
+final class ByteRegion: @unchecked Sendable {
     let base: UnsafeRawPointer
     let count: Int
     private let release: () -> Void
@@ -161,6 +163,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw bad("header is not valid JSON")
         }
         guard let dict = json as? [String: Any] else { throw bad("header is not a JSON object") }
+        // JSONSerialization keeps the last of two equal keys; a header naming a tensor twice is ambiguous.
+        if let dup = headerBytes.withUnsafeBytes({ jsonFirstDuplicateKey($0) }) {
+            throw bad(dup.path.isEmpty ? "header names '\(dup.key)' twice"
+                                       : "header entry '\(dup.path.joined(separator: "."))' has the key '\(dup.key)' twice")
+        }
         let dataLen = size - dataStart
 
         func integer(_ v: Any) -> Int? {
@@ -245,7 +252,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 }
 
-private func convertToFloat(_ base: UnsafeRawPointer, dtype: SafeTensorsDType, count: Int, into out: UnsafeMutablePointer<Float>) {
+/// Converts `count` little-endian elements of `dtype` at `base` to Float32 (exact for the
+/// float types, and for integers up to 2^24).
+func convertToFloat(_ base: UnsafeRawPointer, dtype: SafeTensorsDType, count: Int, into out: UnsafeMutablePointer<Float>) {
     @inline(__always) func load<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
         T(littleEndian: base.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
     }

@@ -1,4 +1,4 @@
-// Golden fixtures made by the PyTorch scripts in Tests/FCNTests/Fixtures/ (gen_*.py).
+// Golden fixtures made by the PyTorch scripts in Tests/Fixtures/ (gen_*.py).
 //
 // One safetensors file per op family: tensors named "<case>.<name>" (for example
 // "3.input", "3.output", "3.grad_input"), and `__metadata__["cases"]` a JSON array with one

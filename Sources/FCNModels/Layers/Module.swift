@@ -257,8 +257,9 @@ extension Module {
 
     /// Loads parameters and buffers from `state` by name.
     ///
-    /// Shapes must match exactly, in both modes. With `strict` (the default), the names must
-    /// match exactly as well. Otherwise missing names are left unchanged and unexpected names
+    /// Shapes must match exactly, in both modes, and every value must be finite (a NaN or
+    /// infinity throws `FCNError.invalidFormat` naming the tensor). With `strict` (the
+    /// default), the names must match exactly as well. Otherwise missing names are left unchanged and unexpected names
     /// ignored, and both are returned. Nothing is modified when an error is thrown.
     ///
     /// Errors (`FCNError.mismatch`) list every problem at once, for example
@@ -289,9 +290,15 @@ extension Module {
         if strict && !unexpected.isEmpty { problems.append("unexpected " + unexpected.joined(separator: ", ")) }
         if !mismatched.isEmpty { problems.append("shape mismatch for " + mismatched.joined(separator: "; ")) }
         if !problems.isEmpty { throw FCNError.mismatch("loadStateDict: " + problems.joined(separator: "; ")) }
-        // Convert everything first so that a failing read leaves the module unchanged.
+        // Convert (and check) everything first so that a failing read leaves the module unchanged.
         var loaded: [(Tensor, (Tensor) -> Void)] = []
-        for (n, _, set) in targets where names.contains(n) { loaded.append((try tensor(n), set)) }
+        for (n, _, set) in targets where names.contains(n) {
+            let t = try tensor(n)
+            if let (i, v) = t.withUnsafeBufferPointer({ b in b.firstIndex { !$0.isFinite }.map { ($0, b[$0]) } }) {
+                throw FCNError.invalidFormat("loadStateDict: tensor '\(n)' holds \(v) at element \(i); weights must be finite")
+            }
+            loaded.append((t, set))
+        }
         for (t, set) in loaded { set(t) }
         return StateDictLoadReport(missing: missing, unexpected: unexpected)
     }

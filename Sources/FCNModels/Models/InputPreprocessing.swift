@@ -12,6 +12,7 @@
 // Float32 in the same order as the reference code: torchvision `(x / 255 - mean) / std`,
 // caffe `x - mean`. The result is input data, not part of a graph: no gradient is recorded.
 
+import FCNIO
 import FCNCore
 
 /// The input convention of a model's weights: how an RGB image with values 0...255

@@ -1,5 +1,6 @@
 // Receptive fields of chains of convolutions and poolings: the geometry models state
 // (`SegmentationModel.receptiveFieldRadius`) and tiled inference relies on.
+import FCNIO
 import FCNCore
 
 /// Receptive field of a chain of convolutions / poolings along one axis, from the input:

@@ -20,7 +20,7 @@
 // always have the input's spatial size.
 //
 // Parameter names and their order equal the PyTorch port in
-// Tests/FCNTests/Fixtures/gen_models.py (class VGGFCN), which registers modules in the order
+// Tests/Fixtures/gen_models.py (class VGGFCN), which registers modules in the order
 // of the Caffe prototxt: conv1_1.weight, conv1_1.bias, ..., conv5_3.bias, fc6.*, fc7.*,
 // score_fr.*, then upscore (32s) | upscore2, score_pool4, upscore16 (16s) | upscore2,
 // score_pool4, upscore_pool4, score_pool3, upscore8 (8s).
