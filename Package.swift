@@ -5,7 +5,7 @@
 // Modules by layer; a target lists only the targets below it, so an arrow pointing up
 // does not compile (`.ci/check-layers` also checks every `import`):
 //
-//   fcn-segment fcn-train fcn-demo fcn-bench   executables: parse, call, print
+//   fcn-segment fcn-train fcn-convert fcn-demo fcn-bench   executables: parse, call, print
 //                   FCNTools                  (target, not a product) arguments, console,
 //                      |                      SIGINT, plots, the commands' options
 //                     FCN                     umbrella product: re-exports the modules below
@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "fcn-bench", targets: ["fcn-bench"]),
         .executable(name: "fcn-train", targets: ["fcn-train"]),
         .executable(name: "fcn-segment", targets: ["fcn-segment"]),
+        .executable(name: "fcn-convert", targets: ["fcn-convert"]),
     ],
     targets: [
         // MARK: Kernels (C)
@@ -52,6 +53,7 @@ let package = Package(
         .executableTarget(name: "fcn-bench", dependencies: ["FCNTools"], path: "Sources/fcn-bench"),
         .executableTarget(name: "fcn-train", dependencies: ["FCNTools"], path: "Sources/fcn-train"),
         .executableTarget(name: "fcn-segment", dependencies: ["FCNTools"], path: "Sources/fcn-segment"),
+        .executableTarget(name: "fcn-convert", dependencies: ["FCNTools"], path: "Sources/fcn-convert"),
         .executableTarget(name: "fcn-mpi-check", dependencies: ["FCNTools"], path: "Sources/fcn-mpi-check"),
 
         // MARK: Tests (one target per module, one shared support target)

@@ -24,7 +24,9 @@ extension ModelFile {
         var classes: Int?, width = 1.0, auxiliary = false
         if let c = first("score_fr.weight") {
             classes = c
-            if let w = first("conv1_1.weight") { width = Double(w) / 64 }
+            // fc6's 4096 channels give the finest reading of the width (conv1_1's 64 round
+            // away small widths: 1/128 of 64 is 1 channel, as is 1/64).
+            if let f = first("fc6.weight") { width = Double(f) / 4096 } else if let w = first("conv1_1.weight") { width = Double(w) / 64 }
             if shapes["score_pool3.weight"] != nil { candidates = [.fcn8s, .fcn8sAtOnce] }
             else if shapes["score_pool4.weight"] != nil { candidates = [.fcn16s] }
             else { candidates = [.fcn32s] }

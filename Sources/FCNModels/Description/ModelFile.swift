@@ -1,6 +1,8 @@
 // ModelFile: the one way to open a model file and to write one.
 //
-// `ModelFile.open(path)` returns a ready network: built from the file's description, its
+// `ModelFile.open(path)` reads safetensors, PyTorch (`torch.save`) and Caffe
+// (`.caffemodel`) files, told apart by content (ModelFile+Formats.swift), and returns a
+// ready network: built from the file's description, its
 // weights loaded strictly, in eval mode, with its input convention attached
 // (`scores(forRGB:)`). The description comes from, in this order:
 //   1. the `fcn.model` metadata (every file this library writes: exported weights,
@@ -64,8 +66,18 @@ public enum ModelFile {
     /// Throws `FCNError` for unreadable files, files that fit no architecture, ambiguous
     /// files (naming the flag that decides) and overrides that contradict the file.
     public static func describe(_ path: String, overrides: ModelOverrides = ModelOverrides()) throws -> Contents {
-        let file = try SafeTensorsFile(path: path)
-        return try describe(file, name: path, overrides: overrides)
+        switch try format(of: path) {
+        case .pytorch:
+            let file = try TorchCheckpointFile(path: path)
+            let inferred = try inferFromTensors(file.entries.mapValues(\.shape), name: path, overrides: overrides)
+            return Contents(description: try apply(overrides, to: inferred, stated: .shapes, file: path), tensorPrefix: "",
+                            isDescribed: false)
+        case .caffe:
+            return Contents(description: try openCaffe(path, overrides: overrides).modelDescription, tensorPrefix: "",
+                            isDescribed: false)
+        case .safetensors:
+            return try describe(SafeTensorsFile(path: path), name: path, overrides: overrides)
+        }
     }
 
     /// `describe` of an open safetensors file (`name` is used in messages).
@@ -98,6 +110,11 @@ public enum ModelFile {
     /// Opens `path` (see the file comment): the model built from its description, weights
     /// loaded strictly (every name and shape must match), eval mode.
     public static func open(_ path: String, overrides: ModelOverrides = ModelOverrides()) throws -> any SegmentationModel {
+        switch try format(of: path) {
+        case .pytorch: return try openPyTorch(path, overrides: overrides)
+        case .caffe: return try openCaffe(path, overrides: overrides)
+        case .safetensors: break
+        }
         let file = try SafeTensorsFile(path: path)
         let contents = try describe(file, name: path, overrides: overrides)
         let model = try contents.description.makeModel(seed: 0)

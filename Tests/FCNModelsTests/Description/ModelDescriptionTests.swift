@@ -119,7 +119,7 @@ import FCNTestSupport
         for variant in [VGGFCNVariant.fcn32s, .fcn16s] {
             let c = try ModelFile.describe(try save(tinyVGG(variant), "\(variant)"))
             #expect(!c.isDescribed && c.description.architecture == ModelArchitecture(variant))
-            #expect(c.description.classes == 3 && c.description.width == 2.0 / 64 && c.description.input == .caffe)
+            #expect(c.description.classes == 3 && c.description.width == 128.0 / 4096 && c.description.input == .caffe)
         }
         // FCN-8s and FCN-8s-at-once hold the same tensors: the caller must say which.
         let p8 = try save(tinyVGG(.fcn8s), "fcn8s")

@@ -53,6 +53,20 @@ private func checkpointError(_ pickle: [UInt8], _ storages: [(String, [UInt8])] 
         let err = vggRelError(y, c.tensor("output"))
         print("vgg8s_state.pth: relative error \(err)")
         #expect(err <= 1e-5)
+        // The one way in: recognised by content and names; FCN-8s against 8s-at-once needs --model.
+        let path = readersDirectory + "/vgg8s_state.pth"
+        #expect(try ModelFile.format(of: path) == .pytorch)
+        #expect(throws: FCNError.self) { try ModelFile.open(path) }
+        let opened = try ModelFile.open(path, overrides: ModelOverrides(architecture: .fcn8s))
+        #expect(opened.modelDescription.classes == 3 && opened.modelDescription.width == 1.0 / 128)
+        #expect(vggRelError(withoutGrad { opened(c.tensor("input")) }, c.tensor("output")) <= 1e-5)
+        // A file that is none of the three formats names them.
+        let junk = tempPath("junk.bin")
+        defer { removeTempDir(junk) }
+        try Data([1, 2, 3, 4, 5, 6, 7]).write(to: URL(fileURLWithPath: junk))
+        do { _ = try ModelFile.open(junk); Issue.record("junk accepted") } catch {
+            #expect("\(error)".contains("not a safetensors file, a PyTorch checkpoint or a caffemodel"), "\(error)")
+        }
     }
 
     @Test(arguments: [("tvlike_model_wrapper.pth", "model"), ("tvlike_state_dict_wrapper.pth", "state_dict"), ("tvlike_parameters.pth", "")])

@@ -40,7 +40,12 @@ private func loadErrors(_ layers: [[UInt8]]) -> String? {
         #expect(b.namedParameters().filter { $0.0.hasPrefix("upscore") }.allSatisfy { !$0.1.requiresGrad })   // upsampling stays frozen
         a.eval(); b.eval()
         let x = c.tensor("input"), expected = c.tensor("output")
-        for net in [a, b] {
+        // The one way in reads the caffemodel by content and describes it.
+        let opened = try ModelFile.open(path)
+        #expect(try ModelFile.format(of: path) == .caffe)
+        #expect(opened.modelDescription.architecture == ModelArchitecture(sd.variant) && opened.modelDescription.input == .caffe)
+        #expect(opened.modelDescription.classes == sd.classes && !opened.isTraining)
+        for net in [a, b, opened as! VGGFCN] {
             let y = withoutGrad { net(x) }
             let err = vggRelError(y, expected)
             print("caffemodel \(c.string("file")): relative error \(err)")
