@@ -87,8 +87,9 @@ public enum SegmentCommand {
     image blended with the label colours) and NAME_legend.txt (classes present, pixel shares).
 
     options:
-      --weights FILE              a model file: fcn-train checkpoint, exported weights, or
-                                  a state dict (torchvision names, Caffe-converted VGG FCN);
+      --weights FILE              a model file: fcn-train checkpoint, exported weights, a
+                                  safetensors or PyTorch (torch.save) state dict, or a Caffe
+                                  .caffemodel of the reference VGG FCNs (read by content);
                                   the model, classes, names and input convention are read
                                   from it (or from its tensor names and shapes)
       --model NAME                fcn32s | fcn16s | fcn8s | fcn8s-atonce | resnet18-fcn8s |
