@@ -104,7 +104,8 @@ public enum SegmentCommand {
                                   architecture's published one)
       --force                     use --model/--classes/--width/--padding/--input even where
                                   they contradict the file
-      --class-names a,b,c         names for the legend, by class id (default: the file's)
+      --class-names a,b,c | FILE  names for the legend, by class id (default: the file's);
+                                  FILE has one name per line
       --out DIR                   output folder (default fcn-segment-output)
       --save-scores FILE          raw scores [1, C, H, W] as safetensors tensor "scores"
                                   (one input image only)
@@ -150,10 +151,7 @@ public enum SegmentCommand {
                 o.classes = v
             case "--width": o.width = try r.double(a, positive: true); widthGiven = true
             case "--padding": o.padding = try r.choice(a, VGGFCNPadding.self)
-            case "--class-names":
-                let names = try r.value(a).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard !names.contains(where: \.isEmpty) else { throw CommandLineError("--class-names has an empty name") }
-                o.classNames = names
+            case "--class-names": o.classNames = try TrainCommand.classNames(r.value(a))
             case "--out": o.outputDirectory = try r.value(a)
             case "--save-scores": o.saveScores = try r.value(a)
             case "--tile":
