@@ -43,7 +43,12 @@ do {
 }
 
 if let t = options.threads { Compute.threads = t }
-let console = TrainerConsole.standardError(showsProgress: options.progress)
+// Under mpirun / srun: the processes of the job (a group of one otherwise, MPI not loaded).
+let group: DistributedGroup
+do { group = try DistributedGroup.initialize(.automatic) } catch { fail("\(error)", status: 2) }
+// Only rank 0 prints (and, in the trainer, writes).
+let console = group.rank == 0 ? TrainerConsole.standardError(showsProgress: options.progress)
+                              : TrainerConsole(isTerminal: false, showsProgress: false) { _ in }
 
 if options.evaluateOnly {
     // The checkpoint describes its model: opened the way fcn-segment opens it, measured on
@@ -78,6 +83,7 @@ if options.evaluateOnly {
 let trainer: Trainer
 do {
     trainer = try Trainer(options: options)
+    try trainer.join(group)
 } catch let e as CommandLineError {
     fail("\(e)", status: 2)
 } catch let e as FCNError {
@@ -95,7 +101,7 @@ let plan = options.stages.map { "\($0)" }.joined(separator: " -> ")
 let description = trainer.model.modelDescription
 console.message("fcn-train: \(plan)" + (description.architecture.isVGG ? ", width \(options.width)" : "") + ", \(description.input) inputs, \(trainer.trainSource.count) training / \(trainer.validationSource.count) validation images, "
     + "\(trainer.model.trainableParameterCount) trainable parameters, batch \(options.batch), \(options.optimizer.rawValue) lr \(options.learningRate) "
-    + "\(options.schedule.rawValue), \(Compute.threads) threads"
+    + "\(options.schedule.rawValue), \(Compute.threads) threads" + (group.size > 1 ? " x \(group.size) ranks (\(group.backend))" : "")
     + (options.progressive.isEmpty ? "" : ", images " + (options.progressive.map { "\($0.size) px until \(Int(($0.until * 100).rounded()))%" }
         + ["\(options.imageSize) px"]).joined(separator: ", then "))
     + (options.resume.map { ", resumed at step \(trainer.step) from \($0)" } ?? ""))
@@ -107,7 +113,7 @@ do {
         return interrupt.isRaised
     }, onEvent: { event in
         console.handle(event)
-        if case .saved(let folder) = event {
+        if case .saved(let folder) = event, group.rank == 0 {
             do { try TrainingPlot.writeCurves(trainer.history, to: folder) } catch { console.message("fcn-train: cannot write the curves: \(error)") }
         }
     })

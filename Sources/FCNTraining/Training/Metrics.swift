@@ -21,6 +21,13 @@ public struct ConfusionMatrix: Sendable, Equatable {
     public private(set) var counts: [Int]
 
     /// An empty matrix for `classes` classes.
+    /// A matrix with the given counts (row-major `classes x classes`, ground truth by rows).
+    package init(classes: Int, counts: [Int]) {
+        fcnCheck(classes > 0 && counts.count == classes * classes, "ConfusionMatrix", "need \(classes * classes) counts, got \(counts.count)")
+        self.classes = classes
+        self.counts = counts
+    }
+
     public init(classes: Int) {
         fcnCheck(classes > 0, "ConfusionMatrix", "classes must be > 0, got \(classes)")
         self.classes = classes

@@ -8,7 +8,7 @@ import FCNModels
 
 extension Trainer {
     func saveAll(_ onEvent: (TrainerEvent) -> Void) throws {
-        guard let out = options.out else { return }
+        guard let out = options.out, group.rank == 0 else { return }
         try makeDirectory(out)
         let path = out + "/" + Trainer.checkpointFileName
         try saveCheckpoint(to: path)
@@ -64,7 +64,7 @@ extension Trainer {
                 }
                 try saveAll(onEvent)
                 if stageIndex + 1 < stageCount {
-                    if let out = options.out {
+                    if let out = options.out, group.rank == 0 {
                         try saveCheckpoint(to: out + "/checkpoint-\(architecture.rawValue).safetensors")
                     }
                     advanceStage()

@@ -52,6 +52,8 @@ public final class Trainer {
     public internal(set) var stageStartStep = 0
     /// The batch-sampling generator (its state is checkpointed).
     public var rng: FCNRandom
+    /// The processes training together (`join(_:)`); a group of one by default.
+    public internal(set) var group: DistributedGroup = .single()
     /// The curves so far.
     public internal(set) var history = TrainingHistory()
     /// Time profile.
@@ -365,6 +367,25 @@ public final class Trainer {
         let model = self.model
         // Models with several outputs (the auxiliary head) run whole batches: --replicas is
         // for the VGG FCNs (TrainerOptions.validate).
+        let ignore = model.modelDescription.ignoreLabel
+        func lossOf(_ outputs: [(scores: Tensor, weight: Float)]) -> Tensor {
+            var loss: Tensor?
+            for (scores, weight) in outputs {
+                var l = softmaxCrossEntropy(logits: scores, labels: labels, ignoreIndex: ignore, classWeights: classWeights)
+                if options.lovaszWeight > 0 {
+                    l = l + options.lovaszWeight * lovaszSoftmax(logits: scores, labels: labels, ignoreIndex: ignore)
+                }
+                loss = loss.map { $0 + weight * l } ?? (weight == 1 ? l : weight * l)
+            }
+            return loss!
+        }
+        if group.size > 1 {
+            let value = try distributedForwardBackward(x, labels: labels, loss: lossOf)
+            guard value.isFinite else {
+                throw TrainerError("training diverged at step \(step + 1): loss is \(value) (learning rate \(lr)); try a smaller --lr or a --warmup")
+            }
+            return try finishStep(t0: t0, t1: t1, t2: now(), lr: lr, value: value, imageSize: sampler.size)
+        }
         var batch: DataParallelBatch?
         let outputs: [(scores: Tensor, weight: Float)]
         if options.replicas > 1 {
@@ -373,22 +394,18 @@ public final class Trainer {
         } else {
             outputs = model.trainingOutputs(x)
         }
-        let ignore = model.modelDescription.ignoreLabel
-        var loss: Tensor?
-        for (scores, weight) in outputs {
-            var l = softmaxCrossEntropy(logits: scores, labels: labels, ignoreIndex: ignore, classWeights: classWeights)
-            if options.lovaszWeight > 0 {
-                l = l + options.lovaszWeight * lovaszSoftmax(logits: scores, labels: labels, ignoreIndex: ignore)
-            }
-            loss = loss.map { $0 + weight * l } ?? (weight == 1 ? l : weight * l)
-        }
-        let total = loss!
+        let total = lossOf(outputs)
         let value = total.item
         let t2 = now()
         guard value.isFinite else {
             throw TrainerError("training diverged at step \(step + 1): loss is \(value) (learning rate \(lr)); try a smaller --lr or a --warmup")
         }
         if let batch { batch.backward(total) } else { total.backward() }
+        return try finishStep(t0: t0, t1: t1, t2: t2, lr: lr, value: value, imageSize: sampler.size)
+    }
+
+    /// The optimizer update and the bookkeeping of a step whose gradients are in place.
+    private func finishStep(t0: UInt64, t1: UInt64, t2: UInt64, lr: Float, value: Float, imageSize: Int) throws -> TrainerStepResult {
         let t3 = now()
         optimizer.step()
         step += 1
@@ -404,7 +421,7 @@ public final class Trainer {
         if recentSteps.count > 50 { recentSteps.removeFirst(recentSteps.count - 50) }
         history.append(TrainingRecord(step: step, stage: stageIndex, architecture: architecture, elapsed: elapsedSeconds,
                                       loss: value, learningRate: lr))
-        return TrainerStepResult(step: step, loss: value, learningRate: lr, seconds: secs, imageSize: sampler.size)
+        return TrainerStepResult(step: step, loss: value, learningRate: lr, seconds: secs, imageSize: imageSize)
     }
 
     /// Evaluates the current network on the validation samples (`evaluate(_:on:batchSize:)`:
@@ -413,7 +430,7 @@ public final class Trainer {
     public func validate() throws -> ValidationMetrics {
         let t0 = now()
         defer { setTrainingMode() }
-        let cm = try evaluate(model, on: validationSource, batchSize: options.batch)
+        let cm = group.size > 1 ? try distributedEvaluation() : try evaluate(model, on: validationSource, batchSize: options.batch)
         let metrics = ValidationMetrics(cm)
         lastConfusion = cm
         lastValidationSeconds = seconds(since: t0)
