@@ -1,6 +1,6 @@
 // The fcn-convert command: any model file the library reads (.safetensors, a PyTorch
 // checkpoint, a .caffemodel; told apart by content) in, a .safetensors with its model
-// description out. Arguments that describe the model are the same as fcn-segment's and
+// description or an .onnx file (with the description in its metadata) out. Arguments that describe the model are the same as fcn-segment's and
 // follow the same rule: where the input file states a value, a contradicting flag is an
 // error unless --force.
 
@@ -8,11 +8,13 @@ import FCN
 import Foundation
 
 /// The parsed options of fcn-convert.
-public struct ConvertCommandOptions: Sendable, Equatable {
+public struct ConvertCommandOptions: Sendable {
     /// The model file to read.
     public var input = ""
-    /// The file to write (`.safetensors`).
+    /// The file to write (`.safetensors` or `.onnx`).
     public var output = ""
+    /// ONNX only: a fixed input size instead of symbolic height and width (`--fixed-size HxW`).
+    public var fixedSize: (height: Int, width: Int)?
     /// What the caller states about the model (`--model`, `--classes`, ...).
     public var overrides = ModelOverrides()
     /// Element type of the written tensors (`--dtype f32|f16|bf16`).
@@ -27,11 +29,13 @@ public struct ConvertCommandOptions: Sendable, Equatable {
 public enum ConvertCommand {
     /// The `--help` text.
     public static let usage = """
-    usage: fcn-convert [options] IN OUT.safetensors
+    usage: fcn-convert [options] IN OUT.safetensors|OUT.onnx
 
     Converts a model file to safetensors with its model description (architecture, classes,
     class names, input convention), so that fcn-segment, fcn-train --init-from and
-    ModelFile.open need no flags for it. IN may be a .safetensors file, a PyTorch
+    ModelFile.open need no flags for it; or exports it to ONNX (opset 17, batch norms
+    folded, height and width symbolic unless --fixed-size; the input is preprocessed as the
+    description in the file's metadata says, the output is the class scores). IN may be a .safetensors file, a PyTorch
     checkpoint (torch.save, e.g. torchvision's fcn_resnet50 .pth) or a Caffe .caffemodel
     (the reference VGG FCNs); the format is read from the content.
 
@@ -46,7 +50,8 @@ public enum ConvertCommand {
       --input caffe|torchvision   input convention of the weights
       --class-names a,b,c | FILE  class names to record (FILE: one per line)
       --force                     use the flags even where they contradict the file
-      --dtype f32|f16|bf16        element type written (default f32)
+      --dtype f32|f16|bf16        element type written to safetensors (default f32)
+      --fixed-size HxW            ONNX: a fixed input size (default: any size)
       -h, --help                  this text
 
     Exit status: 0 done, 1 failed run, 2 usage or input error.
@@ -70,6 +75,13 @@ public enum ConvertCommand {
             case "--input": o.overrides.input = try r.choice(a, InputPreprocessing.named)
             case "--class-names": o.overrides.classNames = try TrainCommand.classNames(r.value(a))
             case "--force": try r.noValue(a); o.overrides.force = true
+            case "--fixed-size":
+                let v = try r.value(a)
+                let parts = v.lowercased().split(separator: "x").compactMap { Int($0) }
+                guard parts.count == 2, parts.allSatisfy({ $0 >= 1 }) else {
+                    throw CommandLineError("--fixed-size expects HxW with positive integers, got '\(v)'")
+                }
+                o.fixedSize = (parts[0], parts[1])
             case "--dtype": o.dtype = try r.choice(a, [("f32", SafeTensorsDType.f32), ("f16", .f16), ("bf16", .bf16)])
             default:
                 if a.hasPrefix("-") && a.count > 1 { throw ArgumentReader.unexpected(a) }
@@ -79,8 +91,11 @@ public enum ConvertCommand {
         if o.showHelp { return o }
         guard positional.count == 2 else { throw CommandLineError("expected IN and OUT, got \(positional.count) file argument\(positional.count == 1 ? "" : "s") (see --help)") }
         o.input = positional[0]; o.output = positional[1]
-        guard o.output.lowercased().hasSuffix(".safetensors") else {
-            throw CommandLineError("OUT must end in .safetensors, got '\(o.output)'")
+        guard o.output.lowercased().hasSuffix(".safetensors") || o.output.lowercased().hasSuffix(".onnx") else {
+            throw CommandLineError("OUT must end in .safetensors or .onnx, got '\(o.output)'")
+        }
+        if o.fixedSize != nil && !o.output.lowercased().hasSuffix(".onnx") {
+            throw CommandLineError("--fixed-size applies to .onnx output only")
         }
         return o
     }
@@ -89,7 +104,11 @@ public enum ConvertCommand {
     @discardableResult
     public static func run(_ o: ConvertCommandOptions) throws -> ModelDescription {
         let model = try ModelFile.open(o.input, overrides: o.overrides)
-        try ModelFile.write(model, to: o.output, dtype: o.dtype)
+        if o.output.lowercased().hasSuffix(".onnx") {
+            try ONNXExport.write(model, to: o.output, fixedSize: o.fixedSize)
+        } else {
+            try ModelFile.write(model, to: o.output, dtype: o.dtype)
+        }
         return model.modelDescription
     }
 }

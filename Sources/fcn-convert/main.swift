@@ -1,5 +1,5 @@
 // fcn-convert: a model file (.safetensors, PyTorch checkpoint, .caffemodel) to
-// .safetensors with its model description. A thin shell over `ConvertCommand`.
+// .safetensors with its model description, or to .onnx. A thin shell over `ConvertCommand`.
 import FCNTools
 import FCN
 import Foundation

@@ -30,6 +30,12 @@ import FCNTestSupport
         defer { removeTempDir(half) }
         try ConvertCommand.run(ConvertCommand.parse(["--dtype", "f16", out, half]))
         #expect(try SafeTensorsFile(path: half).entries.values.allSatisfy { $0.dtype == .f16 })
+        // ONNX out: the exporter's bytes for the opened model.
+        let onnx = tempPath("m.onnx")
+        defer { removeTempDir(onnx) }
+        try ConvertCommand.run(ConvertCommand.parse(["--fixed-size", "40x36", out, onnx]))
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: onnx)))
+        #expect(bytes == (try ONNXExport.data(ModelFile.open(out), fixedSize: (40, 36))))
     }
 
     @Test func argumentErrors() {
@@ -37,7 +43,9 @@ import FCNTestSupport
             do { _ = try ConvertCommand.parse(args); return nil } catch { return "\(error)" }
         }
         #expect(message(["a.pth"])?.contains("expected IN and OUT") == true)
-        #expect(message(["a.pth", "b.onnx.txt"])?.contains("OUT must end in .safetensors") == true)
+        #expect(message(["a.pth", "b.onnx.txt"])?.contains("OUT must end in .safetensors or .onnx") == true)
+        #expect(message(["--fixed-size", "3x", "a", "b.onnx"])?.contains("--fixed-size expects HxW") == true)
+        #expect(message(["--fixed-size", "3x4", "a", "b.safetensors"])?.contains("applies to .onnx output only") == true)
         #expect(message(["--dtype", "f8", "a", "b.safetensors"])?.contains("--dtype expects one of f32|f16|bf16") == true)
         #expect(message(["--model", "vgg", "a", "b.safetensors"])?.contains("--model expects one of") == true)
         #expect(throws: FCNError.self) { try ConvertCommand.run(ConvertCommand.parse(["/nonexistent.pth", "/tmp/x.safetensors"])) }

@@ -13,6 +13,7 @@
 #include "fcn_optimizer.h"
 #include "fcn_winograd.h"
 #include "fcn_strassen.h"
+#include "fcn_mpi.h"
 
 #ifdef __cplusplus
 extern "C" {
