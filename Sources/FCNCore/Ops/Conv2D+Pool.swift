@@ -3,7 +3,7 @@
 // Contract: the same values, bit for bit, as
 // `maxPool2d(conv2d(x, weight, bias, padding, fusedReLU: true), kernel: 2, stride: 2, ceilMode)`.
 // When nothing records a gradient and the convolution runs as Winograd F(2x2, 3x3)
-// (Ops/_Winograd.swift), its 2x2 output tiles are exactly the pool windows, so the output
+// (Convolution/ConvWinogradF2x2.swift), its 2x2 output tiles are exactly the pool windows, so the output
 // transform writes each window's maximum and the convolution's output is never stored
 // (conv1_2 of a 500 x 500 FCN: 125 MB, the largest activation of the forward pass). In
 // every other case (training, other geometries, small batched images) the two ops run one

@@ -3,10 +3,10 @@
 // Contract: cross-correlation (no kernel flip), NCHW. x `[N, Cin, H, W]`, weight
 // `[Cout, Cin/groups, kH, kW]`, bias `[Cout]`, output `[N, Cout, outH, outW]` with
 // `out = (in + padBegin + padEnd - dilation*(k-1) - 1) / stride + 1` (floor).
-// Engine (Ops/_Im2Col.swift): one implicit GEMM per (image, group), the column matrix read
+// Engine (Convolution/ConvImplicitGEMM.swift): one implicit GEMM per (image, group), the column matrix read
 // straight from x while the GEMM packs its panels; bias and ReLU (fusedReLU) in the GEMM
 // write-back. Fast paths: 3x3 stride-1 layers with enough channels -> Winograd F(2x2, 3x3)
-// (Ops/_Winograd.swift, forward and input gradient), 1x1 stride-1 unpadded -> straight GEMM,
+// (Convolution/ConvWinogradF2x2.swift, forward and input gradient), 1x1 stride-1 unpadded -> straight GEMM,
 // depthwise forward -> direct loop; a kernel overhanging its input (fc6 on the small maps of
 // small images) -> only its live taps unless the weight cache serves it
 // (Ops/Conv2D+LiveTaps.swift). Backward: grad input = the convolution of grad_out with the

@@ -1,4 +1,4 @@
-// Winograd F(2, 7) along the rows (Ops/_Winograd+F27.swift, CFCNKernels/winograd_f27.c): the
+// Winograd F(2, 7) along the rows (Convolution/ConvWinogradF27.swift, CFCNKernels/winograd_f27.c): the
 // inference path of kh x 7 convolutions with a cached weight.
 //
 // The forward is checked against the naive loops on a sweep of geometries (kernel heights

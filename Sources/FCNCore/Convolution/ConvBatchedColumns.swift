@@ -1,7 +1,7 @@
 // Batched small planes: one GEMM over the column matrices of several images side by side.
 //
 // Contract: for convolutions with groups == 1 whose output plane P is small, the per-image
-// GEMMs of _Im2Col.swift pack the whole weight for a handful of columns (fc6 of a width-1/8
+// GEMMs of ConvImplicitGEMM.swift pack the whole weight for a handful of columns (fc6 of a width-1/8
 // FCN on 96 x 96 images: 1.6 M weights packed for 9 columns, once per image, and its weight
 // gradient re-read and re-written once per image). Here the column matrices of nb images are
 // stored side by side, cols `[K, nb*P]` (image i in columns i*P ..< (i+1)*P), so the weight

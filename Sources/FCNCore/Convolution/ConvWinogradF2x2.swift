@@ -12,7 +12,7 @@
 // transform with bias and ReLU. Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in
 // the packed-weight cache when that is on) and per chunk V + M = 16 * nt * (Cin + Cout)
 // floats, under 2 MiB (per thread) or `winogradChunkFloats` (8 MiB) whatever the image size.
-// The input gradient is the same product with the flipped kernel (Ops/_Im2Col.swift); the
+// The input gradient is the same product with the flipped kernel (Convolution/ConvImplicitGEMM.swift); the
 // weight gradient (`convBackwardWeightWinograd`) reuses the input transform and sums
 // dM_e V_e^T over the tiles, then maps dU back through G^T dU G.
 // Accuracy: every transform factor is 0, +-1 or +-1/2; measured against PyTorch and the

@@ -18,9 +18,9 @@
 // (`convBackwardDataFlips`). Workspace: the GEMM engine's (bounded there), plus the flipped
 // weight copy (one weight's size) for the input gradient.
 // Fallbacks: 3x3 stride-1 convolutions with enough channels run as Winograd F(2x2, 3x3)
-// (`usesWinograd`, Ops/_Winograd.swift; forward and the flipped-kernel input gradient);
+// (`usesWinograd`, Convolution/ConvWinogradF2x2.swift; forward and the flipped-kernel input gradient);
 // kh x 7 stride-1 forwards with a cached weight (inference) as Winograd F(2, 7) along the
-// rows (`usesWinogradF27`, Ops/_Winograd+F27.swift), and large 1x1 ones (fc7) by one level of
+// rows (`usesWinogradF27`, Convolution/ConvWinogradF27.swift), and large 1x1 ones (fc7) by one level of
 // Strassen's algorithm (`strassenApplies`, Compute/GEMM+Strassen.swift);
 // 1x1 stride-1 unpadded convolutions are plain GEMMs on x; depthwise forward (one
 // input channel per group) is a direct loop per plane; input gradients with stride > 1 (and
@@ -47,7 +47,7 @@ struct ConvGeometry: Sendable, Equatable {
     /// When false, the 1x1 and depthwise fallbacks are skipped (tests compare them with
     /// the general im2col path).
     var fastPaths = true
-    /// Whether 3x3 stride-1 convolutions may run as Winograd F(2x2, 3x3) (Ops/_Winograd.swift).
+    /// Whether 3x3 stride-1 convolutions may run as Winograd F(2x2, 3x3) (Convolution/ConvWinogradF2x2.swift).
     var winograd: WinogradChoice = .auto
 
     var inGroupChannels: Int { inChannels / groups }
