@@ -20,10 +20,11 @@
 // * Backward: the input gradient through the box's kernel; the weight gradient is the
 //   box's, written into the full shape with exact zeros at the dead taps (as the full
 //   convolution gives them).
-// * Falls back to the full kernel when every row and column is live, when no tap is live
-//   (the output is the bias), when the reduced padding would be negative (a dilated kernel
-//   whose box starts past the padding), and when the weight is served by the weight cache
-//   (opt-in, inference only: the packed full kernel is already at hand).
+// * `liveTapBox` is nil (the full kernel runs) when every row and column is live, when no
+//   tap is live (the output is the bias), and when the reduced padding would be negative (a
+//   dilated kernel whose box starts past the padding). Whether conv2d then runs the box
+//   (not when the weight cache serves the weight: the packed full kernel is at hand) is
+//   rule 2 of `ConvGeometry.algorithm(for:mode:)`.
 
 /// The live-tap box of a convolution and the geometry of the convolution with that box.
 struct LiveTapBox: Equatable {
@@ -95,7 +96,7 @@ func conv2dLiveTaps(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv
     }
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(t, x: x.storage.pointer, w: wBox.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
-                    y: out.baseAddress!, relu: fusedReLU, weightStorage: nil, weightCache: .disabled)
+                    y: out.baseAddress!, relu: fusedReLU, algorithm: t.algorithm(for: .forward))
     }
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }

@@ -3,16 +3,12 @@
 // Contract: cross-correlation (no kernel flip), NCHW. x `[N, Cin, H, W]`, weight
 // `[Cout, Cin/groups, kH, kW]`, bias `[Cout]`, output `[N, Cout, outH, outW]` with
 // `out = (in + padBegin + padEnd - dilation*(k-1) - 1) / stride + 1` (floor).
-// Engine (Convolution/ConvImplicitGEMM.swift): one implicit GEMM per (image, group), the column matrix read
-// straight from x while the GEMM packs its panels; bias and ReLU (fusedReLU) in the GEMM
-// write-back. Fast paths: 3x3 stride-1 layers with enough channels -> Winograd F(2x2, 3x3)
-// (Convolution/ConvWinogradF2x2.swift, forward and input gradient), 1x1 stride-1 unpadded -> straight GEMM,
-// depthwise forward -> direct loop; a kernel overhanging its input (fc6 on the small maps of
-// small images) -> only its live taps unless the weight cache serves it
-// (Ops/Conv2D+LiveTaps.swift). Backward: grad input = the convolution of grad_out with the
-// flipped kernel (stride 1), sub-pixel phases (kernel a multiple of the stride) or
-// col2im(W^T * grad_out) (other strides); grad weight = grad_out * cols^T summed over the batch (implicit GEMM too);
-// grad bias = sum of grad_out over N, H, W.
+// The op checks its arguments, asks `ConvGeometry.algorithm(for:mode:)`
+// (Convolution/ConvAlgorithm.swift) how to compute the forward once per call, runs it
+// (Convolution/ConvProducts.swift; a kernel overhanging its input runs as its live-tap box,
+// Ops/Conv2D+LiveTaps.swift) and records the backward: grad input and grad weight are the
+// engine's other two products (chosen when the backward runs), grad bias the sum of
+// grad_out over N, H, W, all masked by the fused ReLU when there is one.
 // `conv2dReference` (naive direct loops) is kept beside it for tests.
 
 /// Checks the arguments of a convolution and returns its geometry. Stops with a message
@@ -71,15 +67,20 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
                    dilation: Size2 = 1, groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
     let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
                            stride: stride, padding: padding, dilation: dilation, groups: groups)
-    let cache = WeightCache.current
-    let cached = cache.applies(to: weight)
-    if !cached, let box = g.liveTapBox {     // Ops/Conv2D+LiveTaps.swift
+    return conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
+                  algorithm: g.algorithm(for: .forward, mode: .conv2d(x: x, weight: weight, bias: bias)))
+}
+
+/// conv2d on its checked geometry `g` by `algorithm`, the choice for the whole op (a
+/// live-tap box runs as that smaller convolution).
+func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, fusedReLU: Bool,
+            algorithm: ConvAlgorithm) -> Tensor {
+    if case .liveTapBox(let box) = algorithm {
         return conv2dLiveTaps(x, weight: weight, bias: bias, geometry: g, box: box, fusedReLU: fusedReLU)
     }
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
-                    y: out.baseAddress!, relu: fusedReLU,
-                    weightStorage: cached ? weight.storage : nil, weightCache: cache)
+                    y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)
     }
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }

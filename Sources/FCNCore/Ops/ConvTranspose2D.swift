@@ -8,10 +8,9 @@
 // tensor to `[N, Cin, H, W]` with the same weight, stride, padding and dilation. So the
 // forward pass is that convolution's backward-data product and the backward pass is its
 // forward product (grad input = conv(grad_out, W)) and weight gradient; one engine, no zero
-// stuffing (Convolution/ConvImplicitGEMM.swift). Forward paths: kernel a multiple of the stride (every FCN
-// upsampling layer) -> sub-pixel phases, one implicit GEMM and an interleaving scatter;
-// stride 1 -> convolution with the flipped kernel where the weight copy pays; otherwise
-// GEMM W^T * x, then col2im.
+// stuffing, each product computed as `ConvGeometry.algorithm(for:mode:)` chooses
+// (Convolution/ConvAlgorithm.swift: for this forward, sub-pixel phases when the kernel is a
+// multiple of the stride, as in every FCN upsampling layer).
 
 /// Padding of TensorFlow's `conv2d_transpose`, which takes the wanted output size.
 public enum TFPadding: Sendable, Equatable {
