@@ -82,14 +82,28 @@ func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry
         convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
                     y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)
     }
+    let wd = weight.detached()
+    return recordConv2d(y, x: x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
+                        inputGradient: { gy, gx in convBackwardData(g, gy: gy, w: wd.storage.pointer, gx: gx) },
+                        weightGradient: { x, gy, gw in convBackwardWeight(g, x: x, gy: gy, gw: gw) })
+}
+
+/// Records conv2d's output `y` (geometry `g`) with its backward: grad_out, masked by the
+/// fused ReLU when `fusedReLU`, gives grad x by `inputGradient(gy, gx)`, grad weight by
+/// `weightGradient(x, gy, gw)` (each asked only when needed, into a buffer of the input's
+/// shape) and grad bias by the per-channel sums.
+func recordConv2d(_ y: Tensor, x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, fusedReLU: Bool,
+                  inputGradient: @escaping (_ gy: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>) -> Void,
+                  weightGradient: @escaping (_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
+                                             _ gw: UnsafeMutablePointer<Float>) -> Void) -> Tensor {
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
-    let xd = x.detached(), wd = weight.detached(), yd = y.detached()
+    let xd = x.detached(), yd = y.detached(), wShape = weight.shape
     return Tensor.record("conv2d", y, inputs: inputs) { gradOut, needs in
         let gy = fusedReLU ? reluMask(gradOut, yd) : gradOut
         let gyp = UnsafePointer(gy.storage.pointer)
-        let gx: Tensor? = needs[0] ? Tensor.make(shape: xd.shape) { convBackwardData(g, gy: gyp, w: wd.storage.pointer, gx: $0.baseAddress!) } : nil
-        let gw: Tensor? = needs[1] ? Tensor.make(shape: wd.shape) { convBackwardWeight(g, x: xd.storage.pointer, gy: gyp, gw: $0.baseAddress!) } : nil
+        let gx: Tensor? = needs[0] ? Tensor.make(shape: xd.shape) { inputGradient(gyp, $0.baseAddress!) } : nil
+        let gw: Tensor? = needs[1] ? Tensor.make(shape: wShape) { weightGradient(xd.storage.pointer, gyp, $0.baseAddress!) } : nil
         var grads = [gx, gw]
         if needs.count > 2 {
             grads.append(needs[2] ? channelSums(gyp, batch: g.batch, channels: g.outChannels, plane: g.outPlane) : nil)
