@@ -141,7 +141,7 @@ package final class WeightCache: @unchecked Sendable {
     }
 
     /// Whether a packed form of `floats` floats may be kept (the cache is on and it fits the bound).
-    func fits(floats: Int) -> Bool {
+    private func fits(floats: Int) -> Bool {
         lock.withLock { limitBytes > 0 && floats * 4 <= limitBytes }
     }
 
