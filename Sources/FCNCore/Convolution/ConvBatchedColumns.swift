@@ -28,25 +28,32 @@ extension ConvGeometry {
 /// the planes of `count` images laid side by side per channel.
 func interleavePlanes(_ src: UnsafePointer<Float>, count: Int, channels: Int, plane: Int,
                       into dst: UnsafeMutablePointer<Float>) {
-    let ld = count * plane
-    let p = UncheckedSendable((src, dst))
-    parallelChunks(channels, minChunk: max(1, 32_768 / max(1, count * plane))) { r in
-        let (src, dst) = p.value
-        for c in r {
-            for i in 0..<count { (dst + c * ld + i * plane).update(from: src + (i * channels + c) * plane, count: plane) }
-        }
-    }
+    movePlanes(src, count: count, channels: channels, plane: plane, into: dst, interleave: true)
 }
 
 /// The inverse of `interleavePlanes`: dst `[count, channels, plane]` from src `[channels, count*plane]`.
 func deinterleavePlanes(_ src: UnsafePointer<Float>, count: Int, channels: Int, plane: Int,
                         into dst: UnsafeMutablePointer<Float>) {
+    movePlanes(src, count: count, channels: channels, plane: plane, into: dst, interleave: false)
+}
+
+/// Copies plane (image i, channel c) between `[count, channels, plane]` and
+/// `[channels, count*plane]` (to the latter when `interleave`), channels split over threads.
+private func movePlanes(_ src: UnsafePointer<Float>, count: Int, channels: Int, plane: Int,
+                        into dst: UnsafeMutablePointer<Float>, interleave: Bool) {
     let ld = count * plane
     let p = UncheckedSendable((src, dst))
     parallelChunks(channels, minChunk: max(1, 32_768 / max(1, count * plane))) { r in
         let (src, dst) = p.value
         for c in r {
-            for i in 0..<count { (dst + (i * channels + c) * plane).update(from: src + c * ld + i * plane, count: plane) }
+            for i in 0..<count {
+                let byImage = (i * channels + c) * plane, byChannel = c * ld + i * plane
+                if interleave {
+                    (dst + byChannel).update(from: src + byImage, count: plane)
+                } else {
+                    (dst + byImage).update(from: src + byChannel, count: plane)
+                }
+            }
         }
     }
 }
