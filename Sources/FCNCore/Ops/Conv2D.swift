@@ -11,18 +11,26 @@
 // grad_out over N, H, W, all masked by the fused ReLU when there is one.
 // `conv2dReference` (naive direct loops) is kept beside it for tests.
 
+/// The checks conv2d and convTranspose2d share: 4-D input and weight (`weightAxes` names the
+/// weight's axes in the message), groups, stride and dilation at least 1, no empty input axis.
+func checkConvArguments(op: String, input: [Int], weight: [Int], weightAxes: String, stride: Size2,
+                        dilation: Size2, groups: Int) {
+    fcnCheck(input.count == 4, op, "input \(input) must be 4-D [N, C, H, W]")
+    fcnCheck(weight.count == 4, op, "weight \(weight) must be 4-D \(weightAxes)")
+    fcnCheck(groups >= 1, op, "groups \(groups) must be at least 1")
+    fcnCheck(stride.h >= 1 && stride.w >= 1, op, "stride \(stride) must be at least 1")
+    fcnCheck(dilation.h >= 1 && dilation.w >= 1, op, "dilation \(dilation) must be at least 1")
+    fcnCheck(input[1] >= 1 && input[2] >= 1 && input[3] >= 1, op, "input \(input) has an empty channel or spatial axis")
+}
+
 /// Checks the arguments of a convolution and returns its geometry. Stops with a message
 /// naming `op` on any misuse (before any kernel runs).
 func conv2dGeometry(op: String, input: [Int], weight: [Int], bias: [Int]?, stride: Size2,
                     padding: Padding, dilation: Size2, groups: Int) -> ConvGeometry {
-    fcnCheck(input.count == 4, op, "input \(input) must be 4-D [N, C, H, W]")
-    fcnCheck(weight.count == 4, op, "weight \(weight) must be 4-D [Cout, Cin/groups, kH, kW]")
-    fcnCheck(groups >= 1, op, "groups \(groups) must be at least 1")
-    fcnCheck(stride.h >= 1 && stride.w >= 1, op, "stride \(stride) must be at least 1")
-    fcnCheck(dilation.h >= 1 && dilation.w >= 1, op, "dilation \(dilation) must be at least 1")
+    checkConvArguments(op: op, input: input, weight: weight, weightAxes: "[Cout, Cin/groups, kH, kW]", stride: stride,
+                       dilation: dilation, groups: groups)
     let (n, cin, h, w) = (input[0], input[1], input[2], input[3])
     let (cout, kh, kw) = (weight[0], weight[2], weight[3])
-    fcnCheck(cin >= 1 && h >= 1 && w >= 1, op, "input \(input) has an empty channel or spatial axis")
     fcnCheck(cout >= 1 && kh >= 1 && kw >= 1, op, "weight \(weight) has an empty axis")
     fcnCheck(cin % groups == 0, op, "input \(input) has \(cin) channels, which groups \(groups) does not divide")
     fcnCheck(cout % groups == 0, op, "weight \(weight) has \(cout) output channels, which groups \(groups) does not divide")

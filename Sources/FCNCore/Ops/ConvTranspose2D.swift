@@ -25,14 +25,10 @@ public enum TFPadding: Sendable, Equatable {
 /// convolution whose input gradient it is (input = the transpose convolution's output).
 func convTranspose2dGeometry(op: String, input: [Int], weight: [Int], bias: [Int]?, stride: Size2,
                              padding: Padding, outputPadding: Size2, dilation: Size2, groups: Int) -> ConvGeometry {
-    fcnCheck(input.count == 4, op, "input \(input) must be 4-D [N, C, H, W]")
-    fcnCheck(weight.count == 4, op, "weight \(weight) must be 4-D [Cin, Cout/groups, kH, kW]")
-    fcnCheck(groups >= 1, op, "groups \(groups) must be at least 1")
-    fcnCheck(stride.h >= 1 && stride.w >= 1, op, "stride \(stride) must be at least 1")
-    fcnCheck(dilation.h >= 1 && dilation.w >= 1, op, "dilation \(dilation) must be at least 1")
+    checkConvArguments(op: op, input: input, weight: weight, weightAxes: "[Cin, Cout/groups, kH, kW]", stride: stride,
+                       dilation: dilation, groups: groups)
     let (n, cin, h, w) = (input[0], input[1], input[2], input[3])
     let (kh, kw) = (weight[2], weight[3])
-    fcnCheck(cin >= 1 && h >= 1 && w >= 1, op, "input \(input) has an empty channel or spatial axis")
     fcnCheck(weight[1] >= 1 && kh >= 1 && kw >= 1, op, "weight \(weight) has an empty axis")
     fcnCheck(weight[0] == cin, op,
              "input \(input) has \(cin) channels but weight \(weight) expects \(weight[0]) (weight is [Cin, Cout/groups, kH, kW])")
