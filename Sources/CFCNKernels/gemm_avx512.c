@@ -8,10 +8,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#ifndef FCN_AVX512_MR
-#define FCN_AVX512_MR 14
-#endif
-enum { MR = FCN_AVX512_MR, NR = 32 };
+enum { MR = 14, NR = 32 };
 
 #define TGT __attribute__((target("avx512f,fma"))) // only AVX-512F is required (what dispatch checks)
 
@@ -363,9 +360,7 @@ static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float 
 //   FCN_B_IM2COL_T: the im2col rows of the panel's taps go to `tmp` ([w, kc]) and are
 //   transposed 16 x 16 into the panel.
 // Other cases return 0 (generic packer).
-#ifndef PF_AHEAD
-#define PF_AHEAD 64 // floats ahead (2 panels) that the convolution packer prefetches
-#endif
+enum { PF_AHEAD = 64 }; // floats ahead (2 panels) that the convolution packer prefetches
 static TGT int pack_b_conv(const void *srcv, ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t w, float *dst) {
     const fcn_b_source *src = (const fcn_b_source *)srcv;
     const fcn_conv_geometry *g = &src->g;
