@@ -1,12 +1,16 @@
-// SGEMM dispatch and the portable kernel (any CPU; plain C the compiler may vectorize).
+// SGEMM dispatch: the public fcn_sgemm_* entry points run the register-tile kernel of the
+// ISA asked for (gemm_portable.c, gemm_avx2.c, gemm_avx512.c, gemm_neon.c), and feed it the
+// implicit-GEMM B sources of convolutions (panels packed straight from the image).
 #include "fcn_kernels.h"
 #include "gemm_internal.h"
 
 // MARK: Dispatch
 
+// Fills *k (zeroed first: optional entries an ISA leaves unset are NULL) with the kernel of
+// `isa` when this CPU and build have it; returns 0 otherwise.
 static int kernel_for(int isa, fcn_gemm_kernel *k) {
-    if (!(fcn_cpu_isa_flags() & isa)) return 0;
     *k = (fcn_gemm_kernel){0};
+    if (!(fcn_cpu_isa_flags() & isa)) return 0;
     switch (isa) {
     case FCN_ISA_PORTABLE: return fcn_gemm_kernel_portable(k);
     case FCN_ISA_AVX2_FMA: return fcn_gemm_kernel_avx2(k);
@@ -20,14 +24,17 @@ static int kernel_for(int isa, fcn_gemm_kernel *k) {
 static fcn_gemm_kernel table[4];
 static int table_ready[4];
 
-static inline const fcn_gemm_kernel *get_kernel(int isa) {
+// Fills table[idx] with the kernel of `isa`, or the portable one when this CPU lacks it.
+static __attribute__((noinline)) void fill_table(int isa, int idx) {
+    fcn_gemm_kernel k;
+    if (!kernel_for(isa, &k)) fcn_gemm_kernel_portable(&k);
+    table[idx] = k;
+    __atomic_store_n(&table_ready[idx], 1, __ATOMIC_RELEASE);
+}
+
+static inline __attribute__((always_inline)) const fcn_gemm_kernel *get_kernel(int isa) {
     int idx = isa == FCN_ISA_PORTABLE ? 0 : isa == FCN_ISA_AVX2_FMA ? 1 : isa == FCN_ISA_AVX512 ? 2 : 3;
-    if (!__atomic_load_n(&table_ready[idx], __ATOMIC_ACQUIRE)) {
-        fcn_gemm_kernel k;
-        if (!kernel_for(isa, &k)) fcn_gemm_kernel_portable(&k);
-        table[idx] = k;
-        __atomic_store_n(&table_ready[idx], 1, __ATOMIC_RELEASE);
-    }
+    if (!__atomic_load_n(&table_ready[idx], __ATOMIC_ACQUIRE)) fill_table(isa, idx);
     return &table[idx];
 }
 
@@ -247,69 +254,4 @@ void fcn_sgemm_macro_packing_b_src(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_
         k->macro(mc, w, kc, alpha, packA, buf, beta, c + j, ldc, rowBias, colBias ? colBias + j : 0, relu);
     }
     if (zn) zero_panel_epilogue(mc, zn, alpha, beta, c + zlo, ldc, rowBias, colBias ? colBias + zlo : 0, relu);
-}
-
-// MARK: Portable kernel (4 x 8)
-
-enum { P_MR = 4, P_NR = 8 };
-
-static void p_pack_a(int transA, const float *a, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t p0,
-                     ptrdiff_t mc, ptrdiff_t kc, float *dst) {
-    fcn_pack_generic(FCN_A_AT(a, transA, lda, i0, p0), FCN_A_RS(transA, lda), FCN_A_PS(transA, lda),
-                     mc, kc, P_MR, dst);
-}
-
-static void p_pack_b(int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
-                     ptrdiff_t kc, ptrdiff_t nc, float *dst) {
-    fcn_pack_generic(FCN_B_AT(b, transB, ldb, p0, j0), FCN_B_RS(transB, ldb), FCN_B_PS(transB, ldb),
-                     nc, kc, P_NR, dst);
-}
-
-static void p_kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
-                     int mr, int nr, float alpha, float beta,
-                     const float *rb, const float *cb, int relu) {
-    float acc[P_MR][P_NR] = {{0}};
-    for (ptrdiff_t p = 0; p < kc; p++) {
-        for (int i = 0; i < P_MR; i++) {
-            float av = pa[i];
-            for (int j = 0; j < P_NR; j++) acc[i][j] += av * pb[j];
-        }
-        pa += P_MR;
-        pb += P_NR;
-    }
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        float rbi = rb ? rb[i] : 0.0f;
-        for (int j = 0; j < nr; j++) {
-            float v = alpha * acc[i][j];
-            if (beta != 0.0f) v += beta * ci[j];
-            v += rbi;
-            if (cb) v += cb[j];
-            if (relu && !(v > 0.0f)) v = v != v ? v : 0.0f;
-            ci[j] = v;
-        }
-    }
-}
-
-static void p_macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
-                    const float *pb, float beta, float *c, ptrdiff_t ldc,
-                    const float *rb, const float *cb, int relu) {
-    for (ptrdiff_t j = 0; j < nc; j += P_NR) {
-        int nr = nc - j < P_NR ? (int)(nc - j) : P_NR;
-        for (ptrdiff_t i = 0; i < mc; i += P_MR) {
-            int mr = mc - i < P_MR ? (int)(mc - i) : P_MR;
-            p_kernel(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, beta,
-                     rb ? rb + i : 0, cb ? cb + j : 0, relu);
-        }
-    }
-}
-
-int fcn_gemm_kernel_portable(fcn_gemm_kernel *k) {
-    k->mr = P_MR;
-    k->nr = P_NR;
-    k->pack_a = p_pack_a;
-    k->pack_b = p_pack_b;
-    k->macro = p_macro;
-    k->macro_packing_b = 0;
-    return 1;
 }

@@ -10,11 +10,7 @@ enum { MR = 6, NR = 16 };
 
 #define TGT __attribute__((target("avx2,fma")))
 
-static TGT void pack_a(int transA, const float *a, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t p0,
-                       ptrdiff_t mc, ptrdiff_t kc, float *dst) {
-    fcn_pack_generic(FCN_A_AT(a, transA, lda, i0, p0), FCN_A_RS(transA, lda), FCN_A_PS(transA, lda),
-                     mc, kc, MR, dst);
-}
+FCN_DEFINE_PACK_A(TGT, pack_a, MR)
 
 static TGT void pack_b(int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
                        ptrdiff_t kc, ptrdiff_t nc, float *dst) {
@@ -83,18 +79,7 @@ static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c,
     }
 }
 
-static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
-                      const float *pb, float beta, float *c, ptrdiff_t ldc,
-                      const float *rb, const float *cb, int relu) {
-    for (ptrdiff_t j = 0; j < nc; j += NR) {
-        int nr = nc - j < NR ? (int)(nc - j) : NR;
-        for (ptrdiff_t i = 0; i < mc; i += MR) {
-            int mr = mc - i < MR ? (int)(mc - i) : MR;
-            kernel(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, beta,
-                   rb ? rb + i : 0, cb ? cb + j : 0, relu);
-        }
-    }
-}
+FCN_DEFINE_MACRO(TGT, macro, kernel, MR, NR)
 
 int fcn_gemm_kernel_avx2(fcn_gemm_kernel *k) {
     k->mr = MR;
@@ -102,7 +87,6 @@ int fcn_gemm_kernel_avx2(fcn_gemm_kernel *k) {
     k->pack_a = pack_a;
     k->pack_b = pack_b;
     k->macro = macro;
-    k->macro_packing_b = 0;
     return 1;
 }
 

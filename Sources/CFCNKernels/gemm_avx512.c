@@ -8,10 +8,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#ifndef FCN_AVX512_MR
-#define FCN_AVX512_MR 14
-#endif
-enum { MR = FCN_AVX512_MR, NR = 32 };
+enum { MR = 14, NR = 32 };
 
 #define TGT __attribute__((target("avx512f,fma"))) // only AVX-512F is required (what dispatch checks)
 
@@ -321,18 +318,14 @@ FCN_DEFINE_KERNEL_IND(kernel_ind_full, MR)
 FCN_DEFINE_KERNEL_IND(kernel_ind_8, 8)
 FCN_DEFINE_KERNEL_IND(kernel_ind_4, 4)
 
-static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
-                      const float *pb, float beta, float *c, ptrdiff_t ldc,
-                      const float *rb, const float *cb, int relu) {
-    for (ptrdiff_t j = 0; j < nc; j += NR) {
-        int nr = nc - j < NR ? (int)(nc - j) : NR;
-        for (ptrdiff_t i = 0; i < mc; i += MR) {
-            int mr = mc - i < MR ? (int)(mc - i) : MR;
-            kernel(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, beta,
-                   rb ? rb + i : 0, cb ? cb + j : 0, relu, 0, 0, 0);
-        }
-    }
+// `kernel` with no prefetch (the tile kernel of the plain macro-kernel).
+static inline TGT void kernel_no_prefetch(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                                          int mr, int nr, float alpha, float beta,
+                                          const float *rb, const float *cb, int relu) {
+    kernel(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu, 0, 0, 0);
 }
+
+FCN_DEFINE_MACRO(TGT, macro, kernel_no_prefetch, MR, NR)
 
 // Macro-kernel that packs B one NR-column panel at a time into `buf` (kc * NR floats) right
 // before using it, prefetching the next panel's source during the FMAs of the current one.
@@ -367,9 +360,7 @@ static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float 
 //   FCN_B_IM2COL_T: the im2col rows of the panel's taps go to `tmp` ([w, kc]) and are
 //   transposed 16 x 16 into the panel.
 // Other cases return 0 (generic packer).
-#ifndef PF_AHEAD
-#define PF_AHEAD 64 // floats ahead (2 panels) that the convolution packer prefetches
-#endif
+enum { PF_AHEAD = 64 }; // floats ahead (2 panels) that the convolution packer prefetches
 static TGT int pack_b_conv(const void *srcv, ptrdiff_t p0, ptrdiff_t j0, ptrdiff_t kc, ptrdiff_t w, float *dst) {
     const fcn_b_source *src = (const fcn_b_source *)srcv;
     const fcn_conv_geometry *g = &src->g;

@@ -1,4 +1,12 @@
-// Internal to CFCNKernels: per-ISA SGEMM entry points and generic packing helpers.
+// Internal to CFCNKernels: what the SGEMM files share, below all of them.
+//
+// Layers (each includes only what is below it):
+//   gemm.c                      the dispatcher: the public fcn_sgemm_* entry points (fcn_kernels.h),
+//                               the kernel table per ISA, implicit-GEMM B sources (convolutions)
+//   gemm_portable.c gemm_avx2.c gemm_avx512.c gemm_neon.c
+//                               one register-tile kernel each, registered in a fcn_gemm_kernel
+//   gemm_internal.h im2col.c    the table type, generic packing, the macro-kernel loop, the
+//                               scalar tile write-back; the im2col rows
 #ifndef FCN_GEMM_INTERNAL_H
 #define FCN_GEMM_INTERNAL_H
 
@@ -47,7 +55,8 @@ typedef struct {
     fcn_macro_unpacked_a_fn macro_unpacked_a;   // optional (NULL: the caller packs A)
 } fcn_gemm_kernel;
 
-// Each returns 1 and fills *k when the ISA is compiled in (the caller checks the CPU).
+// Each returns 1 and fills *k when the ISA is compiled in (the caller checks the CPU and
+// zeroes *k first, so optional entries left unset are NULL).
 int fcn_gemm_kernel_portable(fcn_gemm_kernel *k);
 int fcn_gemm_kernel_avx2(fcn_gemm_kernel *k);
 int fcn_gemm_kernel_avx512(fcn_gemm_kernel *k);
@@ -90,5 +99,59 @@ static inline void fcn_pack_generic(const float *src, ptrdiff_t rs, ptrdiff_t ps
 #define FCN_B_RS(transB, ldb) ((transB) ? (ldb) : 1)
 #define FCN_B_PS(transB, ldb) ((transB) ? 1 : (ldb))
 #define FCN_B_AT(b, transB, ldb, p0, j0) ((transB) ? (b) + (j0) * (ldb) + (p0) : (b) + (p0) * (ldb) + (j0))
+
+// pack_a (fcn_pack_a_fn) by the generic packer, MR rows per panel, under attribute ATTR
+// (a target attribute, or nothing).
+#define FCN_DEFINE_PACK_A(ATTR, NAME, MR)                                                               \
+    static ATTR void NAME(int transA, const float *a, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t p0,        \
+                          ptrdiff_t mc, ptrdiff_t kc, float *dst) {                                     \
+        fcn_pack_generic(FCN_A_AT(a, transA, lda, i0, p0), FCN_A_RS(transA, lda), FCN_A_PS(transA, lda), \
+                         mc, kc, MR, dst);                                                              \
+    }
+
+// pack_b (fcn_pack_b_fn) by the generic packer, NR columns per panel.
+#define FCN_DEFINE_PACK_B(ATTR, NAME, NR)                                                               \
+    static ATTR void NAME(int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,        \
+                          ptrdiff_t kc, ptrdiff_t nc, float *dst) {                                     \
+        fcn_pack_generic(FCN_B_AT(b, transB, ldb, p0, j0), FCN_B_RS(transB, ldb), FCN_B_PS(transB, ldb), \
+                         nc, kc, NR, dst);                                                              \
+    }
+
+// The macro-kernel (fcn_macro_fn) of an ISA: C[mc, nc] from packed A (MR-row panels) and
+// packed B (NR-column panels), one KERNEL call per register tile, column panels outer (the
+// B panel stays in L1 while the A panels stream past it). KERNEL(kc, pa, pb, c, ldc, mr, nr,
+// alpha, beta, rowBias, colBias, relu) computes one tile of mr <= MR rows, nr <= NR columns.
+#define FCN_DEFINE_MACRO(ATTR, NAME, KERNEL, MR, NR)                                                  \
+    static ATTR void NAME(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,     \
+                          const float *pb, float beta, float *c, ptrdiff_t ldc,                       \
+                          const float *rb, const float *cb, int relu) {                               \
+        for (ptrdiff_t j = 0; j < nc; j += NR) {                                                      \
+            int nr = nc - j < NR ? (int)(nc - j) : NR;                                                \
+            for (ptrdiff_t i = 0; i < mc; i += MR) {                                                  \
+                int mr = mc - i < MR ? (int)(mc - i) : MR;                                            \
+                KERNEL(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, beta,      \
+                       rb ? rb + i : 0, cb ? cb + j : 0, relu);                                       \
+            }                                                                                         \
+        }                                                                                             \
+    }
+
+// Scalar write-back of one register tile `acc` (row stride `ld`) into C rows 0 ..< mr,
+// columns 0 ..< nr: alpha * acc + beta * C (C not read when beta == 0), + rb[i] + cb[j],
+// then ReLU keeping NaN (the ISAs without vector write-backs).
+static inline void fcn_store_tile(const float *acc, int ld, float *c, ptrdiff_t ldc, int mr, int nr,
+                                  float alpha, float beta, const float *rb, const float *cb, int relu) {
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        float rbi = rb ? rb[i] : 0.0f;
+        for (int j = 0; j < nr; j++) {
+            float v = alpha * acc[i * ld + j];
+            if (beta != 0.0f) v += beta * ci[j];
+            v += rbi;
+            if (cb) v += cb[j];
+            if (relu && !(v > 0.0f)) v = v != v ? v : 0.0f;
+            ci[j] = v;
+        }
+    }
+}
 
 #endif

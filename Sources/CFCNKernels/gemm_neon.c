@@ -7,17 +7,8 @@
 
 enum { MR = 8, NR = 12 };
 
-static void pack_a(int transA, const float *a, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t p0,
-                   ptrdiff_t mc, ptrdiff_t kc, float *dst) {
-    fcn_pack_generic(FCN_A_AT(a, transA, lda, i0, p0), FCN_A_RS(transA, lda), FCN_A_PS(transA, lda),
-                     mc, kc, MR, dst);
-}
-
-static void pack_b(int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
-                   ptrdiff_t kc, ptrdiff_t nc, float *dst) {
-    fcn_pack_generic(FCN_B_AT(b, transB, ldb, p0, j0), FCN_B_RS(transB, ldb), FCN_B_PS(transB, ldb),
-                     nc, kc, NR, dst);
-}
+FCN_DEFINE_PACK_A(, pack_a, MR)
+FCN_DEFINE_PACK_B(, pack_b, NR)
 
 static void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
                    int mr, int nr, float alpha, float beta,
@@ -41,32 +32,10 @@ static void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptr
     float tile[MR][NR];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < 3; j++) vst1q_f32(&tile[i][4 * j], acc[i][j]);
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        float rbi = rb ? rb[i] : 0.0f;
-        for (int j = 0; j < nr; j++) {
-            float v = alpha * tile[i][j];
-            if (beta != 0.0f) v += beta * ci[j];
-            v += rbi;
-            if (cb) v += cb[j];
-            if (relu && !(v > 0.0f)) v = v != v ? v : 0.0f;
-            ci[j] = v;
-        }
-    }
+    fcn_store_tile(&tile[0][0], NR, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
 }
 
-static void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
-                  const float *pb, float beta, float *c, ptrdiff_t ldc,
-                  const float *rb, const float *cb, int relu) {
-    for (ptrdiff_t j = 0; j < nc; j += NR) {
-        int nr = nc - j < NR ? (int)(nc - j) : NR;
-        for (ptrdiff_t i = 0; i < mc; i += MR) {
-            int mr = mc - i < MR ? (int)(mc - i) : MR;
-            kernel(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, mr, nr, alpha, beta,
-                   rb ? rb + i : 0, cb ? cb + j : 0, relu);
-        }
-    }
-}
+FCN_DEFINE_MACRO(, macro, kernel, MR, NR)
 
 int fcn_gemm_kernel_neon(fcn_gemm_kernel *k) {
     k->mr = MR;
@@ -74,7 +43,6 @@ int fcn_gemm_kernel_neon(fcn_gemm_kernel *k) {
     k->pack_a = pack_a;
     k->pack_b = pack_b;
     k->macro = macro;
-    k->macro_packing_b = 0;
     return 1;
 }
 

@@ -219,8 +219,8 @@ WINO_INSTANCES(portable, )
 #if defined(__x86_64__)
 WINO_INSTANCES(avx2, __attribute__((target("avx2,fma"))))
 WINO_INSTANCES(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))))
-#endif
 
+// The x86 instance to run: `requested`, or (0) the best this CPU has.
 static int wino_isa(int requested) {
     if (requested) return requested;
     static int v = -1;
@@ -232,6 +232,7 @@ static int wino_isa(int requested) {
     }
     return r;
 }
+#endif
 
 // MARK: entry points
 

@@ -51,9 +51,6 @@ enum BufferCache {
     }
     private static var currentLimit: Int { limitOverride ?? max(512 << 20, peakLiveBytes) }
 
-    /// Idle bytes held now (tests).
-    static var idleByteCount: Int { lock.withLock { idleBytes } }
-
     /// A block of at least `bytes` bytes (64-byte aligned), or nil below `threshold`.
     static func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
         guard bytes >= threshold else { return nil }

@@ -131,8 +131,6 @@ public struct GEMMEpilogue {
 
     /// No bias, no activation.
     public static var none: GEMMEpilogue { GEMMEpilogue() }
-
-    var isNone: Bool { rowBias == nil && colBias == nil && !relu }
 }
 
 /// Cache block sizes (upper bounds; the plan balances them). Tests pass tiny ones to run
@@ -581,6 +579,3 @@ private func scaleAndEpilogue(m: Int, n: Int, beta: Float, c: UnsafeMutablePoint
         }
     }
 }
-
-/// The raw FCN_ISA_* bit set of this CPU (tests compare it with `GEMMConfig.availableISAs`).
-func fcnCPUFlagsForTests() -> Int { Int(fcn_cpu_isa_flags()) }

@@ -25,8 +25,8 @@ import Musl
 import Darwin
 #endif
 
-/// An immutable packed copy of a weight (64-byte aligned floats).
-final class PackedWeights: @unchecked Sendable {
+/// An immutable packed copy of a weight (64-byte aligned floats); equal when identical.
+final class PackedWeights: @unchecked Sendable, Equatable {
     package let pointer: UnsafeMutablePointer<Float>
     let count: Int
 
@@ -36,6 +36,8 @@ final class PackedWeights: @unchecked Sendable {
             .bindMemory(to: Float.self, capacity: max(1, count))
     }
     deinit { pointer.deallocate() }
+
+    static func == (a: PackedWeights, b: PackedWeights) -> Bool { a === b }
 }
 
 /// Which packed form of a weight an entry holds (all parameters that shape the layout).
@@ -139,11 +141,11 @@ package final class WeightCache: @unchecked Sendable {
     }
 
     /// Whether a packed form of `floats` floats may be kept (the cache is on and it fits the bound).
-    func fits(floats: Int) -> Bool {
+    private func fits(floats: Int) -> Bool {
         lock.withLock { limitBytes > 0 && floats * 4 <= limitBytes }
     }
 
-    /// What `form(_:layout:floats:fill:)` found.
+    /// What `transformedOperands(of:layout:count:isa:mr:kc:m:k:transform:)` found.
     enum Form {
         /// The form does not fit the bound, or the cache is off.
         case unavailable
@@ -153,13 +155,22 @@ package final class WeightCache: @unchecked Sendable {
         case ready(PackedWeights)
     }
 
-    /// For products that read a weight only in a transformed form (Winograd F(2, 7),
-    /// Strassen): `packed(_:layout:floats:fill:)`, telling apart a form that cannot be kept
-    /// from one that is not built yet (the caller then runs without caching another form).
-    func form(_ storage: TensorStorage, layout: PackedWeightLayout, floats: Int,
-              fill: (UnsafeMutablePointer<Float>) -> Void) -> Form {
-        guard fits(floats: floats) else { return .unavailable }
-        guard let p = packed(storage, layout: layout, floats: floats, fill: fill) else { return .firstSighting }
+    /// The transformed form of a weight that a product reads in no other way (Winograd
+    /// F(2, 7)'s U, Strassen's block sums): `count` GEMM A operands of `m x k`, each packed
+    /// whole by `packARows` in K blocks of `kc`, operand e at `e * roundUp(m, mr) * k`;
+    /// `transform(e, lo, hi, scratch)` writes rows `lo ..< hi` of operand e plain into scratch
+    /// (row stride k). As `packed(_:offset:layout:floats:fill:)`, but telling a form that
+    /// cannot be kept (`.unavailable`) from one not built yet (`.firstSighting`: the caller
+    /// then runs without caching another form, so that a weight is kept in one form).
+    func transformedOperands(of weight: CachedOperand, layout: PackedWeightLayout, count: Int, isa: GEMMISA,
+                             mr: Int, kc: Int, m: Int, k: Int,
+                             transform: (_ e: Int, _ lo: Int, _ hi: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void)
+        -> Form {
+        let stride = roundUp(m, mr) * k
+        guard fits(floats: count * stride) else { return .unavailable }
+        guard let p = packed(weight.storage, offset: weight.offset, layout: layout, floats: count * stride, fill: { dst in
+            packOperands(count: count, isa: isa, mr: mr, kc: kc, m: m, k: k, stride: stride, dst: dst, transform: transform)
+        }) else { return .firstSighting }
         return .ready(p)
     }
 
@@ -215,9 +226,17 @@ extension Compute {
 }
 
 /// A GEMM A operand that is a cacheable weight: its values start `offset` floats into
-/// `storage`, looked up in `cache`.
-struct CachedOperand {
+/// `storage`, looked up in `cache`. Equal when the storage and the cache are identical and
+/// the offsets equal.
+struct CachedOperand: Equatable {
     package let storage: TensorStorage
     let offset: Int
     var cache: WeightCache = .shared
+
+    /// The weight's values.
+    var values: UnsafePointer<Float> { UnsafePointer(storage.pointer + offset) }
+
+    static func == (a: CachedOperand, b: CachedOperand) -> Bool {
+        a.storage === b.storage && a.offset == b.offset && a.cache === b.cache
+    }
 }

@@ -20,10 +20,11 @@
 // * Backward: the input gradient through the box's kernel; the weight gradient is the
 //   box's, written into the full shape with exact zeros at the dead taps (as the full
 //   convolution gives them).
-// * Falls back to the full kernel when every row and column is live, when no tap is live
-//   (the output is the bias), when the reduced padding would be negative (a dilated kernel
-//   whose box starts past the padding), and when the weight is served by the weight cache
-//   (opt-in, inference only: the packed full kernel is already at hand).
+// * `liveTapBox` is nil (the full kernel runs) when every row and column is live, when no
+//   tap is live (the output is the bias), and when the reduced padding would be negative (a
+//   dilated kernel whose box starts past the padding). Whether conv2d then runs the box
+//   (not when the weight cache serves the weight: the packed full kernel is at hand) is
+//   rule 2 of `ConvGeometry.algorithm(for:mode:)`.
 
 /// The live-tap box of a convolution and the geometry of the convolution with that box.
 struct LiveTapBox: Equatable {
@@ -95,26 +96,13 @@ func conv2dLiveTaps(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv
     }
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(t, x: x.storage.pointer, w: wBox.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
-                    y: out.baseAddress!, relu: fusedReLU, weightStorage: nil, weightCache: .disabled)
+                    y: out.baseAddress!, relu: fusedReLU, algorithm: t.algorithm(for: .forward))
     }
-    var inputs = [x, weight]
-    if let bias { inputs.append(bias) }
-    let xd = x.detached(), yd = y.detached(), wShape = weight.shape
-    return Tensor.record("conv2d", y, inputs: inputs) { gradOut, needs in
-        let gy = fusedReLU ? reluMask(gradOut, yd) : gradOut
-        let gyp = UnsafePointer(gy.storage.pointer)
-        let gx: Tensor? = needs[0] ? Tensor.make(shape: xd.shape) { convBackwardData(t, gy: gyp, w: wBox.storage.pointer, gx: $0.baseAddress!) } : nil
-        var gw: Tensor? = nil
-        if needs[1] {
-            let gBox = Tensor.make(shape: wBox.shape) { convBackwardWeight(t, x: xd.storage.pointer, gy: gyp, gw: $0.baseAddress!) }
-            gw = Tensor.make(shape: wShape) { p in
-                copyKernelBox(box, planes: planes, kH: g.kH, kW: g.kW, full: p.baseAddress!, part: gBox.storage.pointer, gather: false)
-            }
-        }
-        var grads = [gx, gw]
-        if needs.count > 2 {
-            grads.append(needs[2] ? channelSums(gyp, batch: g.batch, channels: g.outChannels, plane: g.outPlane) : nil)
-        }
-        return grads
-    }
+    return recordConv2d(y, x: x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
+                        inputGradient: { gy, gx in convBackwardData(t, gy: gy, w: wBox.storage.pointer, gx: gx) },
+                        weightGradient: { x, gy, gw in
+                            let gBox = Tensor.make(shape: wBox.shape) { convBackwardWeight(t, x: x, gy: gy, gw: $0.baseAddress!) }
+                            copyKernelBox(box, planes: planes, kH: g.kH, kW: g.kW, full: gw, part: gBox.storage.pointer,
+                                          gather: false)
+                        })
 }

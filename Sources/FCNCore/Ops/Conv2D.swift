@@ -3,30 +3,34 @@
 // Contract: cross-correlation (no kernel flip), NCHW. x `[N, Cin, H, W]`, weight
 // `[Cout, Cin/groups, kH, kW]`, bias `[Cout]`, output `[N, Cout, outH, outW]` with
 // `out = (in + padBegin + padEnd - dilation*(k-1) - 1) / stride + 1` (floor).
-// Engine (Ops/_Im2Col.swift): one implicit GEMM per (image, group), the column matrix read
-// straight from x while the GEMM packs its panels; bias and ReLU (fusedReLU) in the GEMM
-// write-back. Fast paths: 3x3 stride-1 layers with enough channels -> Winograd F(2x2, 3x3)
-// (Ops/_Winograd.swift, forward and input gradient), 1x1 stride-1 unpadded -> straight GEMM,
-// depthwise forward -> direct loop; a kernel overhanging its input (fc6 on the small maps of
-// small images) -> only its live taps unless the weight cache serves it
-// (Ops/Conv2D+LiveTaps.swift). Backward: grad input = the convolution of grad_out with the
-// flipped kernel (stride 1), sub-pixel phases (kernel a multiple of the stride) or
-// col2im(W^T * grad_out) (other strides); grad weight = grad_out * cols^T summed over the batch (implicit GEMM too);
-// grad bias = sum of grad_out over N, H, W.
+// The op checks its arguments, asks `ConvGeometry.algorithm(for:mode:)`
+// (Convolution/ConvAlgorithm.swift) how to compute the forward once per call, runs it
+// (Convolution/ConvProducts.swift; a kernel overhanging its input runs as its live-tap box,
+// Ops/Conv2D+LiveTaps.swift) and records the backward: grad input and grad weight are the
+// engine's other two products (chosen when the backward runs), grad bias the sum of
+// grad_out over N, H, W, all masked by the fused ReLU when there is one.
 // `conv2dReference` (naive direct loops) is kept beside it for tests.
+
+/// The checks conv2d and convTranspose2d share: 4-D input and weight (`weightAxes` names the
+/// weight's axes in the message), groups, stride and dilation at least 1, no empty input axis.
+func checkConvArguments(op: String, input: [Int], weight: [Int], weightAxes: String, stride: Size2,
+                        dilation: Size2, groups: Int) {
+    fcnCheck(input.count == 4, op, "input \(input) must be 4-D [N, C, H, W]")
+    fcnCheck(weight.count == 4, op, "weight \(weight) must be 4-D \(weightAxes)")
+    fcnCheck(groups >= 1, op, "groups \(groups) must be at least 1")
+    fcnCheck(stride.h >= 1 && stride.w >= 1, op, "stride \(stride) must be at least 1")
+    fcnCheck(dilation.h >= 1 && dilation.w >= 1, op, "dilation \(dilation) must be at least 1")
+    fcnCheck(input[1] >= 1 && input[2] >= 1 && input[3] >= 1, op, "input \(input) has an empty channel or spatial axis")
+}
 
 /// Checks the arguments of a convolution and returns its geometry. Stops with a message
 /// naming `op` on any misuse (before any kernel runs).
 func conv2dGeometry(op: String, input: [Int], weight: [Int], bias: [Int]?, stride: Size2,
                     padding: Padding, dilation: Size2, groups: Int) -> ConvGeometry {
-    fcnCheck(input.count == 4, op, "input \(input) must be 4-D [N, C, H, W]")
-    fcnCheck(weight.count == 4, op, "weight \(weight) must be 4-D [Cout, Cin/groups, kH, kW]")
-    fcnCheck(groups >= 1, op, "groups \(groups) must be at least 1")
-    fcnCheck(stride.h >= 1 && stride.w >= 1, op, "stride \(stride) must be at least 1")
-    fcnCheck(dilation.h >= 1 && dilation.w >= 1, op, "dilation \(dilation) must be at least 1")
+    checkConvArguments(op: op, input: input, weight: weight, weightAxes: "[Cout, Cin/groups, kH, kW]", stride: stride,
+                       dilation: dilation, groups: groups)
     let (n, cin, h, w) = (input[0], input[1], input[2], input[3])
     let (cout, kh, kw) = (weight[0], weight[2], weight[3])
-    fcnCheck(cin >= 1 && h >= 1 && w >= 1, op, "input \(input) has an empty channel or spatial axis")
     fcnCheck(cout >= 1 && kh >= 1 && kw >= 1, op, "weight \(weight) has an empty axis")
     fcnCheck(cin % groups == 0, op, "input \(input) has \(cin) channels, which groups \(groups) does not divide")
     fcnCheck(cout % groups == 0, op, "weight \(weight) has \(cout) output channels, which groups \(groups) does not divide")
@@ -71,24 +75,43 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
                    dilation: Size2 = 1, groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
     let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
                            stride: stride, padding: padding, dilation: dilation, groups: groups)
-    let cache = WeightCache.current
-    let cached = cache.applies(to: weight)
-    if !cached, let box = g.liveTapBox {     // Ops/Conv2D+LiveTaps.swift
+    return conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
+                  algorithm: g.algorithm(for: .forward, mode: .conv2d(x: x, weight: weight, bias: bias)))
+}
+
+/// conv2d on its checked geometry `g` by `algorithm`, the choice for the whole op (a
+/// live-tap box runs as that smaller convolution).
+func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, fusedReLU: Bool,
+            algorithm: ConvAlgorithm) -> Tensor {
+    if case .liveTapBox(let box) = algorithm {
         return conv2dLiveTaps(x, weight: weight, bias: bias, geometry: g, box: box, fusedReLU: fusedReLU)
     }
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
-                    y: out.baseAddress!, relu: fusedReLU,
-                    weightStorage: cached ? weight.storage : nil, weightCache: cache)
+                    y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)
     }
+    let wd = weight.detached()
+    return recordConv2d(y, x: x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
+                        inputGradient: { gy, gx in convBackwardData(g, gy: gy, w: wd.storage.pointer, gx: gx) },
+                        weightGradient: { x, gy, gw in convBackwardWeight(g, x: x, gy: gy, gw: gw) })
+}
+
+/// Records conv2d's output `y` (geometry `g`) with its backward: grad_out, masked by the
+/// fused ReLU when `fusedReLU`, gives grad x by `inputGradient(gy, gx)`, grad weight by
+/// `weightGradient(x, gy, gw)` (each asked only when needed, into a buffer of the input's
+/// shape) and grad bias by the per-channel sums.
+func recordConv2d(_ y: Tensor, x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, fusedReLU: Bool,
+                  inputGradient: @escaping (_ gy: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>) -> Void,
+                  weightGradient: @escaping (_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>,
+                                             _ gw: UnsafeMutablePointer<Float>) -> Void) -> Tensor {
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
-    let xd = x.detached(), wd = weight.detached(), yd = y.detached()
+    let xd = x.detached(), yd = y.detached(), wShape = weight.shape
     return Tensor.record("conv2d", y, inputs: inputs) { gradOut, needs in
         let gy = fusedReLU ? reluMask(gradOut, yd) : gradOut
         let gyp = UnsafePointer(gy.storage.pointer)
-        let gx: Tensor? = needs[0] ? Tensor.make(shape: xd.shape) { convBackwardData(g, gy: gyp, w: wd.storage.pointer, gx: $0.baseAddress!) } : nil
-        let gw: Tensor? = needs[1] ? Tensor.make(shape: wd.shape) { convBackwardWeight(g, x: xd.storage.pointer, gy: gyp, gw: $0.baseAddress!) } : nil
+        let gx: Tensor? = needs[0] ? Tensor.make(shape: xd.shape) { inputGradient(gyp, $0.baseAddress!) } : nil
+        let gw: Tensor? = needs[1] ? Tensor.make(shape: wShape) { weightGradient(xd.storage.pointer, gyp, $0.baseAddress!) } : nil
         var grads = [gx, gw]
         if needs.count > 2 {
             grads.append(needs[2] ? channelSums(gyp, batch: g.batch, channels: g.outChannels, plane: g.outPlane) : nil)

@@ -8,10 +8,9 @@
 // tensor to `[N, Cin, H, W]` with the same weight, stride, padding and dilation. So the
 // forward pass is that convolution's backward-data product and the backward pass is its
 // forward product (grad input = conv(grad_out, W)) and weight gradient; one engine, no zero
-// stuffing (Ops/_Im2Col.swift). Forward paths: kernel a multiple of the stride (every FCN
-// upsampling layer) -> sub-pixel phases, one implicit GEMM and an interleaving scatter;
-// stride 1 -> convolution with the flipped kernel where the weight copy pays; otherwise
-// GEMM W^T * x, then col2im.
+// stuffing, each product computed as `ConvGeometry.algorithm(for:mode:)` chooses
+// (Convolution/ConvAlgorithm.swift: for this forward, sub-pixel phases when the kernel is a
+// multiple of the stride, as in every FCN upsampling layer).
 
 /// Padding of TensorFlow's `conv2d_transpose`, which takes the wanted output size.
 public enum TFPadding: Sendable, Equatable {
@@ -26,14 +25,10 @@ public enum TFPadding: Sendable, Equatable {
 /// convolution whose input gradient it is (input = the transpose convolution's output).
 func convTranspose2dGeometry(op: String, input: [Int], weight: [Int], bias: [Int]?, stride: Size2,
                              padding: Padding, outputPadding: Size2, dilation: Size2, groups: Int) -> ConvGeometry {
-    fcnCheck(input.count == 4, op, "input \(input) must be 4-D [N, C, H, W]")
-    fcnCheck(weight.count == 4, op, "weight \(weight) must be 4-D [Cin, Cout/groups, kH, kW]")
-    fcnCheck(groups >= 1, op, "groups \(groups) must be at least 1")
-    fcnCheck(stride.h >= 1 && stride.w >= 1, op, "stride \(stride) must be at least 1")
-    fcnCheck(dilation.h >= 1 && dilation.w >= 1, op, "dilation \(dilation) must be at least 1")
+    checkConvArguments(op: op, input: input, weight: weight, weightAxes: "[Cin, Cout/groups, kH, kW]", stride: stride,
+                       dilation: dilation, groups: groups)
     let (n, cin, h, w) = (input[0], input[1], input[2], input[3])
     let (kh, kw) = (weight[2], weight[3])
-    fcnCheck(cin >= 1 && h >= 1 && w >= 1, op, "input \(input) has an empty channel or spatial axis")
     fcnCheck(weight[1] >= 1 && kh >= 1 && kw >= 1, op, "weight \(weight) has an empty axis")
     fcnCheck(weight[0] == cin, op,
              "input \(input) has \(cin) channels but weight \(weight) expects \(weight[0]) (weight is [Cin, Cout/groups, kH, kW])")

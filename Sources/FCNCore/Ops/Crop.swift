@@ -76,20 +76,10 @@ private func cropWindow(_ op: String, _ x: Tensor, top: Int, left: Int, height: 
             }
         }
     }
-    let inShape = x.shape
-    return Tensor.record(op, out, inputs: [x]) { grad, _ in
-        var gx = Tensor.zeros(inShape)
-        if rLo < rHi && cLo < cHi {
-            gx.withUnsafeMutableBufferPointer { gb in
-                let gd = gb.baseAddress!, gp = grad.storage.pointer
-                parallelFor(planes) { p in
-                    let src = gp + p * height * width, dst = gd + p * H * W
-                    for r in rLo..<rHi {
-                        (dst + (r + top) * W + left + cLo).update(from: src + r * width + cLo, count: cHi - cLo)
-                    }
-                }
-            }
+    return recordPlanewise(op, out, of: x) { src, dst in
+        guard rLo < rHi && cLo < cHi else { return }
+        for r in rLo..<rHi {
+            (dst + (r + top) * W + left + cLo).update(from: src + r * width + cLo, count: cHi - cLo)
         }
-        return [gx]
     }
 }

@@ -148,25 +148,16 @@ private func bilinear(_ op: String, _ x: Tensor, outH: Int, outW: Int, scaleH: D
             }
         }}}}}}}}
     }
-    let inShape = x.shape
-    return Tensor.record(op, out, inputs: [x]) { grad, _ in
-        var gx = Tensor.zeros(inShape)
-        gx.withUnsafeMutableBufferPointer { gb in
-            let gd = gb.baseAddress!, gp = grad.storage.pointer
-            parallelFor(planes) { p in
-                let gs = gp + p * outPlane, g = gd + p * inPlane
-                for oh in 0..<outH {
-                    let r0 = g + ay.i0[oh] * inW, r1 = g + ay.i1[oh] * inW
-                    let h0 = ay.l0[oh], h1 = ay.l1[oh]
-                    for ow in 0..<outW {
-                        let v = gs[oh * outW + ow]
-                        let c0 = ax.i0[ow], c1 = ax.i1[ow], w0 = ax.l0[ow], w1 = ax.l1[ow]
-                        r0[c0] += h0 * w0 * v; r0[c1] += h0 * w1 * v
-                        r1[c0] += h1 * w0 * v; r1[c1] += h1 * w1 * v
-                    }
-                }
+    return recordPlanewise(op, out, of: x) { gs, g in
+        for oh in 0..<outH {
+            let r0 = g + ay.i0[oh] * inW, r1 = g + ay.i1[oh] * inW
+            let h0 = ay.l0[oh], h1 = ay.l1[oh]
+            for ow in 0..<outW {
+                let v = gs[oh * outW + ow]
+                let c0 = ax.i0[ow], c1 = ax.i1[ow], w0 = ax.l0[ow], w1 = ax.l1[ow]
+                r0[c0] += h0 * w0 * v; r0[c1] += h0 * w1 * v
+                r1[c0] += h1 * w0 * v; r1[c1] += h1 * w1 * v
             }
         }
-        return [gx]
     }
 }

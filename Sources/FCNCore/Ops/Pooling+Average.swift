@@ -31,24 +31,8 @@ public func avgPool2d(_ x: Tensor, kernel: Size2, stride: Size2? = nil, padding:
                               dilation: 1, ceilMode: ceilMode)
     if let d = divisorOverride { fcnCheck(d != 0, "avgPool2d", "divisorOverride must not be 0") }
     let windows = AvgWindows(g, countIncludePad: countIncludePad, divisorOverride: divisorOverride)
-    let shape = [x.shape[0], x.shape[1], g.outH, g.outW]
-    let out = Tensor.make(shape: shape) { ob in
-        let o = ob.baseAddress!, xp = x.storage.pointer
-        parallelFor(g.planes) { p in
-            windows.forwardPlane(xp + p * g.inPlane, o + p * g.outPlane)
-        }
-    }
-    let inShape = x.shape
-    return Tensor.record("avgPool2d", out, inputs: [x]) { grad, _ in
-        var gx = Tensor.zeros(inShape)
-        gx.withUnsafeMutableBufferPointer { gb in
-            let gd = gb.baseAddress!, gp = grad.storage.pointer
-            parallelFor(g.planes) { p in
-                windows.backwardPlane(gp + p * g.outPlane, gd + p * g.inPlane)
-            }
-        }
-        return [gx]
-    }
+    let out = mapPlanes(x, outH: g.outH, outW: g.outW) { src, dst in windows.forwardPlane(src, dst) }
+    return recordPlanewise("avgPool2d", out, of: x) { grad, gx in windows.backwardPlane(grad, gx) }
 }
 
 /// Adaptive average pooling, PyTorch's `F.adaptive_avg_pool2d`: `[N, C, H, W]` ->
@@ -150,43 +134,29 @@ private func adaptiveAvgPool(_ op: String, _ x: Tensor, _ outputSize: Size2) -> 
     fcnCheck(x.count > 0, op, "input \(x.shape) is empty")
     fcnCheck(outputSize.h > 0 && outputSize.w > 0, op, "outputSize must be positive, got \(outputSize)")
     let inH = x.shape[2], inW = x.shape[3], oH = outputSize.h, oW = outputSize.w
-    let planes = x.shape[0] * x.shape[1], inPlane = inH * inW, outPlane = oH * oW
     let (hs, he) = adaptiveBounds(inSize: inH, outSize: oH)
     let (ws, we) = adaptiveBounds(inSize: inW, outSize: oW)
-    let out = Tensor.make(shape: [x.shape[0], x.shape[1], oH, oW]) { ob in
-        let o = ob.baseAddress!, xp = x.storage.pointer
-        parallelFor(planes) { p in
-            let src = xp + p * inPlane, dst = o + p * outPlane
-            for oh in 0..<oH {
-                for ow in 0..<oW {
-                    var sum: Float = 0
-                    for h in hs[oh]..<he[oh] {
-                        let row = src + h * inW
-                        for w in ws[ow]..<we[ow] { sum += row[w] }
-                    }
-                    dst[oh * oW + ow] = sum / Float((he[oh] - hs[oh]) * (we[ow] - ws[ow]))
+    let out = mapPlanes(x, outH: oH, outW: oW) { src, dst in
+        for oh in 0..<oH {
+            for ow in 0..<oW {
+                var sum: Float = 0
+                for h in hs[oh]..<he[oh] {
+                    let row = src + h * inW
+                    for w in ws[ow]..<we[ow] { sum += row[w] }
                 }
+                dst[oh * oW + ow] = sum / Float((he[oh] - hs[oh]) * (we[ow] - ws[ow]))
             }
         }
     }
-    let inShape = x.shape
-    return Tensor.record(op, out, inputs: [x]) { grad, _ in
-        var gx = Tensor.zeros(inShape)
-        gx.withUnsafeMutableBufferPointer { gb in
-            let gd = gb.baseAddress!, gp = grad.storage.pointer
-            parallelFor(planes) { p in
-                let gs = gp + p * outPlane, dst = gd + p * inPlane
-                for oh in 0..<oH {
-                    for ow in 0..<oW {
-                        let v = gs[oh * oW + ow] / Float((he[oh] - hs[oh]) * (we[ow] - ws[ow]))
-                        for h in hs[oh]..<he[oh] {
-                            let row = dst + h * inW
-                            for w in ws[ow]..<we[ow] { row[w] += v }
-                        }
-                    }
+    return recordPlanewise(op, out, of: x) { gs, dst in
+        for oh in 0..<oH {
+            for ow in 0..<oW {
+                let v = gs[oh * oW + ow] / Float((he[oh] - hs[oh]) * (we[ow] - ws[ow]))
+                for h in hs[oh]..<he[oh] {
+                    let row = dst + h * inW
+                    for w in ws[ow]..<we[ow] { row[w] += v }
                 }
             }
         }
-        return [gx]
     }
 }

@@ -46,8 +46,6 @@ enum MinimumKernel: BinaryKernel {
 enum EqualKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 } }
 /// 1 where a > b, else 0.
 enum GreaterKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a > b ? 1 : 0 } }
-/// Copies `a` (broadcast materialisation).
-enum FirstKernel: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a } }
 
 /// A unary element-wise function (instances may hold parameters such as an exponent).
 protocol UnaryKernel { func apply(_ x: Float) -> Float }

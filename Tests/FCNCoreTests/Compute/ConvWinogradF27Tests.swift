@@ -1,4 +1,4 @@
-// Winograd F(2, 7) along the rows (Ops/_Winograd+F27.swift, CFCNKernels/winograd_f27.c): the
+// Winograd F(2, 7) along the rows (Convolution/ConvWinogradF27.swift, CFCNKernels/winograd_f27.c): the
 // inference path of kh x 7 convolutions with a cached weight.
 //
 // The forward is checked against the naive loops on a sweep of geometries (kernel heights
@@ -23,19 +23,25 @@ struct WinogradF27Case: Sendable, CustomTestStringConvertible {
     var padding: Padding { .explicit(top: pad.top, bottom: pad.bottom, left: pad.left, right: pad.right) }
 }
 
+/// What `forwardF27` did: computed y, or found U not built yet (first sighting) or not keepable.
+private enum Outcome { case done, firstSighting, unavailable }
+
 /// y by F(2, 7) with U from `cache` (the first call only registers the weight there).
 private func forwardF27(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, relu: Bool, cache: WeightCache,
                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int = winogradF27ChunkFloats)
-    -> (Tensor, CachedFormOutcome) {
-    var outcome = CachedFormOutcome.unavailable
+    -> (Tensor, Outcome) {
+    let u: PackedWeights
+    switch winogradF27Weights(g, weight: CachedOperand(storage: w.storage, offset: 0, cache: cache), isa: isa) {
+    case .unavailable: return (Tensor.zeros([1]), .unavailable)
+    case .firstSighting: return (Tensor.zeros([1]), .firstSighting)
+    case .ready(let p): u = p
+    }
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         out.initialize(repeating: .nan)
-        outcome = convForwardWinogradF27(g, x: x.storage.pointer, w: w.storage.pointer,
-                                         bias: b.map { UnsafePointer($0.storage.pointer) }, y: out.baseAddress!,
-                                         relu: relu, weightStorage: w.storage, weightCache: cache, isa: isa,
-                                         chunkFloats: chunkFloats)
+        convForwardWinogradF27(g, x: x.storage.pointer, u: u, bias: b.map { UnsafePointer($0.storage.pointer) },
+                               y: out.baseAddress!, relu: relu, isa: isa, chunkFloats: chunkFloats)
     }
-    return (y, outcome)
+    return (y, .done)
 }
 
 @Suite struct ConvWinogradF27Tests {

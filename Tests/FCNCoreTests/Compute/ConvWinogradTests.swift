@@ -1,4 +1,4 @@
-// Winograd F(2x2, 3x3) convolution (Ops/_Winograd.swift, CFCNKernels/winograd.c).
+// Winograd F(2x2, 3x3) convolution (Convolution/ConvWinogradF2x2.swift, CFCNKernels/winograd.c).
 //
 // The forward is checked against the naive loops on a sweep of geometries (odd and even
 // sizes, 1x1 and 2x2 planes, padding 0...3 incl. asymmetric, channel counts that are not

@@ -6,6 +6,7 @@
 // random-walk error of about eps * sqrt(k) * S where S = |alpha| sum_p |a_ip b_pj| + |beta c_ij|
 // (eps = 6e-8); we allow 1e-6 * sqrt(k) * S per element (~16 eps sqrt(k)), far below the O(S)
 // error of any wrong index, missing term or wrong edge mask.
+import CFCNKernels
 @testable import FCNCore
 import FCNTestSupport
 import Testing
@@ -242,9 +243,9 @@ private struct Operands {
         #expect(GEMMConfig.availableISAs.contains(.portable))
         #expect(GEMMConfig.availableISAs.contains(GEMMConfig.defaultISA))
         #if arch(x86_64)
-        let flags = fcnCPUFlagsForTests()
-        #expect(GEMMConfig.availableISAs.contains(.avx512) == (flags & 4 != 0))
-        #expect(GEMMConfig.availableISAs.contains(.avx2) == (flags & 2 != 0))
+        let flags = fcn_cpu_isa_flags()
+        #expect(GEMMConfig.availableISAs.contains(.avx512) == (flags & Int32(FCN_ISA_AVX512) != 0))
+        #expect(GEMMConfig.availableISAs.contains(.avx2) == (flags & Int32(FCN_ISA_AVX2_FMA) != 0))
         #endif
     }
 

@@ -13,18 +13,26 @@
 import FCNTestSupport
 import Testing
 
+/// What `strassen` did: computed C, or found the block sums not built yet (first sighting)
+/// or not keepable.
+private enum Outcome { case done, firstSighting, unavailable }
+
 private func strassen(m: Int, n: Int, k: Int, _ a: Tensor, _ b: Tensor, bias: Tensor?, relu: Bool, cache: WeightCache,
                       isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int = strassenChunkFloats)
-    -> (Tensor, CachedFormOutcome) {
-    var outcome = CachedFormOutcome.unavailable
+    -> (Tensor, Outcome) {
+    let sums: PackedWeights
+    switch strassenBlockSums(m: m, k: k, lda: k, weight: CachedOperand(storage: a.storage, offset: 0, cache: cache), isa: isa) {
+    case .unavailable: return (Tensor.zeros([1]), .unavailable)
+    case .firstSighting: return (Tensor.zeros([1]), .firstSighting)
+    case .ready(let p): sums = p
+    }
     let y = Tensor.make(shape: [m, n]) { out in
         out.initialize(repeating: .nan)
-        outcome = sgemmStrassenCached(m: m, n: n, k: k, a: a.storage.pointer, lda: k, weightStorage: a.storage,
-                                      b: b.storage.pointer, ldb: n, c: out.baseAddress!, ldc: n,
-                                      epilogue: GEMMEpilogue(rowBias: bias.map { UnsafePointer($0.storage.pointer) }, relu: relu),
-                                      weightCache: cache, isa: isa, chunkFloats: chunkFloats)
+        sgemmStrassen(m: m, n: n, k: k, blockSums: sums, b: b.storage.pointer, ldb: n, c: out.baseAddress!, ldc: n,
+                      epilogue: GEMMEpilogue(rowBias: bias.map { UnsafePointer($0.storage.pointer) }, relu: relu),
+                      isa: isa, chunkFloats: chunkFloats)
     }
-    return (y, outcome)
+    return (y, .done)
 }
 
 private func reference(m: Int, n: Int, k: Int, _ a: Tensor, _ b: Tensor, bias: Tensor?, relu: Bool) -> Tensor {

@@ -98,7 +98,7 @@ import Testing
         }
     }
 
-    /// A 7-wide layer (Winograd F(2, 7), Ops/_Winograd+F27.swift): the first call runs
+    /// A 7-wide layer (Winograd F(2, 7), Convolution/ConvWinogradF27.swift): the first call runs
     /// im2col without caching its packing (the weight is registered for U only), later calls
     /// run F(2, 7) from the cached U; the cache holds one packed form of the weight.
     @Test func winogradF27KeepsOnePackedForm() {

@@ -1,4 +1,4 @@
-// Option types shared by the spatial ops (convolution, pooling).
+// Size2 and Padding: the size and padding arguments of the spatial ops (convolution, pooling).
 
 /// A pair of sizes for the height and width axes. Write `2` for both or `[2, 1]` for
 /// (height, width).

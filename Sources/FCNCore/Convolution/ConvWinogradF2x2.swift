@@ -1,42 +1,29 @@
-// Winograd F(2x2, 3x3) convolution: the fast path of 3x3, stride-1 convolutions.
+// Winograd F(2x2, 3x3) convolution: the forward and weight gradient of `winogradF2x2` (and of
+// the stride-1 input gradient as a flipped-kernel convolution).
 //
-// Contract: the same product as `convForward` for a geometry with kH = kW = 3, stride 1,
+// Contract: the same product as the implicit GEMM for a geometry with kH = kW = 3, stride 1,
 // dilation 1, groups 1 (any padding, any output size): y = conv(x, w) + bias, then ReLU when
 // asked. Each 2x2 output tile costs 16 multiply-adds per channel pair instead of 36, so the
-// GEMM work is 4/9 of im2col's. Transforms in C (CFCNKernels/winograd.c, contract in
-// fcn_winograd.h); the 16 products `M_e [Cout, tiles] = U_e [Cout, Cin] x V_e [Cin, tiles]`
+// GEMM work is 4/9 of the implicit GEMM's. Transforms in C (CFCNKernels/winograd.c, contract
+// in fcn_winograd.h); the 16 products `M_e [Cout, tiles] = U_e [Cout, Cin] x V_e [Cin, tiles]`
 // run on the SGEMM engine's macro-kernel, U packed once per call, V written by the input
 // transform straight into packed-B panels.
 // Per image, tiles are processed in chunks of `nt` (whole chunks per thread when there are
 // enough, else each stage split over the threads): input transform, the 16 GEMMs, output
 // transform with bias and ReLU. Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in
-// the packed-weight cache when that is on) and per chunk V + M = 16 * nt * (Cin + Cout)
-// floats, under 2 MiB (per thread) or `winogradChunkFloats` (8 MiB) whatever the image size.
-// The input gradient is the same product with the flipped kernel (Ops/_Im2Col.swift); the
-// weight gradient (`convBackwardWeightWinograd`) reuses the input transform and sums
-// dM_e V_e^T over the tiles, then maps dU back through G^T dU G.
-// Accuracy: every transform factor is 0, +-1 or +-1/2; measured against PyTorch and the
-// im2col path the error stays at float rounding of the sums (tests in ConvWinogradTests).
+// the packed-weight cache when that serves the weight) and per chunk V + M = 16 * nt * (Cin +
+// Cout) floats, at most `winogradThreadChunkFloats` (per thread) or `winogradChunkFloats`
+// whatever the image size. The input gradient is the same product with the flipped kernel
+// (Convolution/ConvImplicitGEMM.swift); the weight gradient (`convBackwardWeightWinograd`)
+// reuses the input transform and sums dM_e V_e^T over the tiles, then maps dU back through
+// G^T dU G.
+// Accuracy: every transform factor is 0, +-1 or +-1/2, so the error stays at float rounding
+// of the sums (tests hold it to the naive loops and to PyTorch in ConvWinogradTests).
 // One difference from a direct sum: an infinite input cell reaches every output of the
 // tiles that read it (as NaN where the exact terms would cancel), not only its 3x3
 // neighbourhood.
-// Used when `ConvGeometry.usesWinograd` says so (enough channels and pixels for the
-// transforms to pay; `FCN_WINOGRAD=0` turns it off for the whole process); otherwise, and
-// on any other geometry, the im2col engine runs.
+// When it runs: `ConvGeometry.algorithm(for:mode:)`, rules 1 and 5.
 import CFCNKernels
-
-/// Whether 3x3 stride-1 convolutions may use Winograd F(2x2, 3x3) (see `usesWinograd`).
-enum WinogradChoice: Sendable, Equatable {
-    /// Used when the geometry is large enough to gain (the default).
-    case auto
-    /// Used whenever the geometry allows it (tests).
-    case always
-    /// Never used (tests; `FCN_WINOGRAD=0` makes `.auto` behave so).
-    case never
-}
-
-/// `FCN_WINOGRAD=0` disables the Winograd path process-wide (read once).
-let winogradEnabled: Bool = getenvString("FCN_WINOGRAD") != "0"
 
 /// V + M floats of one chunk (8 MiB). Chunks of 1 to 8 MiB measured level on the VGG16
 /// layers (conv1_2 ... conv5_1 at 500 x 500); the larger bound re-reads U less often.
@@ -52,23 +39,6 @@ extension ConvGeometry {
     var allowsWinograd: Bool {
         kH == 3 && kW == 3 && strideH == 1 && strideW == 1 && dilH == 1 && dilW == 1 && groups == 1
     }
-
-    /// Whether the convolution products (forward, input and weight gradients) of this
-    /// geometry run as Winograd F(2x2, 3x3): allowed, not turned off, and (for `.auto`) at
-    /// least 64 input and output channels and 64 output tiles per image. Below that the
-    /// transforms cost what the 5/9 of the multiply-adds saves: a width-3/16 FCN-8s trained
-    /// on 96 x 96 images (24 and 48 channels) ran 12% slower with it from 16 channels and 6%
-    /// slower from 32 (fcn-train, 2 threads), and level from 64, which every 3x3 layer of
-    /// VGG16 but conv1_1 has.
-    var usesWinograd: Bool {
-        guard fastPaths, allowsWinograd else { return false }
-        switch winograd {
-        case .never: return false
-        case .always: return true
-        case .auto:
-            return winogradEnabled && inChannels >= 64 && outChannels >= 64 && ((outH + 1) / 2) * ((outW + 1) / 2) >= 64
-        }
-    }
 }
 
 /// y = conv(x, w) + bias (ReLU when `relu`) by Winograd F(2x2, 3x3); see the file contract.
@@ -80,8 +50,8 @@ extension ConvGeometry {
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
                          pool: (h: Int, w: Int)? = nil,
-                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil,
-                         weightStorage: TensorStorage? = nil, weightCache: WeightCache = .current) {
+                         cachedWeight: CachedOperand? = nil,
+                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil) {
     precondition(g.allowsWinograd)
     if let pool {
         precondition(pool.h >= g.outH / 2 && pool.h <= (g.outH + 1) / 2 && pool.w >= g.outW / 2 && pool.w <= (g.outW + 1) / 2)
@@ -118,9 +88,9 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
                                     pu.value, Int64(uStride))
         }
     }
-    let cached = weightStorage.flatMap {
-        weightCache.packed($0, layout: .winogradU(isa: isa.flag, mr: mr, cout: cout, cin: cin), floats: 16 * uStride,
-                           fill: transformWeights)
+    let cached = cachedWeight.flatMap {
+        $0.cache.packed($0.storage, offset: $0.offset, layout: .winogradU(isa: isa.flag, mr: mr, cout: cout, cin: cin),
+                        floats: 16 * uStride, fill: transformWeights)
     }
     withScratch(cached == nil ? 16 * uStride : 0) { scratchU in
         if cached == nil { transformWeights(scratchU) }

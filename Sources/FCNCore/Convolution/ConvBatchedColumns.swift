@@ -1,11 +1,12 @@
-// Batched small planes: one GEMM over the column matrices of several images side by side.
+// Batched columns: one GEMM over the column matrices of several images side by side (all
+// three products of `batchedColumns`).
 //
 // Contract: for convolutions with groups == 1 whose output plane P is small, the per-image
-// GEMMs of _Im2Col.swift pack the whole weight for a handful of columns (fc6 of a width-1/8
-// FCN on 96 x 96 images: 1.6 M weights packed for 9 columns, once per image, and its weight
-// gradient re-read and re-written once per image). Here the column matrices of nb images are
-// stored side by side, cols `[K, nb*P]` (image i in columns i*P ..< (i+1)*P), so the weight
-// is packed once per nb images and the GEMMs have nb times the columns (or depth):
+// GEMMs of ConvImplicitGEMM.swift pack the whole weight for a handful of columns (fc6 of a
+// width-1/8 FCN on 96 x 96 images: 1.6 M weights packed for 9 columns, once per image, and
+// its weight gradient re-read and re-written once per image). Here the column matrices of nb
+// images are stored side by side, cols `[K, nb*P]` (image i in columns i*P ..< (i+1)*P), so
+// the weight is packed once per nb images and the GEMMs have nb times the columns (or depth):
 //
 //   forward          Y `[Cout, nb*P]` = W cols            then de-interleaved into y[n, co, p]
 //   input gradient   C `[K, nb*P]` = W^T G                then col2im per image into gx
@@ -15,50 +16,44 @@
 // the column matrix. Workspace: (K + Cout) * nb * P floats, nb chosen so that it stays
 // within `ConvGeometry.batchedWorkspaceFloats` (more images run in further chunks).
 // The sums run in another order than the per-image path; both are held to the reference.
+// When it runs: `ConvGeometry.algorithm(for:mode:)`, rule 4 (`batchedImages`).
 import CFCNKernels
 
 extension ConvGeometry {
-    /// Largest output plane (pixels) sent to the batched path. Measured at batch 4 on a
-    /// width-1/8 VGG16 FCN, 2 threads: fc6/fc7 on 3 x 3 planes run 1.6-1.8x faster batched;
-    /// conv5 on 6 x 6 breaks even and conv4 on 12 x 12 is 1.5x slower, since the per-image
-    /// path already runs one image per thread with no synchronisation.
-    static let batchedMaxPlane = 32
-    /// Workspace bound of the batched path (4 M floats = 16 MiB).
+    /// Workspace bound of the batched path (4 M floats).
     static let batchedWorkspaceFloats = 4 << 20
-
-    /// Images per GEMM on the batched small-plane path, or 0 when the layer takes the
-    /// per-image path (one image, groups, a large plane or very deep columns).
-    var batchedImages: Int {
-        guard fastPaths, groups == 1, batch > 1, outPlane <= ConvGeometry.batchedMaxPlane else { return 0 }
-        let perImage = (k + outChannels) * outPlane
-        let nb = min(batch, ConvGeometry.batchedWorkspaceFloats / max(1, perImage))
-        return nb >= 2 ? nb : 0
-    }
 }
 
 /// dst `[channels, count*plane]` (row stride `count*plane`) from src `[count, channels, plane]`:
 /// the planes of `count` images laid side by side per channel.
 func interleavePlanes(_ src: UnsafePointer<Float>, count: Int, channels: Int, plane: Int,
                       into dst: UnsafeMutablePointer<Float>) {
-    let ld = count * plane
-    let p = UncheckedSendable((src, dst))
-    parallelChunks(channels, minChunk: max(1, 32_768 / max(1, count * plane))) { r in
-        let (src, dst) = p.value
-        for c in r {
-            for i in 0..<count { (dst + c * ld + i * plane).update(from: src + (i * channels + c) * plane, count: plane) }
-        }
-    }
+    movePlanes(src, count: count, channels: channels, plane: plane, into: dst, interleave: true)
 }
 
 /// The inverse of `interleavePlanes`: dst `[count, channels, plane]` from src `[channels, count*plane]`.
 func deinterleavePlanes(_ src: UnsafePointer<Float>, count: Int, channels: Int, plane: Int,
                         into dst: UnsafeMutablePointer<Float>) {
+    movePlanes(src, count: count, channels: channels, plane: plane, into: dst, interleave: false)
+}
+
+/// Copies plane (image i, channel c) between `[count, channels, plane]` and
+/// `[channels, count*plane]` (to the latter when `interleave`), channels split over threads.
+private func movePlanes(_ src: UnsafePointer<Float>, count: Int, channels: Int, plane: Int,
+                        into dst: UnsafeMutablePointer<Float>, interleave: Bool) {
     let ld = count * plane
     let p = UncheckedSendable((src, dst))
     parallelChunks(channels, minChunk: max(1, 32_768 / max(1, count * plane))) { r in
         let (src, dst) = p.value
         for c in r {
-            for i in 0..<count { (dst + (i * channels + c) * plane).update(from: src + c * ld + i * plane, count: plane) }
+            for i in 0..<count {
+                let byImage = (i * channels + c) * plane, byChannel = c * ld + i * plane
+                if interleave {
+                    (dst + byChannel).update(from: src + byImage, count: plane)
+                } else {
+                    (dst + byImage).update(from: src + byChannel, count: plane)
+                }
+            }
         }
     }
 }

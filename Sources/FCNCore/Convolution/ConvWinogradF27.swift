@@ -1,27 +1,27 @@
-// Winograd F(2, 7) along the rows: the inference path of kh x 7 convolutions (fc6 of VGG16-FCN).
+// Winograd F(2, 7) along the rows: the forward of `winogradF27`, kh x 7 convolutions whose
+// weight the packed-weight cache serves (fc6 of VGG16-FCN at inference).
 //
-// Contract: the same product as `convForward` for a geometry with kW = 7, stride 1,
+// Contract: the same product as the implicit GEMM for a geometry with kW = 7, stride 1,
 // dilation 1, groups 1 (any kh, any padding, any output size): y = conv(x, w) + bias, then
 // ReLU when asked. Each pair of output columns costs 8 multiply-adds per kernel row and
-// channel pair instead of 14, so the GEMM work is 4/7 of im2col's (fc6 at 500 x 500: 30
-// instead of 53 GFLOP). Transforms in C (CFCNKernels/winograd_f27.c, contract in
-// fcn_winograd.h); the 8 products `M_e [Cout, rows * tilesW] = U_e [Cout, Cin * kh] x
-// im2col_{kh x 1}(T_e)` run on the SGEMM engine, B packed from T_e by its implicit im2col.
-// Inference only, with the packed-weight cache (Compute/WeightCache.swift): U (8 packed A
-// operands, 8/7 of the weight) is built once and kept there. Built per call it would write
-// 8/7 of fc6's 411 MB every call, so without the cache (or before the cache holds U: the
-// first call only registers the weight) the im2col path runs, and then without caching its
-// own packing, so that a weight is kept in one packed form only.
+// channel pair instead of 14, so the GEMM work is 4/7 of the implicit GEMM's. Transforms in
+// C (CFCNKernels/winograd_f27.c, contract in fcn_winograd.h); the 8 products
+// `M_e [Cout, rows * tilesW] = U_e [Cout, Cin * kh] x cols_{kh x 1}(T_e)` run on the SGEMM
+// engine, B packed from T_e by its implicit im2col.
+// U (8 packed A operands, 8/7 of the weight) is read from the packed-weight cache
+// (Compute/WeightCache.swift), where `winogradF27Weights` builds it once: built per call it
+// would write 8/7 of the weight every call. When the cache cannot give it (first sighting,
+// no room) the algorithm choice (`ConvGeometry.algorithm(for:mode:)`, rule 6) runs the
+// implicit GEMM instead.
 // Per image, output rows are processed in chunks: the input transform of the chunk's input
 // window (T: 8 * Cin * (rows + kh - 1) * tilesW floats), the 8 GEMMs with each thread taking
 // one band of output channels for every e (each element of U is read once per chunk), then
 // the output transform with bias and ReLU. Workspace: T + M with M = 8 * Cout * rows *
 // tilesW at most `winogradF27ChunkFloats` (rows >= 1), whatever the image size.
 // Accuracy: the points 0, +-1, +-2, +-1/2 (the rows scaled so that B^T has short binary
-// entries) keep the error a few times that of a direct float32 GEMM: numpy emulation on fc6
-// shapes (512 channels), 1.8e-6 of the largest output against 3.7e-7. Tests hold it to the
-// naive loops and to PyTorch at 1e-5. As with F(2x2, 3x3), an infinite input
-// cell reaches every output of the column pairs that read it.
+// entries) keep the error a few times that of a direct float32 GEMM (Benchmarks.md, accuracy);
+// tests hold it to the naive loops and to PyTorch at 1e-5. As with F(2x2, 3x3), an infinite
+// input cell reaches every output of the column pairs that read it.
 import CFCNKernels
 
 /// M floats of one chunk of output rows (4 M floats = 16 MiB: the 16 output rows of fc6 at
@@ -33,59 +33,37 @@ extension ConvGeometry {
     var allowsWinogradF27: Bool {
         kW == 7 && strideH == 1 && strideW == 1 && dilH == 1 && dilW == 1 && groups == 1
     }
-
-    /// Whether a forward product of this geometry with a cached weight runs as F(2, 7):
-    /// allowed, not turned off (`FCN_WINOGRAD=0` or `.never`), and for `.auto` at least 64
-    /// input and output channels (fc6 of every VGG16-FCN width from 1/8 up).
-    var usesWinogradF27: Bool {
-        guard fastPaths, allowsWinogradF27 else { return false }
-        switch winograd {
-        case .never: return false
-        case .always: return true
-        case .auto: return winogradEnabled && inChannels >= 64 && outChannels >= 64
-        }
-    }
 }
 
-/// What a product that reads a weight only in a cached transformed form did
-/// (`convForwardWinogradF27`, `sgemmStrassenCached`).
-enum CachedFormOutcome {
-    /// The result was computed.
-    case done
-    /// The cache saw the weight for the first time (its form is built on the next call):
-    /// the caller computes the result without caching another packed form of the weight.
-    case firstSighting
-    /// The form would not fit the cache (or the cache is off): the caller computes the
-    /// result as usual.
-    case unavailable
-}
-
-/// y = conv(x, w) + bias (ReLU when `relu`) by Winograd F(2, 7) with U from `weightCache`;
-/// see the file contract. `g` must satisfy `allowsWinogradF27`. `isa` and `chunkFloats` (M
-/// floats of a chunk of output rows) are for tests.
-func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                            bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
-                            weightStorage: TensorStorage, weightCache: WeightCache = .current,
-                            isa: GEMMISA = GEMMConfig.defaultISA,
-                            chunkFloats: Int = winogradF27ChunkFloats) -> CachedFormOutcome {
+/// U of `weight` (`[Cout, Cin, kh, 7]`) for Winograd F(2, 7) on `g`,
+/// from the packed-weight cache: the 8 elements' matrices `[Cout, Cin * kh]`, transformed
+/// plain by row blocks and packed whole (see `WeightCache.transformedOperands`).
+func winogradF27Weights(_ g: ConvGeometry, weight: CachedOperand,
+                        isa: GEMMISA = GEMMConfig.defaultISA) -> WeightCache.Form {
     precondition(g.allowsWinogradF27)
     guard let (mr, nr) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
     let cin = g.inChannels, cout = g.outChannels, kh = g.kH, k = cin * kh
-    let tilesW = (g.outW + 1) / 2
     let kc = GEMMPlan.kBlock(m: cout, k: k, mr: mr, nr: nr)
-    let uStride = roundUp(cout, mr) * k
-    // U: the 8 elements' matrices, transformed plain by row blocks and packed.
-    let layout = PackedWeightLayout.winogradF27U(isa: isa.flag, mr: mr, kc: kc, cout: cout, cin: cin, kh: kh)
-    let cached: PackedWeights
-    switch weightCache.form(weightStorage, layout: layout, floats: 8 * uStride, fill: { dst in
-        packOperands(count: 8, isa: isa, mr: mr, kc: kc, m: cout, k: k, stride: uStride, dst: dst) { e, lo, hi, s in
-            fcn_winograd_f27_weights(w, Int64(cout), Int64(cin), Int64(kh), Int64(lo), Int64(hi), Int32(e), s, Int64(k))
-        }
-    }) {
-    case .unavailable: return .unavailable
-    case .firstSighting: return .firstSighting
-    case .ready(let p): cached = p
+    let w = weight.values
+    return weight.cache.transformedOperands(
+        of: weight, layout: .winogradF27U(isa: isa.flag, mr: mr, kc: kc, cout: cout, cin: cin, kh: kh),
+        count: 8, isa: isa, mr: mr, kc: kc, m: cout, k: k) { e, lo, hi, s in
+        fcn_winograd_f27_weights(w, Int64(cout), Int64(cin), Int64(kh), Int64(lo), Int64(hi), Int32(e), s, Int64(k))
     }
+}
+
+/// y = conv(x, w) + bias (ReLU when `relu`) by Winograd F(2, 7) with `u` from
+/// `winogradF27Weights` (same `isa`); see the file contract. `isa` and `chunkFloats` (M floats
+/// of a chunk of output rows) are for tests.
+func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, u: PackedWeights,
+                            bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
+                            isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int = winogradF27ChunkFloats) {
+    precondition(g.allowsWinogradF27)
+    guard let (mr, _) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
+    let cin = g.inChannels, cout = g.outChannels, kh = g.kH, k = cin * kh
+    let tilesW = (g.outW + 1) / 2
+    let uStride = roundUp(cout, mr) * k
+    precondition(u.count == 8 * uStride, "convForwardWinogradF27: U of \(u.count) floats for \(g)")
     let rowsPerChunk = max(1, min(g.outH, chunkFloats / max(1, 8 * cout * tilesW)))
     let tStride = cin * (rowsPerChunk + kh - 1) * tilesW, mStride = cout * rowsPerChunk * tilesW
     // Each thread takes one band of output channels in every GEMM (its share of U).
@@ -97,7 +75,7 @@ func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: Unsaf
             for oy0 in stride(from: 0, to: g.outH, by: rowsPerChunk) {
                 let rows = min(rowsPerChunk, g.outH - oy0), window = rows + kh - 1
                 let ldm = rows * tilesW
-                let p = UncheckedSendable((xn, yn + oy0 * g.outW, t, m, UnsafePointer(cached.pointer)))
+                let p = UncheckedSendable((xn, yn + oy0 * g.outW, t, m, UnsafePointer(u.pointer)))
                 parallelChunks(cin, minChunk: 4) { r in
                     withScratch(2 * tilesW + 6) { s in
                         fcn_winograd_f27_input(p.value.0, Int64(g.inH), Int64(g.inW), Int64(g.padLeft), Int64(oy0 - g.padTop),
@@ -125,6 +103,5 @@ func convForwardWinogradF27(_ g: ConvGeometry, x: UnsafePointer<Float>, w: Unsaf
             }
         }
     }
-    withExtendedLifetime(cached) {}
-    return .done
+    withExtendedLifetime(u) {}
 }

@@ -1,0 +1,256 @@
+// How a convolution is computed: the algorithms (`ConvAlgorithm`) and the one function
+// that chooses among them (`ConvGeometry.algorithm(for:mode:)`).
+//
+// Contract: every algorithm computes the same product of the same geometry (ConvGeometry),
+// equal to the naive loops up to float rounding (the tests hold each to them); they differ
+// in cost. The choice depends only on the geometry, the product, the `ConvMode` of the call
+// (which op asks, whether a gradient is recorded, whether the packed-weight cache serves the
+// weight) and, for the two algorithms that read the weight only in a cached transformed
+// form, on what the cache holds. Callers choose once per call and pass the choice down;
+// nothing below the choice picks another algorithm.
+
+/// One of the three products of a convolution (see ConvGeometry).
+enum ConvProduct: Sendable {
+    /// y = conv(x, w): conv2d's forward, convTranspose2d's input gradient.
+    case forward
+    /// gx from gy: conv2d's input gradient, convTranspose2d's forward.
+    case inputGradient
+    /// gw from x and gy: both ops' weight gradient.
+    case weightGradient
+}
+
+/// The algorithms that compute a convolution product, each named for what it does.
+enum ConvAlgorithm: Equatable {
+    /// conv2d as the convolution of the box of live taps of its kernel (Ops/Conv2D+LiveTaps.swift),
+    /// whose own products are chosen in turn. Whole op: forward and both gradients.
+    case liveTapBox(LiveTapBox)
+    /// conv2d + ReLU + 2x2 stride-2 max pool in Winograd F(2x2, 3x3)'s output transform
+    /// (Ops/Conv2D+Pool.swift): each 2x2 output tile is one pool window. Whole op, forward only.
+    case winogradF2x2ReLUPool(cachedWeight: CachedOperand?)
+    /// A direct loop per output plane (depthwise forward, fcn_conv_plane_direct).
+    case depthwiseDirect
+    /// The column matrices of `images` images side by side, one GEMM per chunk of images
+    /// (Convolution/ConvBatchedColumns.swift). All three products.
+    case batchedColumns(images: Int)
+    /// Winograd F(2x2, 3x3) (Convolution/ConvWinogradF2x2.swift): forward, with its U from the
+    /// packed-weight cache when `cachedWeight` is set, and weight gradient.
+    case winogradF2x2(cachedWeight: CachedOperand?)
+    /// Winograd F(2, 7) along the rows with `u` from the packed-weight cache
+    /// (Convolution/ConvWinogradF27.swift). Forward only.
+    case winogradF27(u: PackedWeights)
+    /// One level of Strassen's algorithm with the weight's block sums from the packed-weight
+    /// cache (Compute/GEMM+Strassen.swift). Forward of a pointwise layer only.
+    case strassen(blockSums: PackedWeights)
+    /// A pointwise layer: x is its own column matrix, one plain GEMM per (image, group), the
+    /// weight read packed from the cache when `cachedA` is set. All three products.
+    case pointwiseGEMM(cachedA: CachedOperand?)
+    /// One implicit GEMM per (image, group), its panels packed straight from x
+    /// (Convolution/ConvImplicitGEMM.swift), the weight read packed from the cache when
+    /// `cachedA` is set. Forward and weight gradient.
+    case implicitGEMM(cachedA: CachedOperand?)
+    /// A stride-1 input gradient as the convolution of gy with the flipped, transposed kernel:
+    /// Winograd F(2x2, 3x3) when `winograd`, else implicit GEMM.
+    case flippedKernel(winograd: Bool)
+    /// A strided input gradient whose kernel is a multiple of the stride: the stride x stride
+    /// sub-pixel phases in one implicit GEMM, then an interleaving scatter.
+    case subpixelPhases
+    /// Any other input gradient: GEMM W^T gy into bounded column tiles, then col2im.
+    case col2imTiles
+}
+
+/// Whether 3x3 stride-1 convolutions may use Winograd F(2x2, 3x3) (`ConvGeometry.winograd`).
+enum WinogradChoice: Sendable, Equatable {
+    /// Used when the geometry is large enough to gain (the default).
+    case auto
+    /// Used whenever the geometry allows it (tests).
+    case always
+    /// Never used (tests; `FCN_WINOGRAD=0` makes `.auto` behave so).
+    case never
+}
+
+/// `FCN_WINOGRAD=0` turns both Winograd forms off process-wide (read once).
+let winogradEnabled: Bool = getenvString("FCN_WINOGRAD") != "0"
+
+/// `FCN_STRASSEN=0` turns the Strassen form off process-wide (read once).
+let strassenEnabled: Bool = getenvString("FCN_STRASSEN") != "0"
+
+/// What the choice depends on besides the geometry and the product.
+struct ConvMode {
+    /// conv2d asks for its whole op (it may then run as its live-tap box); otherwise one
+    /// product is asked for as it stands (convTranspose2d, the backward products, a box's
+    /// own products).
+    var wholeOp = false
+    /// conv2dReLUMaxPool2 asks: ReLU and a 2x2 stride-2 max pool with a non-empty output follow.
+    var poolFollows = false
+    /// A gradient is recorded through this call (training).
+    var recording = false
+    /// The weight, when the packed-weight cache serves it in this call (inference: no
+    /// gradient of the weight, and the cache on); nil otherwise.
+    var cachedWeight: CachedOperand? = nil
+
+    /// The mode of conv2d (`poolFollows`: of conv2dReLUMaxPool2) on these tensors, read on the
+    /// calling thread when the op starts.
+    static func conv2d(x: Tensor, weight: Tensor, bias: Tensor?, poolFollows: Bool = false) -> ConvMode {
+        let cache = WeightCache.current
+        return ConvMode(wholeOp: true, poolFollows: poolFollows,
+                        recording: GradMode.isEnabled && (x.requiresGrad || weight.requiresGrad || bias?.requiresGrad == true),
+                        cachedWeight: cache.applies(to: weight) ? CachedOperand(storage: weight.storage, offset: 0, cache: cache) : nil)
+    }
+}
+
+extension ConvGeometry {
+    /// The algorithm that computes `product` of this convolution in `mode`: the one place
+    /// where it is chosen. The first rule that applies wins.
+    ///
+    /// Whole op (`mode.wholeOp`, conv2d), forward:
+    /// 1. `winogradF2x2ReLUPool` when a pool follows, no gradient is recorded and rule 5
+    ///    picks Winograd: its 2x2 output tiles are the pool windows, so the convolution's
+    ///    output (conv1_2's is the largest activation of a VGG forward) is never stored.
+    ///    Training keeps the two ops: the backward needs that output.
+    /// 2. `liveTapBox` when some rows or columns of kernel taps never meet the input (fc6
+    ///    on the 2x2 and 3x3 maps of small images) and the cache does not serve the weight:
+    ///    the dead taps' multiply-adds and weight traffic would be spent in all three
+    ///    products. A cached weight is at hand packed whole, and a box would be a new copy.
+    ///
+    /// Forward:
+    /// 3. `depthwiseDirect` when every group reads one input channel: a GEMM of depth
+    ///    kH*kW per plane would be all packing.
+    /// 4. `batchedColumns` when `batchedImages` > 0 (groups 1, several images, output planes
+    ///    of at most `batchedMaxPlane` pixels): per image, the GEMM would pack the whole
+    ///    weight for a handful of columns. On larger planes the per-image path, one image per
+    ///    thread without synchronisation, is faster.
+    /// 5. `winogradF2x2` when `usesWinograd` (3x3, stride 1, dilation 1, groups 1, at least 64
+    ///    input and output channels and 64 output tiles per image): 4/9 of the multiply-adds.
+    ///    Below those sizes the transforms cost what the multiply-adds save.
+    /// 6. `winogradF27` when the cache serves the weight and `usesWinogradF27` (kh x 7,
+    ///    stride 1, dilation 1, groups 1, at least 64 input and output channels), and the
+    ///    cache holds its U: 4/7 of the multiply-adds, but U (8/7 of the weight) is worth
+    ///    building only when it is kept. On the weight's first sighting (U is built on the
+    ///    next call) `implicitGEMM` without caching its own packing (one cached form per
+    ///    weight); when U does not fit the cache, `implicitGEMM` with the weight cached.
+    /// 7. `strassen` for a pointwise layer, groups 1, when the cache serves the weight and
+    ///    `strassenApplies` (Cout and Cin even and >= 1024, >= 64 output pixels) and the
+    ///    cache holds the block sums: 7/8 of the multiply-adds; smaller products lose more
+    ///    GEMM efficiency than that saves, and the block sums (7/4 of the weight) are worth
+    ///    building only when kept. First sighting and no room: `pointwiseGEMM`, as in rule 6.
+    /// 8. `pointwiseGEMM` for a pointwise layer: x is already the column matrix.
+    /// 9. `implicitGEMM`.
+    ///
+    /// Input gradient: `batchedColumns` (rule 4) unless `subpixelPhases` applies (its one
+    /// GEMM already covers the image); `pointwiseGEMM`; at stride 1 `flippedKernel` when
+    /// `flipPays` (Winograd when the flipped convolution passes rule 5), a GEMM of depth
+    /// Cout/g*kH*kW instead of Cout/g with no col2im; `subpixelPhases` when the kernel is a
+    /// multiple of the stride (every FCN upsampling layer), dilation 1: no col2im and a
+    /// deeper GEMM; else `col2imTiles`.
+    ///
+    /// Weight gradient: `batchedColumns` (rule 4), `winogradF2x2` (rule 5), `pointwiseGEMM`,
+    /// `implicitGEMM`.
+    ///
+    /// Rules 6 and 7 ask the cache for the transformed weight (a first sighting registers
+    /// it, a second builds it), so a call chooses once and runs that choice.
+    /// `fastPaths == false` (tests) leaves rules 1, 2, 9 and col2im tiles; `winograd` and
+    /// `FCN_WINOGRAD=0` / `FCN_STRASSEN=0` switch rules 1, 5, 6 / 7.
+    func algorithm(for product: ConvProduct, mode: ConvMode = ConvMode()) -> ConvAlgorithm {
+        let cachedA = groups == 1 ? mode.cachedWeight : nil
+        switch product {
+        case .forward:
+            if mode.wholeOp && mode.poolFollows && !mode.recording && usesWinograd && batchedImages == 0 {
+                return .winogradF2x2ReLUPool(cachedWeight: mode.cachedWeight)
+            }
+            if mode.wholeOp && mode.cachedWeight == nil, let box = liveTapBox { return .liveTapBox(box) }
+            if isDepthwise { return .depthwiseDirect }
+            let nb = batchedImages
+            if nb > 0 { return .batchedColumns(images: nb) }
+            if usesWinograd { return .winogradF2x2(cachedWeight: mode.cachedWeight) }
+            if let weight = mode.cachedWeight, usesWinogradF27 {
+                switch winogradF27Weights(self, weight: weight) {
+                case .ready(let u): return .winogradF27(u: u)
+                case .firstSighting: return .implicitGEMM(cachedA: nil)
+                case .unavailable: return .implicitGEMM(cachedA: cachedA)
+                }
+            }
+            guard isPointwise else { return .implicitGEMM(cachedA: cachedA) }
+            if let weight = cachedA, strassenApplies(m: outChannels, n: outPlane, k: inChannels) {
+                switch strassenBlockSums(m: outChannels, k: inChannels, lda: inChannels, weight: weight) {
+                case .ready(let sums): return .strassen(blockSums: sums)
+                case .firstSighting: return .pointwiseGEMM(cachedA: nil)
+                case .unavailable: break
+                }
+            }
+            return .pointwiseGEMM(cachedA: cachedA)
+        case .inputGradient:
+            let subpixel = fastPaths && (strideH > 1 || strideW > 1) && dilH == 1 && dilW == 1
+                && kH % strideH == 0 && kW % strideW == 0
+            let nb = batchedImages
+            if nb > 0 && !subpixel { return .batchedColumns(images: nb) }
+            if isPointwise { return .pointwiseGEMM(cachedA: nil) }
+            if fastPaths && strideH == 1 && strideW == 1 && flipPays {
+                return .flippedKernel(winograd: flippedKernelGeometry.usesWinograd)
+            }
+            return subpixel ? .subpixelPhases : .col2imTiles
+        case .weightGradient:
+            let nb = batchedImages
+            if nb > 0 { return .batchedColumns(images: nb) }
+            if usesWinograd { return .winogradF2x2(cachedWeight: nil) }
+            return isPointwise ? .pointwiseGEMM(cachedA: nil) : .implicitGEMM(cachedA: nil)
+        }
+    }
+
+    // MARK: The size rules of `algorithm(for:mode:)` (reasons there)
+
+    /// Largest output plane (pixels) of the batched path (rule 4).
+    static let batchedMaxPlane = 32
+
+    /// Images per GEMM of `batchedColumns` (as many as `batchedWorkspaceFloats` holds), or
+    /// 0 when rule 4 does not apply.
+    var batchedImages: Int {
+        guard fastPaths, groups == 1, batch > 1, outPlane <= ConvGeometry.batchedMaxPlane else { return 0 }
+        let perImage = (k + outChannels) * outPlane
+        let nb = min(batch, ConvGeometry.batchedWorkspaceFloats / max(1, perImage))
+        return nb >= 2 ? nb : 0
+    }
+
+    /// Rule 5: Winograd F(2x2, 3x3) for all three products.
+    var usesWinograd: Bool {
+        guard fastPaths, allowsWinograd else { return false }
+        switch winograd {
+        case .never: return false
+        case .always: return true
+        case .auto:
+            return winogradEnabled && inChannels >= 64 && outChannels >= 64 && ((outH + 1) / 2) * ((outW + 1) / 2) >= 64
+        }
+    }
+
+    /// Rule 6, but for the cache: Winograd F(2, 7) for a forward with a cached weight.
+    var usesWinogradF27: Bool {
+        guard fastPaths, allowsWinogradF27 else { return false }
+        switch winograd {
+        case .never: return false
+        case .always: return true
+        case .auto: return winogradEnabled && inChannels >= 64 && outChannels >= 64
+        }
+    }
+
+    /// The input gradient at stride 1 as a flipped-kernel convolution: the flip copies the
+    /// weight once (memory traffic about twice its size), which rivals the GEMM only when
+    /// the planes are tiny and the layer deep (fc6 on small maps).
+    var flipPays: Bool { outGroupChannels < 256 || batch * inPlane >= 1024 }
+
+    /// The forward convolution that computes this one's stride-1 input gradient: gy
+    /// convolved with the flipped, transposed kernel, padding `(k-1)*d - pad` on each side
+    /// (negative for a pad above (k-1)*d: a crop, which the Winograd transform reads as zeros).
+    var flippedKernelGeometry: ConvGeometry {
+        var f = ConvGeometry(batch: batch, inChannels: outChannels, inH: outH, inW: outW,
+                             outChannels: inChannels, outH: inH, outW: inW, kH: kH, kW: kW, strideH: 1, strideW: 1,
+                             padTop: (kH - 1) * dilH - padTop, padBottom: (kH - 1) * dilH - padBottom,
+                             padLeft: (kW - 1) * dilW - padLeft, padRight: (kW - 1) * dilW - padRight,
+                             dilH: dilH, dilW: dilW, groups: groups)
+        f.winograd = winograd
+        return f
+    }
+}
+
+/// Rule 7: one level of Strassen for an `m x k` weight times `n` columns.
+func strassenApplies(m: Int, n: Int, k: Int) -> Bool {
+    strassenEnabled && m % 2 == 0 && k % 2 == 0 && m >= 1024 && k >= 1024 && n >= 64
+}
