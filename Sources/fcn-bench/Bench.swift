@@ -4,6 +4,7 @@
 // Rows are printed as a table (row, ms, GFLOP/s) or, with `--json`, as
 // {"threads": N, "rows": [{"row": "...", "ms": 1.0, "gflops": 2.0}, ...]}.
 import Dispatch
+import Foundation
 import FCNTools
 import FCN
 #if canImport(Glibc)
@@ -47,25 +48,52 @@ final class Bench {
     static func parseOptions(_ args: [String]) -> Options {
         var o = Options()
         var i = 1
+        /// Bad arguments end the run with status 2 and a message naming the argument.
+        func usageError(_ message: String) -> Never {
+            FileHandle.standardError.write(Data("fcn-bench: error: \(message) (see --help)\n".utf8))
+            exit(2)
+        }
         func value() -> String {
             i += 1
-            guard i < args.count else { fatalError("fcn-bench: \(args[i - 1]) needs a value") }
+            guard i < args.count else { usageError("\(args[i - 1]) needs a value") }
             return args[i]
         }
+        func int(_ flag: String, min: Int) -> Int {
+            let v = value()
+            guard let n = Int(v), n >= min else { usageError("\(flag) expects an integer >= \(min), got '\(v)'") }
+            return n
+        }
         while i < args.count {
-            switch args[i] {
-            case "--threads": o.threads = Int(value()) ?? o.threads
+            let flag = args[i]
+            switch flag {
+            case "--threads": o.threads = int(flag, min: 1)
             case "--json": o.json = true
             case "--quick": o.quick = true
             case "--filter": o.filter = value()
-            case "--repeats": o.repeats = max(1, Int(value()) ?? o.repeats)
+            case "--repeats": o.repeats = int(flag, min: 1)
             case "--cpu": o.cpuTime = true
-            case "--weight-cache": o.weightCacheMB = max(0, Int(value()) ?? o.weightCacheMB)
+            case "--weight-cache": o.weightCacheMB = int(flag, min: 0)
             case "--probe": o.probe = value().split(separator: ",").compactMap { Int($0) }
             case "-h", "--help":
-                print("usage: fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--repeats N] [--cpu] [--weight-cache MB]")
+                print("""
+                usage: fcn-bench [options]
+
+                Times the kernels, the VGG16-FCN layers at 500x500 and whole networks in a
+                release build, and checks the tuned kernels against the naive ones.
+
+                  --threads N        compute threads (default: all processors)
+                  --quick            small shapes only (the CI smoke run)
+                  --filter TEXT      only rows whose name contains TEXT
+                  --repeats N        timed runs per row, best kept (default 3)
+                  --cpu              CPU time of the process instead of wall time
+                  --weight-cache MB  keep packed weights between calls (default 1024; 0: off)
+                  --json             one JSON object instead of the table
+                  -h, --help         this text
+
+                Exit status: 0 done, 1 a tuned kernel disagreed with its reference, 2 usage error.
+                """)
                 exit(0)
-            default: fatalError("fcn-bench: unknown argument \(args[i])")
+            default: usageError("unknown argument '\(flag)'")
             }
             i += 1
         }
