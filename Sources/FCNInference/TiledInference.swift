@@ -39,11 +39,10 @@
 // input 2*3*S^2 = 8.0M, scores 21 * (1218^2 + 1156^2) = 59.2M, conv1 2*4*1354^2 = 14.7M:
 // about 82M floats (330 MB) per tile, whatever the image size. Outside the tiles the
 // image itself (3 bytes per pixel, as decoded) and the label map (1 byte per pixel) are
-// held; fcn-segment blends the overlay into the decoded image in place. Measured with
-// `fcn-segment --stats` on an 8000x8000 PNG (that example, tile 512): VmHWM 734 MiB = the
-// 330 MB per tile + 192 MB image + 64 MB labels + PNG codec buffers + heap fragmentation
-// (fcn-segment keeps freed tile buffers in the heap instead of re-mapping them per tile,
-// see its main.swift).
+// held; fcn-segment blends the overlay into the decoded image in place. The process peak
+// adds the PNG codec's buffers and some heap fragmentation (fcn-segment keeps freed tile
+// buffers in the heap instead of re-mapping them per tile, see its main.swift); the peak
+// measured for that example on an 8000x8000 PNG is in Benchmarks.md, Memory.
 //
 // Test-time augmentation (flip, scales) averages softmax probabilities per tile, over the
 // whole tile, then keeps the core. For flip alone on a network with f = 1 this equals the

@@ -9,15 +9,14 @@ import Glibc
 // Tiled inference allocates the same tile-sized buffers (input, activations, scores: tens
 // to hundreds of MB each) for every tile and frees them after it. glibc serves blocks above
 // its mmap threshold (128 KiB, adapting up to 32 MiB) with fresh mmaps and unmaps them on
-// free, so every tile faulted all its pages in again (33 s of system time on an 8000x8000
-// image). Serving them from the heap (no mmap) and not trimming it below 1 GiB keeps the
-// freed blocks for the next tile, which asks for the same sizes in the same order: the
-// pages are faulted once. Measured on an 8000x8000 PNG, FCN-8s width 1/16, tile 512:
-// system time 34.9 s -> 0.8 s, minor faults 17.4M -> 0.18M, wall 155 s -> 88 s; peak RSS
-// 647 -> 734 MiB (freed blocks of differently sized edge tiles fragment the heap a little).
-// Raising only the mmap threshold to its 32 MiB maximum barely helps (26 s): the largest
-// tile buffers (scores, ~125 MB) are above it. The process keeps its peak heap until it
-// exits, which suits a one-shot command.
+// free, so every tile faulted all its pages in again (system time). Serving them
+// from the heap (no mmap) and not trimming it below 1 GiB keeps the freed blocks for the
+// next tile, which asks for the same sizes in the same order: the pages are faulted once.
+// The peak RSS grows a little (freed blocks of differently sized edge tiles fragment the
+// heap). Raising only the mmap threshold to its 32 MiB maximum barely helps: the largest
+// tile buffers (scores, ~125 MB) are above it. Figures (8000x8000 PNG, FCN-8s width 1/16,
+// tile 512): Benchmarks.md, Memory. The process keeps its peak heap until it exits, which
+// suits a one-shot command.
 // (malloc.h is not part of the Glibc module: mallopt is looked up by name; the constants
 // are glibc's M_TRIM_THRESHOLD = -1 and M_MMAP_MAX = -4.)
 if let symbol = dlsym(nil, "mallopt") {

@@ -51,7 +51,7 @@ let console = group.rank == 0 ? TrainerConsole.standardError(showsProgress: opti
                               : TrainerConsole(isTerminal: false, showsProgress: false) { _ in }
 
 if options.evaluateOnly {
-    // The checkpoint describes its model: opened the way fcn-segment opens it, measured on
+    // The checkpoint describes its model: opened the way fcn-segment opens it, evaluated on
     // the validation images of --data / --seed / --image-size / --val-count.
     do {
         let path = options.resume!

@@ -86,8 +86,8 @@ void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, fl
 //   M_e [Cout, rows * tiles_w] = U_e [Cout, C * kh] x im2col_{kh x 1}(T_e),
 // where T_e [C, input rows, tiles_w] holds the transformed input rows: the kh x 1 column
 // matrix of T_e is read by the engine's implicit im2col, so each input row is transformed
-// once, not kh times. Error on fc6 shapes: about 5x that of a direct float32 GEMM (1.8e-6
-// of the largest output against 3.7e-7, numpy emulation).
+// once, not kh times. Error on fc6 shapes: a few times that of a direct float32 GEMM (the
+// factors reach 21/4 and 64 x 32/45; figures: Benchmarks.md, Accuracy).
 
 /// Row block co0 ..< co1 of U_e, plain: u[(co - co0) * ldu + ci * kh + ky] = (G w[co, ci, ky, :])_e
 /// for w [cout, cin, kh, 7], e in 0 ..< 8.

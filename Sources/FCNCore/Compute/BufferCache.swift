@@ -1,10 +1,10 @@
 // Large tensor buffers: mapped once and recycled instead of returned to the OS.
 //
 // Why: a fresh 125 MB activation (conv1_2's output at 500 x 500) costs 30 000 page faults in
-// which the kernel zeroes 4 KiB pages; on the machines measured that runs at ~2 GB/s, about
-// 270 ms of page faults per FCN-8s forward at 500 x 500 (~14% of it). Reusing freed buffers
-// removes them. Optionally (`FCN_HUGE_PAGES=1`) blocks ask for 2 MiB pages, which cut the
-// TLB misses of the im2col packer (~1-2% measured); off by default because the first faults
+// which the kernel zeroes 4 KiB pages, a sizeable share of an FCN-8s forward at 500 x 500
+// (figures: Benchmarks.md, Memory). Reusing freed buffers removes them. Optionally
+// (`FCN_HUGE_PAGES=1`) blocks ask for 2 MiB pages, which cut the TLB misses of the im2col
+// packer (a small gain, same section); off by default because the first faults
 // of a madvised region may stall in memory compaction.
 //
 // Contract: `TensorStorage` asks `BufferCache.allocate` for every buffer of at least

@@ -17,13 +17,13 @@
 //   neon     8 x 12 tile (24 q accumulators)
 //   portable 4 x 8 plain C
 //
-// Block sizes (measured on an AVX-512 core with 48 KiB L1d, 1 MiB L2): KC = 512 so the
+// Block sizes (tuned on an AVX-512 core with 48 KiB L1d, 1 MiB L2): KC = 512 so the
 // packed B micro-panel (KC x 32 floats = 64 KiB) streams from L1/L2 while the packed A block
 // (MC x KC <= 336 x 512 floats = 672 KiB) stays in L2; NC = 4096 keeps the packed B block
 // (8 MiB) in the L3. Tiles of at most 512 rows (every convolution but fc6/fc7) run as one
 // row block with deeper K blocks: KC up to min(4608, 786432 / rows), i.e. a packed A block
 // of at most 3 MiB streamed from L2/L3. Fewer K blocks mean fewer read-modify-write passes
-// over C; measured +5-9% on the VGG16 convolutions (conv3_2: 213 -> 246 GFLOP/s).
+// over C (figures: Benchmarks.md, GEMM).
 //
 // Workspace: each running tile takes one `GEMMWorkspace` (packed A + packed B buffers, plus
 // an im2col^T scratch panel for convolution weight gradients) from a process-wide pool and
@@ -89,8 +89,7 @@ package enum GEMMConfig {
     static let unpackedAColumns = 256
     /// A read in place has its MR rows `lda` floats apart; when that is a multiple of 4 KiB
     /// (lda % 1024 == 0: fc7's 4096) every row falls into the same L1 set and the rows evict
-    /// each other, so such A is packed (fc7 at 500 x 500, 1 thread: 103 -> 85 ms on a 32 KiB
-    /// 8-way L1d).
+    /// each other, so such A is packed (figures: Benchmarks.md, GEMM).
     static let unpackedAConflictingStride = 1024
     /// The same bound for tiles of one row block, whose packed A would serve every B panel
     /// of the tile: with at most 2 panels (fc6 of a narrow FCN on 3 x 3 planes, 4 images:
@@ -214,8 +213,8 @@ struct GEMMPlan {
         }
         // A tall single row block (conv4/conv5 of VGG16: m = 512) is split along M when every
         // thread still gets many row panels: each thread then packs and streams only its own
-        // rows of A (measured at 2 threads: conv5_1 500 20.5 -> 19.7 ms, conv4_2 84 -> 80 ms;
-        // m = 256, 128 rows a thread, is better split along N).
+        // rows of A (m = 256, 128 rows a thread, is better split along N; figures:
+        // Benchmarks.md, GEMM).
         if t > 1 && !aPacked && m <= max(blocks.mc, blocks.singleRowMC) && m / t >= GEMMConfig.minRowsPerThreadForRowSplit {
             best = (t, 1, 0)
         }

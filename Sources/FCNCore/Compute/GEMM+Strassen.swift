@@ -14,8 +14,8 @@
 // chunk), then the combination into C with bias and ReLU. Workspace: B operands + products
 // at most `strassenChunkFloats` (plus one chunk of 64 columns when k and m are huge).
 // Accuracy: each C element is a sum of products of block sums, so rounding errors grow by
-// a small factor over a direct sum (Benchmarks.md, accuracy); the tests hold it to the naive
-// product at 1e-5.
+// a small factor over a direct sum (figures: Benchmarks.md, Accuracy); the tests hold it to
+// the naive product at 1e-5.
 import CFCNKernels
 
 /// B operands + products of one chunk of columns (4 M floats = 16 MiB: fc7 at 500 x 500,

@@ -2,8 +2,9 @@
 //
 // Why: a convolution packs its weight (the GEMM's A operand, or the Winograd U matrices)
 // on every call. For inference with the same weights that is repeated work: fc7 of VGG16
-// packs 64 MiB per call (about 10% of its time at 500 x 500), and a 512-channel Winograd
-// layer transforms 2.4 M weights. onnxruntime packs once when a session loads.
+// packs 64 MiB per call (a noticeable share of its time at 500 x 500; figures:
+// Benchmarks.md, Convolution), and a 512-channel Winograd layer transforms 2.4 M weights.
+// onnxruntime packs once when a session loads.
 //
 // Contract: opt-in. `Compute.weightCacheMegabytes` (default 0 = off; the environment
 // variable `FCN_WEIGHT_CACHE_MB` sets the default) bounds the packed bytes kept. When on, a

@@ -19,9 +19,9 @@
 // the output transform with bias and ReLU. Workspace: T + M with M = 8 * Cout * rows *
 // tilesW at most `winogradF27ChunkFloats` (rows >= 1), whatever the image size.
 // Accuracy: the points 0, +-1, +-2, +-1/2 (the rows scaled so that B^T has short binary
-// entries) keep the error a few times that of a direct float32 GEMM (Benchmarks.md, accuracy);
-// tests hold it to the naive loops and to PyTorch at 1e-5. As with F(2x2, 3x3), an infinite
-// input cell reaches every output of the column pairs that read it.
+// entries) keep the error a few times that of a direct float32 GEMM (figures: Benchmarks.md,
+// Accuracy); tests hold it to the naive loops and to PyTorch at 1e-5. As with F(2x2, 3x3),
+// an infinite input cell reaches every output of the column pairs that read it.
 import CFCNKernels
 
 /// M floats of one chunk of output rows (4 M floats = 16 MiB: the 16 output rows of fc6 at

@@ -25,13 +25,13 @@
 // When it runs: `ConvGeometry.algorithm(for:mode:)`, rules 1 and 5.
 import CFCNKernels
 
-/// V + M floats of one chunk (8 MiB). Chunks of 1 to 8 MiB measured level on the VGG16
-/// layers (conv1_2 ... conv5_1 at 500 x 500); the larger bound re-reads U less often.
+/// V + M floats of one chunk (8 MiB). Smaller chunks gained nothing on the VGG16 layers
+/// (figures: Benchmarks.md, Convolution); the larger bound re-reads U less often.
 let winogradChunkFloats = 1 << 21
 
-/// V + M floats of a chunk that one thread runs whole (2 MiB, twice the L2 of a core: 1 to
-/// 8 MiB measured within noise at 2 threads, 2 MiB slightly ahead); at least 2 NR panels of
-/// tiles (64 tiles of a 512-channel layer: 4 MiB).
+/// V + M floats of a chunk that one thread runs whole (2 MiB, twice the L2 of a core; the
+/// sizes tried are in Benchmarks.md, Convolution); at least 2 NR panels of tiles (64 tiles
+/// of a 512-channel layer: 4 MiB).
 let winogradThreadChunkFloats = 1 << 19
 
 extension ConvGeometry {

@@ -25,12 +25,13 @@
 // * Ending: on exit status 0 MPI is finalised; on any other exit status (a failed rank)
 //   the job is aborted with MPI_Abort so the other ranks stop instead of waiting. A rank
 //   killed by a signal is noticed by the launcher, which ends the job. `abort(_:code:)`
-//   ends the whole job on purpose. Measured with Open MPI 4.1, 2 ranks, rank 1 leaving as
-//   rank 0 enters an all-sum: exit(3) ends the job in 0.5 s with status 3; SIGKILL, or
-//   _exit(3) past the handler, in 1.5 s (mpirun's doing); finalising on exit(3) instead
-//   hung. MPI_Finalize waits for every rank, so a rank that stops early with status 0
-//   while the others wait in a collective hangs the job: a rank that gives up must exit
-//   non-zero, or call `abort`, or return the error to code that does.
+//   ends the whole job on purpose. Checked with Open MPI 4.1, 2 ranks, rank 1 leaving as
+//   rank 0 enters an all-sum: exit(3) ends the job with status 3; SIGKILL, or _exit(3)
+//   past the handler, ends it too, a little later (mpirun's doing); finalising on exit(3)
+//   instead hung (timings: Benchmarks.md, Distributed training). MPI_Finalize waits for
+//   every rank, so a rank that stops early with status 0 while the others wait in a
+//   collective hangs the job: a rank that gives up must exit non-zero, or call `abort`, or
+//   return the error to code that does.
 // * A collective that fails (MPI returns an error: the communicator has MPI_ERRORS_RETURN)
 //   throws `DistributedError.callFailed` naming the call and MPI_Error_string's text. The
 //   other ranks may be waiting in it: end the job (`abort`, or a non-zero exit).

@@ -2,9 +2,9 @@
 // passes run side by side, one worker thread each, the kernels inside a part serial.
 //
 // Why: on few cores and small images the kernels of one pass split poorly over threads
-// (a 64-pixel step of the width-0.1875 FCN-8s, batch 4, ran only 1.42x faster on 2
-// threads than on 1, a 128-pixel one 1.55x); running the halves of the batch at once keeps
-// every core inside whole kernels, with no wake-up per kernel.
+// (a second thread speeds a step of a small FCN-8s up far less than twice; figures:
+// Benchmarks.md, Training); running the halves of the batch at once keeps every core
+// inside whole kernels, with no wake-up per kernel.
 //
 // Contract:
 //   let batch = DataParallelBatch(input: x, parts: 2) { model($0) }

@@ -4,17 +4,18 @@
 //
 // One deliberate difference: moments and momentum buffers that fall below the smallest
 // normal float (1.2e-38, `Float.leastNormalMagnitude`) are stored as 0. Such an entry moves
-// its weight by less than 1e-29 per step, but subnormal arithmetic runs about 100x slower on
-// x86: in a 10-minute FCN run the moments of dead units decayed into that range and the
-// optimizer step took 2.5x its time. (PyTorch keeps them unless `torch.set_flush_denormal`.)
+// its weight by less than 1e-29 per step, but subnormal arithmetic is many times slower on
+// x86, and in a long FCN run the moments of dead units decay into that range and stay
+// there, slowing every optimizer step (figures: Benchmarks.md, Training). (PyTorch keeps
+// them unless `torch.set_flush_denormal`.)
 //
 // Each `step()` reads every parameter's `value.grad` (parameters without a gradient are
 // skipped) and updates `value` in place with element-wise loops split over the compute
 // threads (Adam's runs in C, CFCNKernels `fcn_adam_update`, with AVX-512 and AVX2 paths: the
-// Swift loop compiled for baseline x86-64 took 12% of a small FCN's training step, the C
-// one takes 6%); nothing is recorded by autograd. State (momentum buffers, Adam moments,
-// per-parameter step counts) is exposed as an `OptimizerState` of named tensors and
-// integer counters for checkpoints.
+// Swift loop compiled for baseline x86-64 took a visible share of a small FCN's training
+// step; figures: Benchmarks.md, Training); nothing is recorded by autograd. State
+// (momentum buffers, Adam moments, per-parameter step counts) is exposed as an
+// `OptimizerState` of named tensors and integer counters for checkpoints.
 
 import FCNCore
 import FCNIO

@@ -176,10 +176,10 @@ public struct TrainerOptions: Sendable, Equatable {
     public var threads: Int? = nil
     /// Parts each batch is split into, whose forward and backward passes run side by side
     /// (`DataParallelBatch`). 1 (default) runs the batch whole, the kernels split over the
-    /// threads. 2 on 2 cores gave 1.15x the images per second of the FCN-8s at width
-    /// 0.1875 on 128-pixel images, about the same on 64-pixel ones (where streaming fc6's
-    /// weights dominates), and 12% more steps in the README's ten-minute runs. Needs
-    /// `dropout` off; must not exceed `batch`.
+    /// threads. 2 on 2 cores gains images per second for the README's FCN-8s at width
+    /// 0.1875 on 128-pixel images, little on 64-pixel ones (where streaming fc6's weights
+    /// dominates); figures in Benchmarks.md, Training. Needs `dropout` off; must not
+    /// exceed `batch`.
     public var replicas = 1
     /// Validate (and checkpoint) every this many steps; 0 = only at the end of each stage.
     public var valEvery = 200
