@@ -44,8 +44,8 @@ func randomizeBatchNorms(_ model: some Module, seed: UInt64) {
         }
         return m
     }()
-    static let resnet50: FCNResNet = { ParameterInit.seed(12); let m = FCNResNet(depth: .resnet50, numClasses: 3); randomizeBatchNorms(m, seed: 300); return m }()
-    static let resnet101: FCNResNet = { ParameterInit.seed(13); let m = FCNResNet(depth: .resnet101, numClasses: 2); randomizeBatchNorms(m, seed: 400); return m }()
+    static let resnet50: DilatedResNetFCN = { ParameterInit.seed(12); let m = DilatedResNetFCN(depth: .resnet50, numClasses: 3); randomizeBatchNorms(m, seed: 300); return m }()
+    static let resnet101: DilatedResNetFCN = { ParameterInit.seed(13); let m = DilatedResNetFCN(depth: .resnet101, numClasses: 2); randomizeBatchNorms(m, seed: 400); return m }()
 
     @Test func foldingConformancesReplaceEveryBatchNorm() {
         let block = Bottleneck(inPlanes: 8, planes: 2, stride: 2, downsample: resnetDownsample(8, 8, stride: 2), dilation: 1)
@@ -93,7 +93,7 @@ func randomizeBatchNorms(_ model: some Module, seed: UInt64) {
         expectClose(net.scores(normalized: x), expected, tolerance: 1e-4, "\(deep ? "fcn_resnet101" : "fcn_resnet50") folded")
     }
 
-    @Test func receptiveFieldOfFCNResNet50WithinStatedRadius() {
+    @Test func receptiveFieldOfDilatedResNetFCN50WithinStatedRadius() {
         checkRadius(ModelSegmentation(Self.resnet50), length: 520, lower: 180, "fcn_resnet50")
     }
 

@@ -32,9 +32,9 @@ public enum ModelArchitecture: String, Sendable, CaseIterable, CustomStringConve
     case resnet18FCN8s = "resnet18-fcn8s"
     /// ResNet-34 backbone with FCN-8s style skips (`ResNetFCN8s`), seed 002's model.
     case resnet34FCN8s = "resnet34-fcn8s"
-    /// torchvision's FCN with a dilated ResNet-50 backbone (`FCNResNet`).
+    /// torchvision's FCN with a dilated ResNet-50 backbone (`DilatedResNetFCN`).
     case fcnResNet50 = "fcn_resnet50"
-    /// torchvision's FCN with a dilated ResNet-101 backbone (`FCNResNet`).
+    /// torchvision's FCN with a dilated ResNet-101 backbone (`DilatedResNetFCN`).
     case fcnResNet101 = "fcn_resnet101"
 
     /// The VGG16 variant of the VGG FCNs, nil for the ResNet ones.

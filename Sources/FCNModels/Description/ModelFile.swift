@@ -163,8 +163,8 @@ extension ModelDescription {
             switch architecture {
             case .resnet18FCN8s: model = ResNetFCN8s(numClasses: classes, backbone: ResNet(.resnet18))
             case .resnet34FCN8s: model = ResNetFCN8s(numClasses: classes, backbone: ResNet(.resnet34))
-            case .fcnResNet50: model = FCNResNet(depth: .resnet50, numClasses: classes, auxiliary: auxiliaryHead)
-            default: model = FCNResNet(depth: .resnet101, numClasses: classes, auxiliary: auxiliaryHead)
+            case .fcnResNet50: model = DilatedResNetFCN(depth: .resnet50, numClasses: classes, auxiliary: auxiliaryHead)
+            default: model = DilatedResNetFCN(depth: .resnet101, numClasses: classes, auxiliary: auxiliaryHead)
             }
         }
         try model.setModelDescription(self)

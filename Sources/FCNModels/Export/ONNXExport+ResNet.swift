@@ -7,7 +7,7 @@
 // stage1 (conv1+bn1+relu, maxpool, layer1, layer2), stage2 (layer3), stage3 (layer4), then
 //   s3 = upsample_2x(scores1(stage3)); s2 = upsample_4x(scores2(stage2) + s3)
 //   out = upsample_8x(scores3(stage1) + s2), sliced back to the input's height and width.
-// FCNResNet (`FCNResNet.callAsFunction`): the dilated backbone, the FCN head (3x3 conv +
+// DilatedResNetFCN (`DilatedResNetFCN.callAsFunction`): the dilated backbone, the FCN head (3x3 conv +
 // bn + relu folded, dropout left out, 1x1 score conv), then Resize to the input's height
 // and width: mode linear, coordinate_transformation_mode half_pixel, which is PyTorch's
 // `F.interpolate(mode="bilinear", align_corners=False)`: the source coordinate of output
@@ -33,7 +33,7 @@ extension ONNXExport {
         return try g.crop(y, top: 0, left: 0, like: input, name: "crop")
     }
 
-    static func fcnResNetScores(_ m: FCNResNet, _ g: inout ONNXGraphBuilder) throws -> ONNXValue {
+    static func fcnResNetScores(_ m: DilatedResNetFCN, _ g: inout ONNXGraphBuilder) throws -> ONNXValue {
         let b = m.backbone
         let backbone: [(String, any Layer)] = [
             ("backbone.conv1", b.conv1), ("backbone.bn1", b.bn1), ("backbone.relu", b.relu), ("backbone.maxpool", b.maxpool),

@@ -17,7 +17,7 @@
 // (`FusedConv2d`, as `rawScoreLayer()` does), dropout is left out (the identity in eval
 // mode), and the weights are float32 initializers (raw_data, little-endian).
 // Per family, the graph follows the forward pass op by op: VGGFCN in ONNXExport+VGG.swift,
-// ResNetFCN8s and FCNResNet in ONNXExport+ResNet.swift.
+// ResNetFCN8s and DilatedResNetFCN in ONNXExport+ResNet.swift.
 import Foundation
 import FCNCore
 import FCNIO
@@ -37,7 +37,7 @@ import Darwin
 ///
 /// In Python: `onnxruntime.InferenceSession("fcn8s.onnx").run(None, {"input": x})[0]` are
 /// the scores of the library's `model(x)` (x preprocessed as the metadata `fcn.model`
-/// says). Models: `VGGFCN` (both paddings, every variant), `ResNetFCN8s`, `FCNResNet`.
+/// says). Models: `VGGFCN` (both paddings, every variant), `ResNetFCN8s`, `DilatedResNetFCN`.
 public enum ONNXExport {
     /// The ONNX IR version written (8: ONNX 1.12 and later read it).
     public static let irVersion = 8
@@ -61,7 +61,7 @@ public enum ONNXExport {
     /// The ONNX file of `model` in memory.
     ///
     /// - Parameters:
-    ///   - model: a `VGGFCN`, `ResNetFCN8s` or `FCNResNet` (its eval-mode forward pass is
+    ///   - model: a `VGGFCN`, `ResNetFCN8s` or `DilatedResNetFCN` (its eval-mode forward pass is
     ///     exported whatever its mode).
     ///   - fixedSize: nil (default) for symbolic height and width; a size fixes the input's
     ///     height and width (the batch stays symbolic).
@@ -101,9 +101,9 @@ public enum ONNXExport {
         switch model {
         case let m as VGGFCN: scores = try vggScores(m, &g)
         case let m as ResNetFCN8s: scores = try resnetFCN8sScores(m, &g)
-        case let m as FCNResNet: scores = try fcnResNetScores(m, &g)
+        case let m as DilatedResNetFCN: scores = try fcnResNetScores(m, &g)
         default:
-            throw FCNError.unsupported("ONNX export knows VGGFCN, ResNetFCN8s and FCNResNet, not \(type(of: model))")
+            throw FCNError.unsupported("ONNX export knows VGGFCN, ResNetFCN8s and DilatedResNetFCN, not \(type(of: model))")
         }
         guard scores.channels == model.numClasses else {
             throw FCNError.mismatch("ONNX export: the graph ends with \(scores.channels) channels for \(model.numClasses) classes")

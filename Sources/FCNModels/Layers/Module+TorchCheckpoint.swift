@@ -10,7 +10,7 @@ extension Module {
     /// entries before any tensor is converted, only the tensors the module needs are read,
     /// and nothing is modified when an error is thrown.
     ///
-    ///     let model = FCNResNet(depth: .resnet50, numClasses: 21, auxiliary: true)
+    ///     let model = DilatedResNetFCN(depth: .resnet50, numClasses: 21, auxiliary: true)
     ///     try model.loadStateDict(from: TorchCheckpointFile(path: "fcn_resnet50.pth"))
     @discardableResult
     public func loadStateDict(from file: TorchCheckpointFile, strict: Bool = true) throws -> StateDictLoadReport {

@@ -151,7 +151,7 @@ private func bytes(_ t: Tensor) -> [UInt8] { t.withUnsafeBufferPointer { Array(U
     }
 
     @Test func fcnResNetInitializersAreTheFoldedModel() throws {
-        let model = sharedFCNResNet50
+        let model = sharedDilatedResNetFCN50
         let m = try checkWellFormed(try ONNXExport.data(model), model)
         let expected = foldedTensors(model.rawScoreLayer())
         let w = weights(m)

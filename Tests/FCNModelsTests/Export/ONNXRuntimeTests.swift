@@ -133,7 +133,7 @@ private func checkInRuntime(_ tag: String, _ cases: [RuntimeCase], tolerance: Fl
     @Test(.enabled(if: onnxPython != nil, onnxSkipMessage))
     func fcnResNet50OddSizes() throws {
         try checkInRuntime("fcn_resnet50", [
-            .model("fcn_resnet50", sharedFCNResNet50, [Tensor.randn([1, 3, 37, 53], seed: 6), Tensor.randn([1, 3, 21, 70], seed: 7)]),
+            .model("fcn_resnet50", sharedDilatedResNetFCN50, [Tensor.randn([1, 3, 37, 53], seed: 6), Tensor.randn([1, 3, 21, 70], seed: 7)]),
         ])
     }
 

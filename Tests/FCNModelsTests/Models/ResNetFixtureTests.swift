@@ -26,8 +26,8 @@ func fillDeterministically(_ model: some Module, seed: UInt64 = 2015) {
 /// fcn_resnet50 with 4 classes and the aux head, filled with detinit's weights, in eval
 /// mode: shared read-only by the fixture and size tests (building 35M parameters is the
 /// slow part of these tests in a debug build; eval forward passes mutate nothing).
-let sharedFCNResNet50: FCNResNet = {
-    let m = FCNResNet(depth: .resnet50, numClasses: 4, auxiliary: true)
+let sharedDilatedResNetFCN50: DilatedResNetFCN = {
+    let m = DilatedResNetFCN(depth: .resnet50, numClasses: 4, auxiliary: true)
     fillDeterministically(m)
     m.eval()
     return m
@@ -75,7 +75,7 @@ func patternGradient(_ shape: [Int]) -> Tensor {
         let c = Self.resnet[1]
         #expect(c.string("model") == "fcn_resnet50")
         #expect(c.int("classes") == 4 && c.bool("aux"))
-        let model = sharedFCNResNet50
+        let model = sharedDilatedResNetFCN50
         expectSameState(model, c)
         let (out, aux) = model.forward(c.tensor("input"))
         #expect(out.shape == [1, 4, 48, 40])
@@ -86,7 +86,7 @@ func patternGradient(_ shape: [Int]) -> Tensor {
     @Test func fcnResNet101MatchesTorchvision() {
         let c = Self.extra[0]
         #expect(c.string("model") == "fcn_resnet101")
-        let model = FCNResNet(depth: .resnet101, numClasses: c.int("classes"), auxiliary: true)
+        let model = DilatedResNetFCN(depth: .resnet101, numClasses: c.int("classes"), auxiliary: true)
         expectSameState(model, c)
         fillDeterministically(model)
         model.eval()

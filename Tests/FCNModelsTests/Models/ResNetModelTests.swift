@@ -35,7 +35,7 @@ private func stderrOf(_ result: ExitTest.Result?) -> String {
     }
 
     @Test func fcnResNetOutputSizeEqualsInputSize() {
-        let model = sharedFCNResNet50
+        let model = sharedDilatedResNetFCN50
         for (n, h, w) in [(1, 1, 1), (1, 7, 13), (2, 17, 9), (1, 2, 31)] {
             let (out, aux) = model.forward(Tensor.randn([n, 3, h, w], seed: UInt64(h * 100 + w)))
             #expect(out.shape == [n, 4, h, w], "out for \(h)x\(w)")
@@ -47,7 +47,7 @@ private func stderrOf(_ result: ExitTest.Result?) -> String {
     /// layer3 and layer4 keep stride 1; the first block of a dilated layer uses the
     /// previous dilation, the others the new one; 3x3 padding equals dilation.
     @Test func dilationFollowsTorchvision() {
-        let backbone = sharedFCNResNet50.backbone
+        let backbone = sharedDilatedResNetFCN50.backbone
         #expect(backbone.layerDilations == [1, 1, 2, 4])
         #expect(backbone.outputStride == 8)
         func blocks(_ layer: Sequential) -> [Bottleneck] { layer.layers.map { $0 as! Bottleneck } }
@@ -133,7 +133,7 @@ private func stderrOf(_ result: ExitTest.Result?) -> String {
         // The upsampling layers start bilinear and are trainable, as in seed 002.
         #expect(relativeError(model.upsample8x.weight.value, bilinearUpsamplingKernel(channels: 2, kernelSize: 16)) == 0)
         #expect(model.upsample2x.weight.requiresGrad && model.upsample8x.bias == nil)
-        #expect(model.preferredPreprocessing == .torchvision && sharedFCNResNet50.preferredPreprocessing == .torchvision)
+        #expect(model.preferredPreprocessing == .torchvision && sharedDilatedResNetFCN50.preferredPreprocessing == .torchvision)
     }
 
     @Test func saveAndLoadRoundTrip() throws {
@@ -191,9 +191,9 @@ private func stderrOf(_ result: ExitTest.Result?) -> String {
 
     @Test func fcnResNetNeedsBottleneck() async {
         let r = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            _ = FCNResNet(depth: .resnet18, numClasses: 21)
+            _ = DilatedResNetFCN(depth: .resnet18, numClasses: 21)
         }
-        #expect(stderrOf(r).contains("FCNResNet: resnet18: torchvision's FCN has a resnet50 or resnet101 backbone"))
+        #expect(stderrOf(r).contains("DilatedResNetFCN: resnet18: torchvision's FCN has a resnet50 or resnet101 backbone"))
     }
 
     @Test func wrongInputChannels() async {

@@ -1,6 +1,6 @@
 // The ResNet models for inference: batch norms folded into their convolutions
 // (`BatchNormFoldable` for the blocks and torchvision's FCN head) and the geometry tiled
-// inference needs (`SegmentationModel` for ResNetFCN8s and FCNResNet).
+// inference needs (`SegmentationModel` for ResNetFCN8s and DilatedResNetFCN).
 //
 // Receptive fields are computed from the model's own layers (`resnetReceptiveField`, the
 // longest path: stem, then every block's convolutions; the shortcuts see less), with
@@ -11,7 +11,7 @@
 // ResNetFCN8s adds its three deconvolutions: an output pixel reads the stride-8 sum within
 // 18 pixels (kernel 16, stride 8, pad 4: two taps), that one the stride-16 sum within 16
 // more, and that one layer4 within 32 more; so R <= 449 + 66 = 515, used with one stride
-// of slack: 547. FCNResNet's raw scores are the head's stride-8 map (its bilinear resize is
+// of slack: 547. DilatedResNetFCN's raw scores are the head's stride-8 map (its bilinear resize is
 // done by the segmenter): R = 221 / 493, used with one stride of slack: 229 / 501.
 // `estimatedReceptiveFieldRadius` measures lower bounds of these (see the tests).
 
@@ -122,7 +122,7 @@ final class FoldedResNetFCN8s: Layer, @unchecked Sendable {
     }
 }
 
-extension FCNResNet: SegmentationModel {
+extension DilatedResNetFCN: SegmentationModel {
     /// fcn_resnet50/101, classes, auxiliary head, torchvision's input convention unless set otherwise.
     public var modelDescription: ModelDescription { descriptionBox.description }
     /// See `SegmentationModel.setModelDescription(_:)`.

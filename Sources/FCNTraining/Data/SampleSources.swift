@@ -69,24 +69,43 @@ public struct SyntheticSampleSource: SegmentationSampleSource {
     }
 }
 
-/// A PASCAL VOC split (21 classes), the first `limit` images of it (nil: all).
+/// A split of a folder in the PASCAL VOC layout, the first `limit` images of it (nil: all):
+/// VOC itself (21 classes) or a dataset of your own classes saved in that layout.
 public struct VOCSampleSource: SegmentationSampleSource {
     /// The VOC split the samples come from.
     public let voc: VOCSegmentation
     /// Maximum number of images used (nil: the whole split); handy for quick runs.
     public let limit: Int?
-    /// A source over `voc`, limited to its first `limit` images (default nil: all).
-    public init(_ voc: VOCSegmentation, limit: Int? = nil) { self.voc = voc; self.limit = limit }
+    /// Class names by id; their count is the class count.
+    public let names: [String]
+    /// A source over `voc`, limited to its first `limit` images (default nil: all), of the
+    /// classes `classNames` (default nil: the 21 of PASCAL VOC, `vocClassNames`). Label
+    /// values must lie in `0..<classNames.count` or be 255 (ignored).
+    public init(_ voc: VOCSegmentation, limit: Int? = nil, classNames: [String]? = nil) {
+        fcnCheck(classNames.map { !$0.isEmpty && $0.count <= 255 } ?? true, "VOCSampleSource",
+                 "classNames must hold 1 to 255 names (label 255 means ignore), got \(classNames?.count ?? 0)")
+        self.voc = voc; self.limit = limit; self.names = classNames ?? vocClassNames
+    }
     /// The smaller of `limit` and the split size.
     public var count: Int { limit.map { min($0, voc.count) } ?? voc.count }
-    /// 21: background and the 20 VOC object classes.
-    public var classes: Int { 21 }
-    /// The 21 PASCAL VOC names (`vocClassNames`).
-    public var classNames: [String]? { vocClassNames }
+    /// The number of class names: 21 for PASCAL VOC (background and 20 object classes).
+    public var classes: Int { names.count }
+    /// The class names given at creation, or the 21 PASCAL VOC names.
+    public var classNames: [String]? { names }
     /// nil: VOC images vary in size, so the sampler crops them.
     public var fixedSize: Int? { nil }
-    /// Image `index` of the split as `[3, H, W]` raw RGB and its `[H, W]` label map.
-    public func sample(_ index: Int) throws -> (image: Tensor, label: Tensor) { try voc.sample(index) }
+    /// Image `index` of the split as `[3, H, W]` raw RGB and its `[H, W]` label map. Throws
+    /// `FCNError.invalidFormat`, naming the file, for a label value that is neither a class id
+    /// nor 255 (a label file of another dataset, or class names that miss a class).
+    public func sample(_ index: Int) throws -> (image: Tensor, label: Tensor) {
+        let s = try voc.sample(index)
+        let limit = Float(classes)
+        if let bad = s.label.withUnsafeBufferPointer({ $0.first { $0 >= limit && $0 != 255 } }) {
+            throw FCNError.invalidFormat("label '\(voc.labelPath(voc.ids[index]))' holds class id \(Int(bad)), but the data has \(classes) "
+                + "classes (ids 0..<\(classes), 255 = ignore); for a dataset of your own classes give their names (--class-names)")
+        }
+        return s
+    }
 }
 
 /// Draws training batches from a source with a seeded generator.
