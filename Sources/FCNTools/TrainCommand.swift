@@ -30,7 +30,9 @@ public enum TrainCommand: Equatable, Sendable {
                            weights, torchvision state dict); tensors of the same name and
                            shape are copied, a classifier of another class count is replaced
       --class-names a,b,c | FILE   class names recorded in the checkpoint (default: the
-                           data's: the synthetic set's 5, VOC's 21); FILE has one per line
+                           data's: the synthetic set's 5, VOC's 21); FILE has one per line;
+                           with --data voc they also set the class count (a folder in
+                           the VOC layout of your own classes: label ids 0..<count)
       --no-aux-loss        fcn_resnet50/101 without the auxiliary head (default: trained
                            at torchvision's weight 0.5)
     VGG FCNs only:

@@ -162,7 +162,8 @@ public final class Trainer {
                                          labelDecoder: { try readLabelTensor(path: $0) })
             let va = try VOCSegmentation(root: root, split: "val", imageDecoder: { try readImageTensor(path: $0) },
                                          labelDecoder: { try readLabelTensor(path: $0) })
-            return (VOCSampleSource(tr), VOCSampleSource(va, limit: options.valCount == 0 ? nil : options.valCount))
+            return (VOCSampleSource(tr, classNames: options.classNames),
+                    VOCSampleSource(va, limit: options.valCount == 0 ? nil : options.valCount, classNames: options.classNames))
         }
     }
 

@@ -199,7 +199,9 @@ public struct TrainerOptions: Sendable, Equatable {
     /// evaluation and segmentation apply the same). torchvision's by default: a network
     /// trained from scratch may use either, and it is the one of the ResNet backbones.
     public var normalization: InputPreprocessing = .torchvision
-    /// Class names (recorded in the model description); nil: the data's own names.
+    /// Class names (recorded in the model description); nil: the data's own names. With
+    /// `.voc` data they also set the class count, so a folder in the VOC layout may hold a
+    /// dataset of any classes (label ids `0..<classNames.count`, 255 ignored).
     public var classNames: [String]? = nil
     /// Weights to start from (fine-tuning): any file `ModelFile` reads. Parameters whose
     /// names and shapes match are copied; a classifier of another class count is replaced.
@@ -260,6 +262,7 @@ public struct TrainerOptions: Sendable, Equatable {
             throw TrainerError("--padding, --learn-upsampling and --caffe-groups apply to the VGG FCNs only, not \(model)")
         }
         if let n = classNames, n.contains(where: \.isEmpty) { throw TrainerError("--class-names has an empty name") }
+        if let n = classNames, n.count > 255 { throw TrainerError("--class-names gives \(n.count) names; at most 255 classes (label 255 means ignore)") }
         guard imageSize >= 8 else { throw TrainerError("--image-size must be >= 8, got \(imageSize)") }
         var last = 0.0
         for phase in progressive {

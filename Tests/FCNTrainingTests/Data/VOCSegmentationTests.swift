@@ -70,4 +70,22 @@ import FCNTestSupport
         let gray = try VOCSegmentation(root: root, imageDecoder: { _ in Tensor.ones([1, 2, 3]) }, labelDecoder: labelDecoder)
         #expect(throws: FCNError.mismatch("VOC image '\(root)/JPEGImages/abc.jpg' decoded to shape [1, 2, 3], expected [3, H, W]")) { _ = try gray.sample(0) }
     }
+
+    @Test func sampleSourceChecksLabelsAgainstItsClasses() throws {
+        let root = makeVOC(ids: ["abc"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // Labels 0, 4 and 255 (ignore): valid for 5 classes, a clear error for 4.
+        let labels: VOCSegmentation.LabelDecoder = { _ in Tensor(shape: [2, 3], scalars: [0, 4, 255, 0, 4, 0]) }
+        let voc = try VOCSegmentation(root: root, imageDecoder: imageDecoder, labelDecoder: labels)
+        let names = ["background", "ellipse", "star", "cross", "ring"]
+        let five = VOCSampleSource(voc, classNames: names)
+        #expect(five.classes == 5 && five.classNames == names)
+        #expect(try five.sample(0).label.scalars == [0, 4, 255, 0, 4, 0])
+        let four = VOCSampleSource(voc, classNames: Array(names.prefix(4)))
+        #expect(throws: FCNError.invalidFormat("label '\(root)/SegmentationClass/abc.png' holds class id 4, but the data has 4 classes "
+            + "(ids 0..<4, 255 = ignore); for a dataset of your own classes give their names (--class-names)")) { _ = try four.sample(0) }
+        // Without names: PASCAL VOC's 21 classes.
+        let pascal = VOCSampleSource(voc)
+        #expect(pascal.classes == 21 && pascal.classNames == vocClassNames)
+    }
 }
