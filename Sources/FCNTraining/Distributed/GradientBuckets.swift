@@ -10,6 +10,7 @@
 //   let plan = try GradientBuckets(group: group, counts: params.map { $0.value.count })
 //   ... backward on this rank's part of the batch ...
 //   try plan.average(&grads)            // [Tensor] in the same order as `counts`
+//   (or `plan.sum(&grads)` where the gradients of one loss over the global batch add up)
 // * `init` is collective: every rank builds its plan with the same `counts` (the same
 //   model). It checks that, with one all-gather, and throws `DistributedError.mismatch`
 //   naming the ranks that differ, rather than let mismatched buffers meet in a collective.
@@ -103,9 +104,21 @@ public final class GradientBuckets: @unchecked Sendable {
                     write: { k, body in try tensors[k].withUnsafeMutableBufferPointer(body) })
     }
 
-    /// The bucket loop over buffer `k`, read and written through the two accessors.
+    /// Sums tensors (element counts of the plan, in order) across the group, in place: each
+    /// element becomes x0 + x1 + ... in rank order, the same bits on every rank and for any
+    /// `bucketBytes` (the gradients of a loss taken over the whole global batch add up).
+    public func sum(_ tensors: inout [Tensor]) throws {
+        precondition(tensors.map(\.count) == counts,
+                     "GradientBuckets.sum: tensor counts \(tensors.map(\.count)) differ from the plan's \(counts)")
+        try average(read: { k, body in tensors[k].withUnsafeBufferPointer(body) },
+                    write: { k, body in try tensors[k].withUnsafeMutableBufferPointer(body) }, divide: false)
+    }
+
+    /// The bucket loop over buffer `k`, read and written through the two accessors; divides
+    /// by the group size when `divide`.
     private func average(read: (Int, (UnsafeBufferPointer<Float>) -> Void) -> Void,
-                         write: (Int, (UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> Void) throws {
+                         write: (Int, (UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> Void,
+                         divide: Bool = true) throws {
         let n = group.size
         guard n > 1 else { return }
         let divisor = Float(n)
@@ -114,7 +127,7 @@ public final class GradientBuckets: @unchecked Sendable {
             if bucket.count == 1, counts[bucket.lowerBound] * 4 > bucketBytes {
                 try write(bucket.lowerBound) { b in   // too large to pack: summed where it is
                     try group.allSum(b)
-                    for i in b.indices { b[i] /= divisor }
+                    if divide { for i in b.indices { b[i] /= divisor } }
                 }
                 continue
             }
@@ -130,7 +143,11 @@ public final class GradientBuckets: @unchecked Sendable {
                 at = 0
                 for k in bucket {
                     try write(k) { b in
-                        for i in 0 ..< b.count { b[i] = stage[at + i] / divisor }
+                        if divide {
+                            for i in 0 ..< b.count { b[i] = stage[at + i] / divisor }
+                        } else if b.count > 0 {
+                            b.baseAddress!.update(from: stage.baseAddress! + at, count: b.count)
+                        }
                         at += b.count
                     }
                 }

@@ -9,7 +9,8 @@
 //   loss (cross-entropy over all labelled pixels of the batch, the batch-level Lovasz) is
 //   the one-process loss. Its gradient is back-propagated by each rank through its own rows.
 // * The parameter gradients are summed across ranks in rank order (`DistributedGroup`'s
-//   exact sum), which is the order `DataParallelBatch` adds its parts in: N ranks give the
+//   exact sum), in buckets of 25 MiB (`GradientBuckets`: one collective per bucket, not per
+//   tensor; bucketing does not change the bits), which is the order `DataParallelBatch` adds its parts in: N ranks give the
 //   weights of one process with `--replicas N` bit for bit, and of one process with whole
 //   batches up to float summation order.
 // * Joining broadcasts rank 0's parameters and buffers, so all ranks start identical (a
@@ -19,8 +20,10 @@
 //   the confusion matrices. Only rank 0 writes checkpoints (and the tools print and write
 //   curves on rank 0 only); a checkpoint does not depend on N, so `--resume` works with
 //   any number of ranks.
-// * The budget is a step count: every rank takes the same decisions (stage ends, learning
-//   rates, progressive phases) from it, where wall clocks would disagree.
+// * Every rank takes the same decisions (stage ends, learning rates, progressive phases,
+//   stopping) at the same step: before each step one small all-sum gives every rank rank 0's
+//   clock (elapsed and last validation seconds) and whether any rank was asked to stop
+//   (Ctrl-C), so a `--minutes` budget reads one clock, not N that disagree.
 // * Batch norms see their rank's rows (as PyTorch's DistributedDataParallel without
 //   SyncBatchNorm).
 import FCNCore
@@ -36,11 +39,6 @@ extension Trainer {
             throw TrainerError("--batch \(options.batch) must be a multiple of the \(group.size) ranks (each rank takes an equal share)")
         }
         guard options.replicas == 1 else { throw TrainerError("--replicas is for one process; under MPI each rank runs whole parts") }
-        // Every rank must take the same decisions (stage ends, learning rates, phases): a
-        // wall-clock budget would let their clocks disagree.
-        guard options.minutes == nil, options.steps != nil else {
-            throw TrainerError("with \(group.size) ranks the budget must be --steps N (a --minutes budget would let the ranks' clocks disagree)")
-        }
         self.group = group
         for (_, p) in model.namedParameters() {
             var v = p.value.detached()
@@ -52,6 +50,21 @@ extension Trainer {
             try group.broadcast(&v, from: 0)
             b.assign(v)
         }
+    }
+
+    /// Makes the ranks agree, before a step, on the clock and on stopping (see the file
+    /// comment): returns true when any rank's `stopRequested` is, and sets `agreedClock` to
+    /// rank 0's elapsed and last validation seconds. Alone: returns `stopRequested` and
+    /// leaves the process's own clock in charge.
+    func agree(stopRequested: Bool) throws -> Bool {
+        guard group.size > 1 else { return stopRequested }
+        agreedClock = nil
+        // Rank 0 sends its clock, the others zeros, so the sums are rank 0's values exactly.
+        var v: [Double] = group.rank == 0 ? [elapsedSeconds, lastValidationSeconds] : [0, 0]
+        v.append(stopRequested ? 1 : 0)
+        try group.allSum(&v)
+        agreedClock = (v[0], v[1])
+        return v[2] > 0
     }
 
     /// The forward, loss and backward of one step across the ranks; returns the loss of the
@@ -72,9 +85,14 @@ extension Trainer {
         for (whole, part) in zip(wholes, parts) {
             part.scores.backward(gradient: whole.grad!.sliced(axis: 0, range: rows))
         }
-        for p in model.trainableParameters() {
-            var g = p.grad ?? Tensor.zeros(p.shape)
-            try group.allSum(&g)
+        let params = model.trainableParameters()
+        var grads = params.map { $0.grad ?? Tensor.zeros($0.shape) }
+        let counts = grads.map(\.count)
+        if gradientPlan?.counts != counts {   // the first step, or a new stage's model
+            gradientPlan = try GradientBuckets(group: group, counts: counts)
+        }
+        try gradientPlan!.sum(&grads)
+        for (p, g) in zip(params, grads) {
             p.value.zeroGrad()
             p.value.node!.accumulate(g)
         }

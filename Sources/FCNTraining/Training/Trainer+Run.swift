@@ -47,14 +47,17 @@ extension Trainer {
     }
 
     /// Trains until the budget is used or `shouldStop()` returns true (checked between
-    /// steps). Validates every `valEvery` steps of a stage and at each stage end, saving a
+    /// steps; under several ranks a stop asked on any rank stops all at the same step).
+    /// Validates every `valEvery` steps of a stage and at each stage end, saving a
     /// checkpoint and the curves to `options.out` each time; on interruption saves them
     /// and returns `.interrupted`.
     @discardableResult
     public func run(shouldStop: () -> Bool = { false }, onEvent: (TrainerEvent) -> Void = { _ in }) throws -> TrainerOutcome {
         startClock()
+        defer { agreedClock = nil }
         if step == stageStartStep { onEvent(.stageStarted(index: stageIndex, count: stageCount, architecture: architecture)) }
         while true {
+            let stop = try agree(stopRequested: shouldStop())
             if stageFinished {
                 let p = history.lastValidationPoint
                 if p == nil || p!.step != step || p!.stage != stageIndex {
@@ -73,7 +76,7 @@ extension Trainer {
                 }
                 return .completed
             }
-            if shouldStop() {
+            if stop {
                 try saveAll(onEvent)
                 return .interrupted
             }

@@ -73,6 +73,11 @@ public final class Trainer {
     var stageStartElapsed = 0.0
     var sessionStart: UInt64?
     var lastValidationSeconds = 0.0
+    /// Under several ranks, within `run`: rank 0's clock as all ranks agreed on it at the
+    /// start of the current step (`agree(stopRequested:)`); nil: this process's own clock.
+    var agreedClock: (elapsed: Double, validation: Double)?
+    /// The gradient buckets of the current model under several ranks (built at its first step).
+    var gradientPlan: GradientBuckets?
     var recentSteps: [(seconds: Double, loss: Float)] = []
     var lastImageSize: Int
 
@@ -283,6 +288,7 @@ public final class Trainer {
 
     /// Seconds of training so far (earlier sessions included).
     public var elapsedSeconds: Double {
+        if let c = agreedClock { return c.elapsed }
         guard let s = sessionStart else { return elapsedBefore }
         return elapsedBefore + Double(DispatchTime.now().uptimeNanoseconds - s) / 1e9
     }
@@ -343,7 +349,7 @@ public final class Trainer {
     /// True when the current stage has used its budget.
     public var stageFinished: Bool {
         if let e = stageEndStep, step >= e { return true }
-        if let t = stageEndSeconds, elapsedSeconds + lastValidationSeconds >= t { return true }
+        if let t = stageEndSeconds, elapsedSeconds + (agreedClock?.validation ?? lastValidationSeconds) >= t { return true }
         return false
     }
 
