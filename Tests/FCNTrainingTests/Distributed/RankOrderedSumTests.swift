@@ -116,15 +116,19 @@ func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
     }
 
     /// Bucketed averages: (rank-order sum) / size, the same bits whatever the bucket size,
-    /// for raw buffers and for tensors; a plan over other counts on one rank is refused.
+    /// for raw buffers and for tensors (and bucketed sums: the rank-order sum itself); a
+    /// plan over other counts on one rank is refused.
     @Test func bucketedAverage() throws {
         let counts = [3, 1000, 7, 5000, 1, 0, 50]
         let ranks = 3
         let data = (0..<ranks).map { r in counts.enumerated().map { spread(UInt64(10 + $0.offset), r, $0.element) } }
         let expected = counts.indices.map { k in bits(addedInOrder(data.map { $0[k] }).map { $0 / 3 }) }
+        let expectedSums = counts.indices.map { k in bits(addedInOrder(data.map { $0[k] })) }
         for bucketBytes in [64, 4096, GradientBuckets.defaultBucketBytes] {
             let results = withLocalGroups(ranks) { g -> [[UInt32]] in
                 let plan = try GradientBuckets(group: g, counts: counts, bucketBytes: bucketBytes)
+                var sums = data[g.rank].map { Tensor(shape: [$0.count], scalars: $0) }
+                try plan.sum(&sums)
                 var tensors = data[g.rank].map { Tensor(shape: [$0.count], scalars: $0) }
                 try plan.average(&tensors)
                 var arrays = data[g.rank]
@@ -138,12 +142,13 @@ func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
                 defer { pointers.forEach { $0.deallocate() } }
                 try plan.average(pointers)
                 arrays = pointers.map(Array.init)
-                return tensors.map { bits($0.scalars) } + arrays.map(bits)
+                return tensors.map { bits($0.scalars) } + arrays.map(bits) + sums.map { bits($0.scalars) }
             }
             for result in results {
                 let got = try result.get()
+                #expect(Array(got[(2 * counts.count)...]) == expectedSums, "sums, \(bucketBytes)-byte buckets")
                 #expect(Array(got[0..<counts.count]) == expected, "tensors, \(bucketBytes)-byte buckets")
-                #expect(Array(got[counts.count...]) == expected, "buffers, \(bucketBytes)-byte buckets")
+                #expect(Array(got[counts.count ..< 2 * counts.count]) == expected, "buffers, \(bucketBytes)-byte buckets")
             }
         }
         let refused = withLocalGroups(ranks) { g in
