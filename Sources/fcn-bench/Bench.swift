@@ -17,6 +17,8 @@ struct BenchRow {
     var row: String
     var ms: Double
     var gflops: Double
+    /// Share of the row's time per kind of op (`OpProfiler`), for the rows that profile.
+    var shares: [(kind: String, fraction: Double)] = []
 }
 
 final class Bench {
@@ -135,6 +137,18 @@ final class Bench {
         }
     }
 
+    /// Runs `body` once more under `OpProfiler` and attaches the share of its time per kind
+    /// of op to the last row named `name` (printed under it; `"shares"` in the JSON).
+    func profile(_ name: String, _ body: () -> Void) {
+        guard wants(name), let i = rows.lastIndex(where: { $0.row == name }) else { return }
+        let (_, p) = OpProfiler.measure(body)
+        let total = max(p.totalSeconds, 1e-12)
+        rows[i].shares = p.sorted.map { ($0.kind, $0.entry.seconds / total) } + [("(other)", p.otherSeconds / total)]
+        if !options.json {
+            for (kind, f) in rows[i].shares { print("    " + pad(kind, 36) + pad(format1(100 * f) + "%", 8, left: true)) }
+        }
+    }
+
     /// Records a correctness failure (reported at the end; the exit status becomes 1).
     func fail(_ message: String) {
         failures.append(message)
@@ -150,7 +164,13 @@ final class Bench {
     /// Prints the JSON document when asked and returns the process exit status.
     func finish() -> Int32 {
         if options.json {
-            let items = rows.map { "{\"row\": \"\($0.row)\", \"ms\": \(format3($0.ms)), \"gflops\": \(format1($0.gflops))}" }
+            let items = rows.map { r -> String in
+                var item = "{\"row\": \"\(r.row)\", \"ms\": \(format3(r.ms)), \"gflops\": \(format1(r.gflops))"
+                if !r.shares.isEmpty {
+                    item += ", \"shares\": {" + r.shares.map { "\"\($0.kind)\": \(fixed($0.fraction, 4))" }.joined(separator: ", ") + "}"
+                }
+                return item + "}"
+            }
             print("{\"threads\": \(options.threads), \"rows\": [\(items.joined(separator: ", "))]}")
         }
         for f in failures {
@@ -164,7 +184,7 @@ final class Bench {
 // Formatting without Foundation.
 func format3(_ x: Double) -> String { fixed(x, 3) }
 func format1(_ x: Double) -> String { fixed(x, 1) }
-private func fixed(_ x: Double, _ digits: Int) -> String {
+func fixed(_ x: Double, _ digits: Int) -> String {
     guard x.isFinite else { return "0" }
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }

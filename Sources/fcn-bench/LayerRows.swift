@@ -198,6 +198,31 @@ func trainRow(_ bench: Bench, size: Int, width: Double = 1, tag: String? = nil) 
     if !lossValue.isFinite { bench.fail("\(name): loss \(lossValue)") }
 }
 
+/// The eval forward of a model family as `fcn-segment` runs it (batch norms folded, then the
+/// raw scores resized to the input when the model's own output is smaller), 21 classes,
+/// random weights, under withoutGrad; then once more under `OpProfiler` for the shares of
+/// each kind of op.
+func modelForwardRow(_ bench: Bench, _ architecture: ModelArchitecture, size: Int, tag: String? = nil) {
+    let name = "\(architecture.rawValue) forward \(tag ?? String(size))"
+    guard bench.wants(name) else { return }
+    let model: any SegmentationModel
+    do { model = try ModelDescription(architecture: architecture, classes: 21).makeModel(seed: 1) } catch {
+        bench.fail("\(name): \(error)"); return
+    }
+    let net = model.rawScoreLayer()
+    let x = benchTensor([1, 3, size, size], seed: 8)
+    var y = Tensor.zeros([1])
+    let forward = {
+        y = withoutGrad {
+            let s = net(x)
+            return s.shape[2] == size && s.shape[3] == size ? s : interpolateBilinear(s, size: [size, size], alignCorners: false)
+        }
+    }
+    bench.run(name, flops: 0, forward)
+    bench.profile(name, forward)
+    if y.shape != [1, 21, size, size] || !y.scalars.allSatisfy(\.isFinite) { bench.fail("\(name): output shape \(y.shape) or values not finite") }
+}
+
 func layerRows(_ bench: Bench) {
     if let p = bench.options.probe, p.count == 5 {
         convRow(bench, ConvSpec(name: "probe", cin: p[0], cout: p[1], k: p[2], pad: p[3], h: p[4], relu: true),
@@ -219,6 +244,7 @@ func layerRows(_ bench: Bench) {
         }
         for v in [VGGFCNVariant.fcn32s, .fcn16s, .fcn8s] { forwardRow(bench, v, size: 48, width: 0.0625, tag: "quick") }
         trainRow(bench, size: 48, width: 0.0625, tag: "quick")
+        for a in [ModelArchitecture.resnet18FCN8s, .fcnResNet50] { modelForwardRow(bench, a, size: 40, tag: "quick") }
         return
     }
     let (convs, deconvs) = vggFCNLayers(size: 500)
@@ -229,4 +255,7 @@ func layerRows(_ bench: Bench) {
         for v in [VGGFCNVariant.fcn32s, .fcn16s, .fcn8s] { forwardRow(bench, v, size: size) }
     }
     trainRow(bench, size: 256)
+    modelForwardRow(bench, .resnet34FCN8s, size: 500)
+    modelForwardRow(bench, .fcnResNet50, size: 520)
+    modelForwardRow(bench, .fcnResNet101, size: 520)
 }

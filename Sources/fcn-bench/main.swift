@@ -16,6 +16,10 @@
 //   fcn{32,16,8}s forward {224,500}   whole network, 21 classes, full width, random weights,
 //                      eval mode, withoutGrad
 //   fcn8s train step 256   forward + softmax cross-entropy + backward, batch 1, train mode
+//   resnet34-fcn8s forward 500, fcn_resnet50 forward 520, fcn_resnet101 forward 520
+//                      the ResNet FCNs as fcn-segment runs them (batch norms folded, scores
+//                      resized to the input), 21 classes, random weights; each followed by
+//                      the share of its time per kind of op (OpProfiler)
 // GFLOP counts: 2 * multiply-adds of the convolution layers (LayerRows.swift).
 // --weight-cache MB (default 1024): the packed-weight cache (Compute.weightCacheMegabytes), so
 // repeated calls read their weights packed, as onnxruntime does after loading; 0 turns it off.

@@ -49,7 +49,7 @@ extension Tensor {
 /// Rectified linear unit `max(x, 0)`, element-wise, any shape.
 ///
 /// The gradient at exactly 0 is 0 (PyTorch's convention, which keeps dead units dead).
-public func relu(_ x: Tensor) -> Tensor { reluForward(x) }
+public func relu(_ x: Tensor) -> Tensor { profiledOp("relu") { reluForward(x) } }
 
 func reluForward(_ x: Tensor) -> Tensor {
     let y = x.actMap { s, d, r in for i in r { let v = s[i]; d[i] = v > 0 ? v : 0 } }

@@ -13,18 +13,20 @@
 /// ceilMode:)` for a stride-1, dilation-1, one-group convolution, fused at inference (see
 /// the file contract). x `[N, Cin, H, W]` -> `[N, Cout, pooled H, pooled W]`.
 package func conv2dReLUMaxPool2(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: Padding, ceilMode: Bool) -> Tensor {
-    let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape, stride: 1,
-                           padding: padding, dilation: 1, groups: 1)
-    let ph = ceilMode ? (g.outH + 1) / 2 : g.outH / 2, pw = ceilMode ? (g.outW + 1) / 2 : g.outW / 2
-    let mode = ConvMode.conv2d(x: x, weight: weight, bias: bias, poolFollows: ph >= 1 && pw >= 1)
-    let algorithm = g.algorithm(for: .forward, mode: mode)
-    guard case .winogradF2x2ReLUPool(let cachedWeight) = algorithm else {
-        return maxPool2d(conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: true, algorithm: algorithm),
-                         kernel: 2, stride: 2, ceilMode: ceilMode)
-    }
-    return Tensor.make(shape: [g.batch, g.outChannels, ph, pw]) { out in
-        convForwardWinograd(g, x: x.storage.pointer, w: weight.storage.pointer,
-                            bias: bias.map { UnsafePointer($0.storage.pointer) }, y: out.baseAddress!, relu: true,
-                            pool: (ph, pw), cachedWeight: cachedWeight)
+    profiledOp(weight.rank == 4 ? convKind("conv2d", kernel: (weight.shape[2], weight.shape[3]), stride: 1, dilation: 1) + " + maxPool2d 2x2" : "conv2d") {
+        let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape, stride: 1,
+                               padding: padding, dilation: 1, groups: 1)
+        let ph = ceilMode ? (g.outH + 1) / 2 : g.outH / 2, pw = ceilMode ? (g.outW + 1) / 2 : g.outW / 2
+        let mode = ConvMode.conv2d(x: x, weight: weight, bias: bias, poolFollows: ph >= 1 && pw >= 1)
+        let algorithm = g.algorithm(for: .forward, mode: mode)
+        guard case .winogradF2x2ReLUPool(let cachedWeight) = algorithm else {
+            return maxPool2d(conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: true, algorithm: algorithm),
+                             kernel: 2, stride: 2, ceilMode: ceilMode)
+        }
+        return Tensor.make(shape: [g.batch, g.outChannels, ph, pw]) { out in
+            convForwardWinograd(g, x: x.storage.pointer, w: weight.storage.pointer,
+                                bias: bias.map { UnsafePointer($0.storage.pointer) }, y: out.baseAddress!, relu: true,
+                                pool: (ph, pw), cachedWeight: cachedWeight)
+        }
     }
 }

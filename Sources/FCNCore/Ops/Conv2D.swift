@@ -73,10 +73,12 @@ func conv2dGeometry(op: String, input: [Int], weight: [Int], bias: [Int]?, strid
 /// padded input, negative padding) stops with a message naming `conv2d` and the shapes.
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1, padding: Padding = 0,
                    dilation: Size2 = 1, groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
-    let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
-                           stride: stride, padding: padding, dilation: dilation, groups: groups)
-    return conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
-                  algorithm: g.algorithm(for: .forward, mode: .conv2d(x: x, weight: weight, bias: bias)))
+    profiledOp(weight.rank == 4 ? convKind("conv2d", kernel: (weight.shape[2], weight.shape[3]), stride: stride, dilation: dilation, groups: groups) : "conv2d") {
+        let g = conv2dGeometry(op: "conv2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
+                               stride: stride, padding: padding, dilation: dilation, groups: groups)
+        return conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
+                      algorithm: g.algorithm(for: .forward, mode: .conv2d(x: x, weight: weight, bias: bias)))
+    }
 }
 
 /// conv2d on its checked geometry `g` by `algorithm`, the choice for the whole op (a

@@ -81,40 +81,42 @@ func convTranspose2dGeometry(op: String, input: [Int], weight: [Int], bias: [Int
 ///   `out = (in-1)*stride - padBegin - padEnd + dilation*(k-1) + outputPadding + 1`.
 public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1, padding: Padding = 0,
                             outputPadding: Size2 = 0, dilation: Size2 = 1, groups: Int = 1) -> Tensor {
-    let g = convTranspose2dGeometry(op: "convTranspose2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
-                                    stride: stride, padding: padding, outputPadding: outputPadding,
-                                    dilation: dilation, groups: groups)
-    let y = Tensor.make(shape: [g.batch, g.inChannels, g.inH, g.inW]) { out in
-        convBackwardData(g, gy: x.storage.pointer, w: weight.storage.pointer, gx: out.baseAddress!)
-        if let bias {
-            let b = bias.storage.pointer, plane = g.inPlane
-            for n in 0..<g.batch {
-                for c in 0..<g.inChannels {
-                    let row = out.baseAddress! + (n * g.inChannels + c) * plane
-                    let v = b[c]
-                    for i in 0..<plane { row[i] += v }
+    profiledOp(weight.rank == 4 ? convKind("convTranspose2d", kernel: (weight.shape[2], weight.shape[3]), stride: stride, dilation: dilation, groups: groups) : "convTranspose2d") {
+        let g = convTranspose2dGeometry(op: "convTranspose2d", input: x.shape, weight: weight.shape, bias: bias?.shape,
+                                        stride: stride, padding: padding, outputPadding: outputPadding,
+                                        dilation: dilation, groups: groups)
+        let y = Tensor.make(shape: [g.batch, g.inChannels, g.inH, g.inW]) { out in
+            convBackwardData(g, gy: x.storage.pointer, w: weight.storage.pointer, gx: out.baseAddress!)
+            if let bias {
+                let b = bias.storage.pointer, plane = g.inPlane
+                for n in 0..<g.batch {
+                    for c in 0..<g.inChannels {
+                        let row = out.baseAddress! + (n * g.inChannels + c) * plane
+                        let v = b[c]
+                        for i in 0..<plane { row[i] += v }
+                    }
                 }
             }
         }
-    }
-    var inputs = [x, weight]
-    if let bias { inputs.append(bias) }
-    let xd = x.detached(), wd = weight.detached()
-    return Tensor.record("convTranspose2d", y, inputs: inputs) { gradOut, needs in
-        let gyp = UnsafePointer(gradOut.storage.pointer)
-        let gx: Tensor? = needs[0] ? Tensor.make(shape: xd.shape) {
-            convForward(g, x: gyp, w: wd.storage.pointer, bias: nil, y: $0.baseAddress!)
-        } : nil
-        // The weight gradient of the underlying convolution, whose input is grad_out and
-        // whose output gradient is x.
-        let gw: Tensor? = needs[1] ? Tensor.make(shape: wd.shape) {
-            convBackwardWeight(g, x: gyp, gy: xd.storage.pointer, gw: $0.baseAddress!)
-        } : nil
-        var grads = [gx, gw]
-        if needs.count > 2 {
-            grads.append(needs[2] ? channelSums(gyp, batch: g.batch, channels: g.inChannels, plane: g.inPlane) : nil)
+        var inputs = [x, weight]
+        if let bias { inputs.append(bias) }
+        let xd = x.detached(), wd = weight.detached()
+        return Tensor.record("convTranspose2d", y, inputs: inputs) { gradOut, needs in
+            let gyp = UnsafePointer(gradOut.storage.pointer)
+            let gx: Tensor? = needs[0] ? Tensor.make(shape: xd.shape) {
+                convForward(g, x: gyp, w: wd.storage.pointer, bias: nil, y: $0.baseAddress!)
+            } : nil
+            // The weight gradient of the underlying convolution, whose input is grad_out and
+            // whose output gradient is x.
+            let gw: Tensor? = needs[1] ? Tensor.make(shape: wd.shape) {
+                convBackwardWeight(g, x: gyp, gy: xd.storage.pointer, gw: $0.baseAddress!)
+            } : nil
+            var grads = [gx, gw]
+            if needs.count > 2 {
+                grads.append(needs[2] ? channelSums(gyp, batch: g.batch, channels: g.inChannels, plane: g.inPlane) : nil)
+            }
+            return grads
         }
-        return grads
     }
 }
 

@@ -20,15 +20,19 @@
 /// - Returns: `[N, C, reference.h, reference.w]`. Traps if `H - offset.h < reference.h` or
 ///   `W - offset.w < reference.w`.
 public func crop(_ x: Tensor, like reference: Tensor, offset: Size2 = 0) -> Tensor {
-    fcnCheck(reference.rank == 4, "crop", "reference must be NCHW (rank 4), got shape \(reference.shape)")
-    return cropWindow("crop", x, top: offset.h, left: offset.w, height: reference.shape[2],
-                      width: reference.shape[3], padOutside: false)
+    profiledOp("crop") {
+        fcnCheck(reference.rank == 4, "crop", "reference must be NCHW (rank 4), got shape \(reference.shape)")
+        return cropWindow("crop", x, top: offset.h, left: offset.w, height: reference.shape[2],
+                          width: reference.shape[3], padOutside: false)
+    }
 }
 
 /// Crops the spatial axes of `x` to `height x width` starting at `offset` (top, left):
 /// `[N, C, H, W]` -> `[N, C, height, width]`. Traps if the window does not fit.
 public func crop(_ x: Tensor, height: Int, width: Int, offset: Size2 = 0) -> Tensor {
-    cropWindow("crop", x, top: offset.h, left: offset.w, height: height, width: width, padOutside: false)
+    profiledOp("crop") {
+        cropWindow("crop", x, top: offset.h, left: offset.w, height: height, width: width, padOutside: false)
+    }
 }
 
 /// torchvision's `center_crop` on NCHW: `[N, C, H, W]` -> `[N, C, height, width]` with the

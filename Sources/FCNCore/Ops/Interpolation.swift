@@ -29,8 +29,10 @@
 ///     centres onto each other: `src = dst*(in-1)/(out-1)`.
 /// - Returns: `[N, C, size.h, size.w]`.
 public func interpolateBilinear(_ x: Tensor, size: Size2, alignCorners: Bool = false) -> Tensor {
-    bilinear("interpolateBilinear", x, outH: size.h, outW: size.w, scaleH: nil, scaleW: nil,
-             alignCorners: alignCorners)
+    profiledOp("interpolateBilinear") {
+        bilinear("interpolateBilinear", x, outH: size.h, outW: size.w, scaleH: nil, scaleW: nil,
+                 alignCorners: alignCorners)
+    }
 }
 
 /// Bilinear resize by a scale factor, PyTorch's
@@ -39,20 +41,24 @@ public func interpolateBilinear(_ x: Tensor, size: Size2, alignCorners: Bool = f
 /// `alignCorners` is false, the source ratio is `1/scale` (not `in/out`; they differ when
 /// `in * scale` is not an integer).
 public func interpolateBilinear(_ x: Tensor, scaleFactor: Double, alignCorners: Bool = false) -> Tensor {
-    interpolateBilinear(x, scaleFactor: (scaleFactor, scaleFactor), alignCorners: alignCorners)
+    profiledOp("interpolateBilinear") {
+        interpolateBilinear(x, scaleFactor: (scaleFactor, scaleFactor), alignCorners: alignCorners)
+    }
 }
 
 /// Bilinear resize by separate (height, width) scale factors; see
 /// `interpolateBilinear(_:scaleFactor:alignCorners:)`.
 public func interpolateBilinear(_ x: Tensor, scaleFactor: (height: Double, width: Double),
                                 alignCorners: Bool = false) -> Tensor {
-    let op = "interpolateBilinear"
-    fcnCheck(x.rank == 4, op, "input must be NCHW (rank 4), got shape \(x.shape)")
-    let (sh, sw) = scaleFactor
-    fcnCheck(sh > 0 && sw > 0 && sh.isFinite && sw.isFinite, op, "scale factors must be positive and finite, got (\(sh), \(sw))")
-    let outH = Int((Double(x.shape[2]) * sh).rounded(.down))
-    let outW = Int((Double(x.shape[3]) * sw).rounded(.down))
-    return bilinear(op, x, outH: outH, outW: outW, scaleH: sh, scaleW: sw, alignCorners: alignCorners)
+    profiledOp("interpolateBilinear") {
+        let op = "interpolateBilinear"
+        fcnCheck(x.rank == 4, op, "input must be NCHW (rank 4), got shape \(x.shape)")
+        let (sh, sw) = scaleFactor
+        fcnCheck(sh > 0 && sw > 0 && sh.isFinite && sw.isFinite, op, "scale factors must be positive and finite, got (\(sh), \(sw))")
+        let outH = Int((Double(x.shape[2]) * sh).rounded(.down))
+        let outW = Int((Double(x.shape[3]) * sw).rounded(.down))
+        return bilinear(op, x, outH: outH, outW: outW, scaleH: sh, scaleW: sw, alignCorners: alignCorners)
+    }
 }
 
 /// The FCN bilinear upsampling weight for a transposed convolution, `[C, C, k, k]`:

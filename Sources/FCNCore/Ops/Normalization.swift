@@ -37,140 +37,142 @@ private struct BNLayout {
 public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
                       runningMean: inout Tensor, runningVar: inout Tensor,
                       training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
-    let op = "batchNorm"
-    fcnCheck(x.rank >= 2, op, "input of shape \(x.shape) must be [N, C] or [N, C, H, W]")
-    let L = BNLayout(x.shape)
-    let C = L.c
-    if let w = weight { fcnCheck(w.shape == [C], op, "weight of shape \(w.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]") }
-    if let b = bias { fcnCheck(b.shape == [C], op, "bias of shape \(b.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]") }
-    fcnCheck(runningMean.shape == [C], op, "runningMean of shape \(runningMean.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]")
-    fcnCheck(runningVar.shape == [C], op, "runningVar of shape \(runningVar.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]")
-    fcnCheck(eps >= 0, op, "eps = \(eps) must be >= 0")
-    fcnCheck(momentum >= 0 && momentum <= 1, op, "momentum = \(momentum) is outside [0, 1]")
-    if training {
-        fcnCheck(L.m > 1, op, "training needs more than one value per channel, got input of shape \(x.shape)")
-    }
+    profiledOp("batchNorm") {
+        let op = "batchNorm"
+        fcnCheck(x.rank >= 2, op, "input of shape \(x.shape) must be [N, C] or [N, C, H, W]")
+        let L = BNLayout(x.shape)
+        let C = L.c
+        if let w = weight { fcnCheck(w.shape == [C], op, "weight of shape \(w.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]") }
+        if let b = bias { fcnCheck(b.shape == [C], op, "bias of shape \(b.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]") }
+        fcnCheck(runningMean.shape == [C], op, "runningMean of shape \(runningMean.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]")
+        fcnCheck(runningVar.shape == [C], op, "runningVar of shape \(runningVar.shape) does not match the \(C) channels of input \(x.shape); expected [\(C)]")
+        fcnCheck(eps >= 0, op, "eps = \(eps) must be >= 0")
+        fcnCheck(momentum >= 0 && momentum <= 1, op, "momentum = \(momentum) is outside [0, 1]")
+        if training {
+            fcnCheck(L.m > 1, op, "training needs more than one value per channel, got input of shape \(x.shape)")
+        }
 
-    // Per-channel statistics used for normalisation.
-    var mean = [Float](repeating: 0, count: C), invstd = [Float](repeating: 0, count: C)
-    if training {
-        var batchVar = [Double](repeating: 0, count: C)
-        let xp = UncheckedSendable(UnsafePointer(x.storage.pointer))
-        mean.withUnsafeMutableBufferPointer { mb in
-            invstd.withUnsafeMutableBufferPointer { ib in
-                batchVar.withUnsafeMutableBufferPointer { vb in
-                    let mp = UncheckedSendable(mb.baseAddress!), ip = UncheckedSendable(ib.baseAddress!)
-                    let vp = UncheckedSendable(vb.baseAddress!)
-                    parallelFor(C) { c in
-                        var sum = 0.0
-                        for n in 0..<L.n {
-                            let row = xp.value + (n * C + c) * L.s
-                            for i in 0..<L.s { sum += Double(row[i]) }
+        // Per-channel statistics used for normalisation.
+        var mean = [Float](repeating: 0, count: C), invstd = [Float](repeating: 0, count: C)
+        if training {
+            var batchVar = [Double](repeating: 0, count: C)
+            let xp = UncheckedSendable(UnsafePointer(x.storage.pointer))
+            mean.withUnsafeMutableBufferPointer { mb in
+                invstd.withUnsafeMutableBufferPointer { ib in
+                    batchVar.withUnsafeMutableBufferPointer { vb in
+                        let mp = UncheckedSendable(mb.baseAddress!), ip = UncheckedSendable(ib.baseAddress!)
+                        let vp = UncheckedSendable(vb.baseAddress!)
+                        parallelFor(C) { c in
+                            var sum = 0.0
+                            for n in 0..<L.n {
+                                let row = xp.value + (n * C + c) * L.s
+                                for i in 0..<L.s { sum += Double(row[i]) }
+                            }
+                            let mu = sum / Double(L.m)
+                            var sq = 0.0
+                            for n in 0..<L.n {
+                                let row = xp.value + (n * C + c) * L.s
+                                for i in 0..<L.s { let d = Double(row[i]) - mu; sq += d * d }
+                            }
+                            let v = sq / Double(L.m)
+                            mp.value[c] = Float(mu)
+                            ip.value[c] = Float(1 / (v + Double(eps)).squareRoot())
+                            vp.value[c] = v
                         }
-                        let mu = sum / Double(L.m)
-                        var sq = 0.0
-                        for n in 0..<L.n {
-                            let row = xp.value + (n * C + c) * L.s
-                            for i in 0..<L.s { let d = Double(row[i]) - mu; sq += d * d }
-                        }
-                        let v = sq / Double(L.m)
-                        mp.value[c] = Float(mu)
-                        ip.value[c] = Float(1 / (v + Double(eps)).squareRoot())
-                        vp.value[c] = v
                     }
                 }
             }
-        }
-        // Running statistics (PyTorch: unbiased variance).
-        let m = momentum, unbias = Double(L.m) / Double(L.m - 1)
-        let oldMean = runningMean.scalars, oldVar = runningVar.scalars
-        runningMean = Tensor.make(shape: [C]) { out in
-            for c in 0..<C { out[c] = (1 - m) * oldMean[c] + m * mean[c] }
-        }
-        runningVar = Tensor.make(shape: [C]) { out in
-            for c in 0..<C { out[c] = (1 - m) * oldVar[c] + m * Float(batchVar[c] * unbias) }
-        }
-    } else {
-        let rm = runningMean.scalars, rv = runningVar.scalars
-        for c in 0..<C {
-            mean[c] = rm[c]
-            invstd[c] = Float(1 / (Double(rv[c]) + Double(eps)).squareRoot())
-        }
-    }
-
-    // y = x * a + b' with a = weight * invstd, b' = bias - mean * a.
-    let wv = weight?.scalars, bv = bias?.scalars
-    var scale = [Float](repeating: 0, count: C), shift = [Float](repeating: 0, count: C)
-    for c in 0..<C {
-        let a = (wv?[c] ?? 1) * invstd[c]
-        scale[c] = a
-        shift[c] = (bv?[c] ?? 0) - mean[c] * a
-    }
-    let y = Tensor.make(shape: x.shape) { out in
-        let xp = UncheckedSendable(UnsafePointer(x.storage.pointer)), op = UncheckedSendable(out.baseAddress!)
-        let planes = L.n * C
-        let body = { (p: Int) in
-            let c = p % C, a = scale[c], b = shift[c]
-            let src = xp.value + p * L.s, dst = op.value + p * L.s
-            for i in 0..<L.s { dst[i] = src[i] * a + b }
-        }
-        if x.count < 32_768 { for p in 0..<planes { body(p) } } else { parallelFor(planes, body) }
-    }
-
-    var inputs = [x]
-    if let w = weight { inputs.append(w) }
-    if let b = bias { inputs.append(b) }
-    let wIndex = weight == nil ? nil : 1, bIndex = bias == nil ? nil : (weight == nil ? 1 : 2)
-    let xs = x.detached()
-    return Tensor.record(op, y, inputs: inputs) { g, needs in
-        // Per-channel sums of g and g * xhat (Double accumulation).
-        var sumG = [Float](repeating: 0, count: C), sumGX = [Float](repeating: 0, count: C)
-        sumG.withUnsafeMutableBufferPointer { sg in
-            sumGX.withUnsafeMutableBufferPointer { sgx in
-                let sgp = UncheckedSendable(sg.baseAddress!), sgxp = UncheckedSendable(sgx.baseAddress!)
-                let gp = UncheckedSendable(UnsafePointer(g.storage.pointer)), xp = UncheckedSendable(UnsafePointer(xs.storage.pointer))
-                parallelFor(C) { c in
-                    let mu = mean[c]
-                    var a = 0.0, b = 0.0
-                    for n in 0..<L.n {
-                        let off = (n * C + c) * L.s
-                        let gr = gp.value + off, xr = xp.value + off
-                        for i in 0..<L.s { let gv = Double(gr[i]); a += gv; b += gv * Double(xr[i] - mu) }
-                    }
-                    sgp.value[c] = Float(a)
-                    sgxp.value[c] = Float(b * Double(invstd[c]))
-                }
+            // Running statistics (PyTorch: unbiased variance).
+            let m = momentum, unbias = Double(L.m) / Double(L.m - 1)
+            let oldMean = runningMean.scalars, oldVar = runningVar.scalars
+            runningMean = Tensor.make(shape: [C]) { out in
+                for c in 0..<C { out[c] = (1 - m) * oldMean[c] + m * mean[c] }
             }
-        }
-        var result: [Tensor?] = [nil]
-        if needs[0] {
-            // gx = k1 * g + k2 * x + k3 per channel.
-            var k1 = [Float](repeating: 0, count: C), k2 = k1, k3 = k1
-            let invM = 1 / Float(L.m)
+            runningVar = Tensor.make(shape: [C]) { out in
+                for c in 0..<C { out[c] = (1 - m) * oldVar[c] + m * Float(batchVar[c] * unbias) }
+            }
+        } else {
+            let rm = runningMean.scalars, rv = runningVar.scalars
             for c in 0..<C {
-                let wi = (wv?[c] ?? 1) * invstd[c]
-                k1[c] = wi
-                if training {
-                    // gx = wi * (g - sumG/M - xhat * sumGX/M), xhat = (x - mean) * invstd
-                    let t = sumGX[c] * invM * invstd[c]
-                    k2[c] = -wi * t
-                    k3[c] = wi * (-sumG[c] * invM + mean[c] * t)
-                }
-            }
-            result[0] = Tensor.make(shape: xs.shape) { out in
-                let gp = UncheckedSendable(UnsafePointer(g.storage.pointer)), xp = UncheckedSendable(UnsafePointer(xs.storage.pointer))
-                let op = UncheckedSendable(out.baseAddress!)
-                let body = { (p: Int) in
-                    let c = p % C, a = k1[c], b = k2[c], d = k3[c]
-                    let gr = gp.value + p * L.s, xr = xp.value + p * L.s, dst = op.value + p * L.s
-                    for i in 0..<L.s { dst[i] = a * gr[i] + b * xr[i] + d }
-                }
-                if xs.count < 32_768 { for p in 0..<(L.n * C) { body(p) } } else { parallelFor(L.n * C, body) }
+                mean[c] = rm[c]
+                invstd[c] = Float(1 / (Double(rv[c]) + Double(eps)).squareRoot())
             }
         }
-        if let wi = wIndex { result.append(needs[wi] ? Tensor(shape: [C], scalars: sumGX) : nil) }
-        if let bi = bIndex { result.append(needs[bi] ? Tensor(shape: [C], scalars: sumG) : nil) }
-        return result
+
+        // y = x * a + b' with a = weight * invstd, b' = bias - mean * a.
+        let wv = weight?.scalars, bv = bias?.scalars
+        var scale = [Float](repeating: 0, count: C), shift = [Float](repeating: 0, count: C)
+        for c in 0..<C {
+            let a = (wv?[c] ?? 1) * invstd[c]
+            scale[c] = a
+            shift[c] = (bv?[c] ?? 0) - mean[c] * a
+        }
+        let y = Tensor.make(shape: x.shape) { out in
+            let xp = UncheckedSendable(UnsafePointer(x.storage.pointer)), op = UncheckedSendable(out.baseAddress!)
+            let planes = L.n * C
+            let body = { (p: Int) in
+                let c = p % C, a = scale[c], b = shift[c]
+                let src = xp.value + p * L.s, dst = op.value + p * L.s
+                for i in 0..<L.s { dst[i] = src[i] * a + b }
+            }
+            if x.count < 32_768 { for p in 0..<planes { body(p) } } else { parallelFor(planes, body) }
+        }
+
+        var inputs = [x]
+        if let w = weight { inputs.append(w) }
+        if let b = bias { inputs.append(b) }
+        let wIndex = weight == nil ? nil : 1, bIndex = bias == nil ? nil : (weight == nil ? 1 : 2)
+        let xs = x.detached()
+        return Tensor.record(op, y, inputs: inputs) { g, needs in
+            // Per-channel sums of g and g * xhat (Double accumulation).
+            var sumG = [Float](repeating: 0, count: C), sumGX = [Float](repeating: 0, count: C)
+            sumG.withUnsafeMutableBufferPointer { sg in
+                sumGX.withUnsafeMutableBufferPointer { sgx in
+                    let sgp = UncheckedSendable(sg.baseAddress!), sgxp = UncheckedSendable(sgx.baseAddress!)
+                    let gp = UncheckedSendable(UnsafePointer(g.storage.pointer)), xp = UncheckedSendable(UnsafePointer(xs.storage.pointer))
+                    parallelFor(C) { c in
+                        let mu = mean[c]
+                        var a = 0.0, b = 0.0
+                        for n in 0..<L.n {
+                            let off = (n * C + c) * L.s
+                            let gr = gp.value + off, xr = xp.value + off
+                            for i in 0..<L.s { let gv = Double(gr[i]); a += gv; b += gv * Double(xr[i] - mu) }
+                        }
+                        sgp.value[c] = Float(a)
+                        sgxp.value[c] = Float(b * Double(invstd[c]))
+                    }
+                }
+            }
+            var result: [Tensor?] = [nil]
+            if needs[0] {
+                // gx = k1 * g + k2 * x + k3 per channel.
+                var k1 = [Float](repeating: 0, count: C), k2 = k1, k3 = k1
+                let invM = 1 / Float(L.m)
+                for c in 0..<C {
+                    let wi = (wv?[c] ?? 1) * invstd[c]
+                    k1[c] = wi
+                    if training {
+                        // gx = wi * (g - sumG/M - xhat * sumGX/M), xhat = (x - mean) * invstd
+                        let t = sumGX[c] * invM * invstd[c]
+                        k2[c] = -wi * t
+                        k3[c] = wi * (-sumG[c] * invM + mean[c] * t)
+                    }
+                }
+                result[0] = Tensor.make(shape: xs.shape) { out in
+                    let gp = UncheckedSendable(UnsafePointer(g.storage.pointer)), xp = UncheckedSendable(UnsafePointer(xs.storage.pointer))
+                    let op = UncheckedSendable(out.baseAddress!)
+                    let body = { (p: Int) in
+                        let c = p % C, a = k1[c], b = k2[c], d = k3[c]
+                        let gr = gp.value + p * L.s, xr = xp.value + p * L.s, dst = op.value + p * L.s
+                        for i in 0..<L.s { dst[i] = a * gr[i] + b * xr[i] + d }
+                    }
+                    if xs.count < 32_768 { for p in 0..<(L.n * C) { body(p) } } else { parallelFor(L.n * C, body) }
+                }
+            }
+            if let wi = wIndex { result.append(needs[wi] ? Tensor(shape: [C], scalars: sumGX) : nil) }
+            if let bi = bIndex { result.append(needs[bi] ? Tensor(shape: [C], scalars: sumG) : nil) }
+            return result
+        }
     }
 }
 

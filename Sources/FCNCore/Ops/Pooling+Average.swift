@@ -27,12 +27,14 @@
 /// - Returns: `[N, C, outH, outW]`, output size as `maxPool2d` with dilation 1.
 public func avgPool2d(_ x: Tensor, kernel: Size2, stride: Size2? = nil, padding: Size2 = 0,
                       ceilMode: Bool = false, countIncludePad: Bool = true, divisorOverride: Int? = nil) -> Tensor {
-    let g = PoolGeometry.make("avgPool2d", x, kernel: kernel, stride: stride, padding: padding,
-                              dilation: 1, ceilMode: ceilMode)
-    if let d = divisorOverride { fcnCheck(d != 0, "avgPool2d", "divisorOverride must not be 0") }
-    let windows = AvgWindows(g, countIncludePad: countIncludePad, divisorOverride: divisorOverride)
-    let out = mapPlanes(x, outH: g.outH, outW: g.outW) { src, dst in windows.forwardPlane(src, dst) }
-    return recordPlanewise("avgPool2d", out, of: x) { grad, gx in windows.backwardPlane(grad, gx) }
+    profiledOp(convKind("avgPool2d", kernel: (kernel.h, kernel.w), stride: stride ?? kernel, dilation: 1)) {
+        let g = PoolGeometry.make("avgPool2d", x, kernel: kernel, stride: stride, padding: padding,
+                                  dilation: 1, ceilMode: ceilMode)
+        if let d = divisorOverride { fcnCheck(d != 0, "avgPool2d", "divisorOverride must not be 0") }
+        let windows = AvgWindows(g, countIncludePad: countIncludePad, divisorOverride: divisorOverride)
+        let out = mapPlanes(x, outH: g.outH, outW: g.outW) { src, dst in windows.forwardPlane(src, dst) }
+        return recordPlanewise("avgPool2d", out, of: x) { grad, gx in windows.backwardPlane(grad, gx) }
+    }
 }
 
 /// Adaptive average pooling, PyTorch's `F.adaptive_avg_pool2d`: `[N, C, H, W]` ->

@@ -37,11 +37,13 @@ import CFCNKernels
 /// Ties pick the first maximum in scan order (PyTorch); the gradient flows to it only.
 public func maxPool2d(_ x: Tensor, kernel: Size2, stride: Size2? = nil, padding: Size2 = 0,
                       dilation: Size2 = 1, ceilMode: Bool = false) -> Tensor {
-    let g = PoolGeometry.make("maxPool2d", x, kernel: kernel, stride: stride, padding: padding,
-                              dilation: dilation, ceilMode: ceilMode)
-    let needsIndices = GradMode.isEnabled && x.requiresGrad
-    let (out, indices) = maxPoolForward(x, g, wantIndices: needsIndices)
-    return recordMaxPool("maxPool2d", out, x, indices, g)
+    profiledOp(convKind("maxPool2d", kernel: (kernel.h, kernel.w), stride: stride ?? kernel, dilation: dilation)) {
+        let g = PoolGeometry.make("maxPool2d", x, kernel: kernel, stride: stride, padding: padding,
+                                  dilation: dilation, ceilMode: ceilMode)
+        let needsIndices = GradMode.isEnabled && x.requiresGrad
+        let (out, indices) = maxPoolForward(x, g, wantIndices: needsIndices)
+        return recordMaxPool("maxPool2d", out, x, indices, g)
+    }
 }
 
 /// Max pooling that also returns the argmax of every window, PyTorch's

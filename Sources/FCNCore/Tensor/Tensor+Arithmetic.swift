@@ -225,10 +225,12 @@ extension Tensor {
 extension Tensor {
     /// Element-wise sum with broadcasting (shapes aligned from the right, sizes equal or 1).
     public static func + (lhs: Tensor, rhs: Tensor) -> Tensor {
-        let out = _binary(AddKernel.self, lhs, rhs, op: "add")
-        let sa = lhs.shape, sb = rhs.shape
-        return record("add", out, inputs: [lhs, rhs]) { g, needs in
-            [needs[0] ? g._sumTo(sa) : nil, needs[1] ? g._sumTo(sb) : nil]
+        profiledOp("add") {
+            let out = _binary(AddKernel.self, lhs, rhs, op: "add")
+            let sa = lhs.shape, sb = rhs.shape
+            return record("add", out, inputs: [lhs, rhs]) { g, needs in
+                [needs[0] ? g._sumTo(sa) : nil, needs[1] ? g._sumTo(sb) : nil]
+            }
         }
     }
 
