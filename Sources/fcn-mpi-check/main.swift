@@ -20,6 +20,32 @@ import FCNTools
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.contains("-h") || arguments.contains("--help") {
+    print("""
+    usage: fcn-mpi-check [check | bench | fail | truncate | info] [options]
+
+    Checks and measures the distributed group across real processes; run it under an MPI
+    launcher (mpirun -np N, srun), or by hand as a group of one.
+
+      check                 every collective against values each rank computes itself
+                            (the default); one line per rank, "K checks passed"
+      bench                 seconds per all-sum of Float buffers, both algorithms, slowest
+                            rank, with algbw (bytes / time) and busbw (algbw * 2(N-1)/N)
+        --sizes-mb A,B,...  buffer sizes in MB (default 1,64,512)
+        --iterations N      all-sums per size (default: by size)
+      fail                  one rank leaves while the others enter an all-sum: the job
+                            must end, not hang
+        --rank R            the rank that leaves (default 1)
+        --how H             exit | exit0 | raw-exit | signal (default exit)
+      truncate              a collective that fails: its error ends the job (status 5)
+      info                  backend, rank and size
+      -h, --help            this text
+
+    Exit status: 0 done, 1 a check failed, 2 usage error or MPI could not be opened,
+    3-5 the fail and truncate modes' own statuses.
+    """)
+    exit(0)
+}
 let mode = arguments.first.flatMap { $0.hasPrefix("--") ? nil : $0 } ?? "check"
 
 func option(_ name: String) -> String? {

@@ -137,6 +137,10 @@ if t.steps > 0 {
     summary += String(format: "\ntime this session: data %.1f s, forward %.1f s, backward %.1f s, update %.1f s, validation %.1f s, checkpoints %.1f s; %.1f images/s (%.1f ms per image)",
                       t.data, t.forward, t.backward, t.update, t.validation, t.checkpoints,
                       Double(t.images) / max(t.training, 1e-9), perImage * 1000)
+    if t.communication > 0 {
+        summary += String(format: "; of the forward and backward, %.1f s (%.0f%%) in collectives across the ranks (waiting for the slowest included)",
+                          t.communication, 100 * t.communication / max(t.forward + t.backward, 1e-9))
+    }
 }
 if let out = options.out {
     summary += "\noutputs: \(out)/\(Trainer.checkpointFileName), \(out)/\(TrainingPlot.csvFileName), \(out)/\(TrainingPlot.fileName)"

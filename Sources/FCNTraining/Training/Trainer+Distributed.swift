@@ -68,19 +68,24 @@ extension Trainer {
     }
 
     /// The forward, loss and backward of one step across the ranks; returns the loss of the
-    /// whole batch. Leaves the summed gradients on the parameters.
-    func distributedForwardBackward(_ x: Tensor, labels: Tensor, loss: ([(scores: Tensor, weight: Float)]) -> Tensor) throws -> Float {
+    /// whole batch and the clock when the forward pass (with the loss) ended. Leaves the
+    /// summed gradients on the parameters.
+    func distributedForwardBackward(_ x: Tensor, labels: Tensor, loss: ([(scores: Tensor, weight: Float)]) -> Tensor) throws
+        -> (loss: Float, forwardEnd: UInt64) {
         let n = x.shape[0], r = group.rank, s = group.size
         let rows = n * r / s ..< n * (r + 1) / s
         let parts = model.trainingOutputs(x.sliced(axis: 0, range: rows))
         var wholes: [Tensor] = []
+        let g0 = now()
         for (scores, _) in parts {
             let gathered = try group.allGather(scores.detached().scalars)
             wholes.append(Tensor(shape: [n] + Array(scores.shape.dropFirst()), scalars: gathered).requiringGrad())
         }
+        timings.communication += Double(now() - g0) / 1e9
         let total = loss(zip(wholes, parts).map { ($0, $1.weight) })
         let value = total.item
-        guard value.isFinite else { return value }
+        let forwardEnd = now()
+        guard value.isFinite else { return (value, forwardEnd) }
         total.backward()
         for (whole, part) in zip(wholes, parts) {
             part.scores.backward(gradient: whole.grad!.sliced(axis: 0, range: rows))
@@ -91,12 +96,14 @@ extension Trainer {
         if gradientPlan?.counts != counts {   // the first step, or a new stage's model
             gradientPlan = try GradientBuckets(group: group, counts: counts)
         }
+        let s0 = now()
         try gradientPlan!.sum(&grads)
+        timings.communication += Double(now() - s0) / 1e9
         for (p, g) in zip(params, grads) {
             p.value.zeroGrad()
             p.value.node!.accumulate(g)
         }
-        return value
+        return (value, forwardEnd)
     }
 
     /// The confusion matrix of the validation images, split over the ranks and summed.

@@ -387,11 +387,11 @@ public final class Trainer {
             return loss!
         }
         if group.size > 1 {
-            let value = try distributedForwardBackward(x, labels: labels, loss: lossOf)
+            let (value, forwardEnd) = try distributedForwardBackward(x, labels: labels, loss: lossOf)
             guard value.isFinite else {
                 throw TrainerError("training diverged at step \(step + 1): loss is \(value) (learning rate \(lr)); try a smaller --lr or a --warmup")
             }
-            return try finishStep(t0: t0, t1: t1, t2: now(), lr: lr, value: value, imageSize: sampler.size)
+            return try finishStep(t0: t0, t1: t1, t2: forwardEnd, lr: lr, value: value, imageSize: sampler.size)
         }
         var batch: DataParallelBatch?
         let outputs: [(scores: Tensor, weight: Float)]

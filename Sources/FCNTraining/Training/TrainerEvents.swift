@@ -113,6 +113,10 @@ public struct TrainerTimings: Sendable {
     /// Seconds in data loading, forward pass, backward pass, optimizer update, validation and
     /// checkpoint writing, respectively.
     public var data = 0.0, forward = 0.0, backward = 0.0, update = 0.0, validation = 0.0, checkpoints = 0.0
+    /// Seconds of the forward and backward passes spent in collectives across ranks (the
+    /// gather of the outputs, the gradient sums), waiting for the slowest rank included; 0
+    /// in one process.
+    public var communication = 0.0
     /// Training steps and images processed, for throughput figures.
     public var steps = 0, images = 0
     /// All counters at zero.
