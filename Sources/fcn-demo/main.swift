@@ -8,8 +8,8 @@
 //    rate, 32-pixel images for the first 40% of the time; a progress bar, then the
 //    held-out mean IU;
 // 2. the checkpoint describes its model (architecture, classes, names, input convention);
-// 3. reopens it the way an app does (`ModelFile.open`) and segments a larger held-out
-//    scene (a 3x3 mosaic of unseen images) in tiles, writing the input, the labels, the
+// 3. reopens it the way an app does (`ModelFile.open`) and segments a larger unseen scene
+//    (3x the side, shapes at the training scale) in tiles, writing the input, the labels, the
 //    overlay with boundaries, the ground truth and a legend to the output folder;
 // 4. prints the commands that segment a photo with this checkpoint and train further.
 import FCNTools
@@ -111,10 +111,10 @@ do {
     let d = model.modelDescription
     let segmenter = Segmenter(network: ModelSegmentation(model), options: SegmentationOptions(tileSize: 96))
     let size = o.imageSize
-    let pieces = SyntheticShapes(size: size, count: 9, seed: seed &+ 2000)
-    let rows = (0..<3).map { r in (0..<3).map { c in pieces[3 * r + c] } }
-    let image = Tensor.concat(rows.map { Tensor.concat($0.map(\.image), axis: 2) }, axis: 1)
-    let truth = Tensor.concat(rows.map { Tensor.concat($0.map(\.label), axis: 1) }, axis: 0)
+    // One wide unseen scene with shapes at the training scale (a 3x3 mosaic of training-size
+    // images would put hard seams, which no training image has, across the picture).
+    let wide = SyntheticShapes(size: 3 * size, count: 1, seed: seed &+ 2000, shapeScale: size)[0]
+    let image = wide.image, truth = wide.label
     let result = segmenter.segment(rgb: image)
     var scene = ConfusionMatrix(classes: d.classes)
     scene.update(prediction: result.labelTensor.unsqueezed(axis: 0), label: truth.unsqueezed(axis: 0))

@@ -27,13 +27,20 @@ public struct SyntheticShapes: Sendable {
     public let count: Int
     /// Seed of the whole dataset.
     public let seed: UInt64
+    /// Side of the scenes whose shape sizes the images use (`size` unless given): a larger
+    /// `size` draws a wider view of shapes at the scale of `shapeScale`-pixel images, about
+    /// as many per area (to show a network trained on small images a large scene).
+    public let shapeScale: Int
 
     /// A dataset of `count` images of `size` x `size`. Defaults: 128 px (divisible by 32,
-    /// as FCN strides need) and 1000 images.
-    public init(size: Int = 128, count: Int = 1000, seed: UInt64 = 0) {
+    /// as FCN strides need) and 1000 images; shapes at the scale of the image (`shapeScale`
+    /// nil), or of `shapeScale`-pixel images, `(size / shapeScale)^2` times as many.
+    public init(size: Int = 128, count: Int = 1000, seed: UInt64 = 0, shapeScale: Int? = nil) {
         fcnCheck(size >= 8, "SyntheticShapes", "size must be >= 8, got \(size)")
         fcnCheck(count >= 0, "SyntheticShapes", "count must be >= 0, got \(count)")
-        self.size = size; self.count = count; self.seed = seed
+        fcnCheck(shapeScale.map { $0 >= 8 && $0 <= size } ?? true, "SyntheticShapes",
+                 "shapeScale must lie in 8...size (\(size)), got \(shapeScale ?? 0)")
+        self.size = size; self.count = count; self.seed = seed; self.shapeScale = shapeScale ?? size
     }
 
     /// Image `[3, size, size]` (RGB 0...255) and label `[size, size]` number `index`.
@@ -81,10 +88,17 @@ public struct SyntheticShapes: Sendable {
                              uni(0, 2 * .pi), uni(4, 18)))
         }
 
-        // Shapes: one of each class, plus 0-3 extra, in shuffled order.
-        var classes = [1, 2, 3, 4]
-        for _ in 0..<int(4) { classes.append(1 + int(4)) }
-        for i in stride(from: classes.count - 1, to: 0, by: -1) { classes.swapAt(i, int(i + 1)) }
+        // Shapes: one of each class, plus 0-3 extra, in shuffled order; as many such groups
+        // as `shapeScale`-pixel scenes fit in the image.
+        let k = Float(shapeScale)
+        let groups = max(1, Int((s / k * s / k).rounded()))
+        var classes: [Int] = []
+        for _ in 0..<groups {
+            var group = [1, 2, 3, 4]
+            for _ in 0..<int(4) { group.append(1 + int(4)) }
+            for i in stride(from: group.count - 1, to: 0, by: -1) { group.swapAt(i, int(i + 1)) }
+            classes += group
+        }
         var shapes: [Shape] = []
         for cls in classes {
             var color = (uni(0, 255), uni(0, 255), uni(0, 255))
@@ -98,15 +112,15 @@ public struct SyntheticShapes: Sendable {
                            cosT: Float(_cosD(Double(theta))), sinT: Float(_cosD(Double(theta) - .pi / 2)),
                            tri: [], color: color, shade: uni(-0.6, 0.6))
             switch cls {
-            case 1: sh.a = uni(0.06, 0.16) * s
-            case 2: sh.a = uni(0.06, 0.2) * s; sh.b = uni(0.04, 0.14) * s
+            case 1: sh.a = uni(0.06, 0.16) * k
+            case 2: sh.a = uni(0.06, 0.2) * k; sh.b = uni(0.04, 0.14) * k
             case 3:
-                let r = uni(0.1, 0.22) * s, start = uni(0, 2 * .pi)
+                let r = uni(0.1, 0.22) * k, start = uni(0, 2 * .pi)
                 for k in 0..<3 {
                     let ang = Double(start) + Double(k) * 2.0 * .pi / 3 + Double(uni(-0.5, 0.5))
                     sh.tri.append((sh.cx + r * Float(_cosD(ang)), sh.cy + r * Float(_cosD(ang - .pi / 2))))
                 }
-            default: sh.a = uni(0.15, 0.35) * s; sh.b = uni(0.5, 1.5)
+            default: sh.a = uni(0.15, 0.35) * k; sh.b = uni(0.5, 1.5)
             }
             shapes.append(sh)
         }

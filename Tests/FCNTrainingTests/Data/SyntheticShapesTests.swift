@@ -53,6 +53,40 @@ import FCNTestSupport
         #expect(Double(boundaryPixels) / Double(barPixels) > 0.8)
     }
 
+    /// A wide scene at the shape scale of small images: the default scale is the image's own
+    /// (bit for bit the same images), and with `shapeScale: 64` on 192 pixels the discs keep
+    /// a 64-pixel scene's size: their rows are on average less than half as long as those of
+    /// the same canvas drawn at its own scale (radii up to 0.16 x 64 against 0.16 x 192).
+    @Test func wideScenesKeepTheShapeScale() {
+        let own = SyntheticShapes(size: 64, count: 4, seed: 7, shapeScale: 64)
+        #expect(bitIdentical(own[2].image, data[2].image) && bitIdentical(own[2].label, data[2].label))
+        /// Lengths of the horizontal runs of disc pixels.
+        func discRuns(_ label: Tensor, _ n: Int) -> [Int] {
+            let l = label.scalars
+            var runs: [Int] = []
+            for y in 0..<n {
+                var run = 0
+                for x in 0...n {
+                    if x < n && l[y * n + x] == 1 { run += 1 } else if run > 0 { runs.append(run); run = 0 }
+                }
+            }
+            return runs
+        }
+        let wide = SyntheticShapes(size: 192, count: 3, seed: 11, shapeScale: 64)
+        let large = SyntheticShapes(size: 192, count: 3, seed: 11)
+        var wideRuns: [Int] = [], largeRuns: [Int] = [], classes = Set<Int>()
+        for i in 0..<3 {
+            let (img, lab) = wide[i]
+            #expect(img.shape == [3, 192, 192] && lab.shape == [192, 192])
+            classes.formUnion(lab.scalars.map { Int($0) })
+            wideRuns += discRuns(lab, 192)
+            largeRuns += discRuns(large[i].label, 192)
+        }
+        #expect(classes == [0, 1, 2, 3, 4])
+        func mean(_ r: [Int]) -> Double { Double(r.reduce(0, +)) / Double(max(1, r.count)) }
+        #expect(!wideRuns.isEmpty && 2 * mean(wideRuns) < mean(largeRuns), "mean disc row \(mean(wideRuns)) against \(mean(largeRuns))")
+    }
+
     @Test func shapesDifferFromBackground() {
         // Shape pixels are distinguishable: mean colour of foreground vs background differs.
         let (img, lab) = data[0]
