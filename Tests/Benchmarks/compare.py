@@ -7,8 +7,9 @@
 Runs `fcn-bench --json` and `pytorch_bench.py --json` with the same thread count and
 filter, `--rounds` times alternating (ours, theirs, ours, theirs, ...; the best time per
 row is kept), then prints one table: our ms, PyTorch's ms and the ratio torch/ours, and for
-the whole-network rows onnxruntime's ms (row `ort <name>`) and the ratio ort/ours. A ratio
-above 1 means swift-fcn is faster. `--memory` adds the peak resident set size of one
+the whole-network rows onnxruntime's ms (row `ort <name>`) and the ratio ort/ours, and OpenVINO's ratios in float32 (`ov-f32 <name>`)
+and at its default precision (`ov <name>`: bf16 on CPUs with AVX512_BF16; pip install
+openvino, else the columns stay empty). A ratio above 1 means swift-fcn is faster. `--memory` adds the peak resident set size of one
 FCN-8s 500 x 500 inference in each runtime (ours without and with fcn-bench's packed-weight
 cache, which packs at the second call) (`/usr/bin/time -v`, a process per runtime
 running only that row). The machine load (`uptime`) is printed before and after.
@@ -79,15 +80,19 @@ def main():
     print(f"load after:  {uptime()}")
     clock = "CPU ms" if args.cpu else "ms"
     print(f"\nthreads = {args.threads}, best of {args.repeats} runs x {args.rounds} rounds, {clock}; ratio > 1: swift-fcn faster")
-    print(f"{'row':<26}{'swift-fcn':>11}{'torch':>11}{'torch/ours':>12}{'ort':>11}{'ort/ours':>10}")
+    print(f"{'row':<28}{'swift-fcn':>11}{'torch':>11}{'torch/ours':>12}{'ort':>11}{'ort/ours':>10}"
+          f"{'ov-f32':>11}{'ov-f32/ours':>13}{'ov':>11}{'ov/ours':>9}")
     for name, ms in ours.items():
         if args.skip_gemm and (name.startswith("gemm ") or name.startswith("sgemm ")):
             continue
         t = theirs.get(name)
         o = theirs.get("ort " + name)
-        cells = [f"{name:<26}", f"{ms:>11.1f}"]
+        cells = [f"{name:<28}", f"{ms:>11.1f}"]
         cells.append(f"{t:>11.1f}{t / ms:>12.2f}" if t else f"{'':>11}{'':>12}")
-        cells.append(f"{o:>11.1f}{o / ms:>10.2f}" if o else "")
+        cells.append(f"{o:>11.1f}{o / ms:>10.2f}" if o else f"{'':>11}{'':>10}")
+        f32, ov = theirs.get("ov-f32 " + name), theirs.get("ov " + name)
+        cells.append(f"{f32:>11.1f}{f32 / ms:>13.2f}" if f32 else f"{'':>11}{'':>13}")
+        cells.append(f"{ov:>11.1f}{ov / ms:>9.2f}" if ov else "")
         print("".join(cells))
     if args.memory:
         row = "fcn8s forward 500"

@@ -13,9 +13,14 @@ Layer and network rows (same names and shapes as fcn-bench, see LayerRows.swift 
 `fcn{32,16,8}s forward {224,500}` (the Caffe-layout VGGFCN of
 Tests/Fixtures/gen_models.py, 21 classes, full width, random weights, eval,
 no_grad), `fcn8s train step 256` (train mode, cross-entropy, backward; upsampling weights
-frozen as in the reference), and `ort fcn{32,16,8}s forward {224,500}`: the same network
+frozen as in the reference); `resnet34-fcn8s forward 500` (seed 002's model of
+Tests/Fixtures/gen_models.py, zero padded to a multiple of 32 and cropped back, as
+fcn-bench's), `fcn_resnet50 forward 520`, `fcn_resnet101 forward 520` (torchvision's, no
+aux head), each also as `ort ...` (onnxruntime), `ov-f32 ...` (OpenVINO with
+INFERENCE_PRECISION_HINT f32) and `ov ...` (OpenVINO at its default precision: bf16 on a
+CPU with AVX512_BF16); and `ort fcn{32,16,8}s forward {224,500}`: the same network
 exported with torch.onnx.export and run by onnxruntime (intra_op_num_threads = threads,
-inter_op_num_threads = 1). `ort conv <layer> 500` runs each convolution row (conv + bias,
+inter_op_num_threads = 1), and by OpenVINO (`ov-f32 ...`, `ov ...`, as for the families). `ort conv <layer> 500` runs each convolution row (conv + bias,
 ReLU where the net has one) exported alone; onnxruntime then also converts the input to its
 blocked NCHWc layout and back on every call, which a whole network does only at its ends.
 GFLOP = 2 * multiply-adds of the convolution layers.
@@ -215,7 +220,7 @@ def bench_tensor(shape, gen):
 
 def load_vggfcn():
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, os.path.join(here, "..", "FCNTests", "Fixtures"))
+    sys.path.insert(0, os.path.join(here, "..", "Fixtures"))
     from gen_models import VGGFCN  # noqa: E402
     return VGGFCN
 
@@ -230,10 +235,66 @@ def make_net(variant):
     return net
 
 
+FAMILIES = {"resnet34-fcn8s": 500, "fcn_resnet50": 520, "fcn_resnet101": 520}
+
+
+class PaddedToStride(torch.nn.Module if torch is not None else object):
+    """The seed-002 ResNet-34 FCN-8s, whose skip sums need H, W multiples of 32, on any size:
+    zero padding at the bottom and right, scores cropped back (as fcn-bench's model does)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        h, w = x.shape[2], x.shape[3]
+        ph, pw = (32 - h % 32) % 32, (32 - w % 32) % 32
+        y = self.net(torch.nn.functional.pad(x, (0, pw, 0, ph)))
+        return y[:, :, :h, :w]
+
+
+class OutOnly(torch.nn.Module if torch is not None else object):
+    """torchvision's segmentation models return {"out": ...}: the scores alone."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)["out"]
+
+
+def import_torchvision():
+    """torchvision, importable where its compiled ops do not load (a wheel built for another
+    torch build, e.g. PyPI's torchvision beside a CPU-only torch): the models need none of
+    those ops, only its meta registrations would fail, so they are skipped."""
+    import types
+    if "torchvision" not in sys.modules:
+        sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+    import torchvision
+    return torchvision
+
+
+def make_family(name):
+    """The model family `name` (21 classes, random weights, eval mode, no aux head)."""
+    torch.manual_seed(1)
+    import_torchvision()
+    if name == "resnet34-fcn8s":
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path.insert(0, os.path.join(here, "..", "Fixtures"))
+        from gen_models import ResNet34FCN  # noqa: E402
+        return PaddedToStride(ResNet34FCN(21)).eval()
+    torchvision = import_torchvision()
+    make = {"fcn_resnet50": torchvision.models.segmentation.fcn_resnet50,
+            "fcn_resnet101": torchvision.models.segmentation.fcn_resnet101}[name]
+    return OutOnly(make(weights=None, weights_backbone=None, num_classes=21, aux_loss=False)).eval()
+
+
 def export_onnx(variant, size, path):
-    """Builds the network (seeded as make_net) and writes it as ONNX (legacy exporter)."""
+    """Builds the network (seeded as make_net, or make_family for a family name) and writes
+    it as ONNX (legacy exporter)."""
     import warnings
-    net = make_net(variant).eval()
+    net = make_family(variant) if variant in FAMILIES else make_net(variant).eval()
     x = torch.zeros(1, 3, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -250,6 +311,18 @@ def ort_load(path):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ov_compiled(path, precision):
+    """An OpenVINO CPU model compiled from the ONNX file at `path` with the run's thread
+    count: `precision` "f32" (INFERENCE_PRECISION_HINT f32) or None (OpenVINO's default,
+    bf16 on CPUs with AVX512_BF16 or AMX)."""
+    import openvino as ov
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": ARGS.threads, "PERFORMANCE_HINT": "LATENCY"}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return core.compile_model(core.read_model(path), "CPU", config)
 
 
 def ort_session(variant, size, tmpdir):
@@ -343,6 +416,20 @@ def network_rows(bench, gen):
                 feed = {"x": x}
                 bench.run(ort_row, flops, lambda: sess.run(None, feed))
                 del sess
+            for prefix, precision in (("ov-f32 ", "f32"), ("ov ", None)):
+                if ARGS.no_ort or not bench.wants(prefix + row):
+                    continue
+                path = os.path.join(tmp.name, f"fcn{variant}_{size}.onnx")
+                if not os.path.exists(path):
+                    import subprocess
+                    subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
+                try:
+                    compiled = ov_compiled(path, precision)
+                except ImportError:
+                    continue
+                request = compiled.create_infer_request()
+                bench.run(prefix + row, flops, lambda: request.infer({0: x}))
+                del request, compiled
     row = "fcn8s train step 256"
     if bench.wants(row) and torch is not None:
         import torch.nn.functional as F
@@ -356,6 +443,45 @@ def network_rows(bench, gen):
             loss.backward()
 
         bench.run(row, fcn_flops("8s", 256)[1], step)
+    tmp.cleanup()
+
+
+def family_rows(bench):
+    """`<family> forward <size>` in PyTorch (eval, no_grad), and the same network exported
+    to ONNX run by onnxruntime (`ort ...`), OpenVINO in float32 (`ov-f32 ...`) and OpenVINO
+    at its default precision (`ov ...`)."""
+    import subprocess
+    import tempfile
+    tmp = tempfile.TemporaryDirectory()
+    for name, size in FAMILIES.items():
+        row = f"{name} forward {size}"
+        wanted = {k: bench.wants(k + row) for k in ("", "ort ", "ov-f32 ", "ov ")}
+        if not any(wanted.values()):
+            continue
+        x = (np.random.default_rng(size).random((1, 3, size, size), dtype=np.float32) * 2 - 1)
+        if wanted[""] and torch is not None:
+            net = make_family(name)
+            xt = torch.from_numpy(x)
+            with torch.no_grad():
+                bench.run(row, 0, lambda: net(xt))
+            del net, xt
+        if ARGS.no_ort or not (wanted["ort "] or wanted["ov-f32 "] or wanted["ov "]):
+            continue
+        path = os.path.join(tmp.name, f"{name}_{size}.onnx")
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--export", name, str(size), path], check=True)
+        if wanted["ort "]:
+            sess = ort_load(path)
+            bench.run("ort " + row, 0, lambda: sess.run(None, {sess.get_inputs()[0].name: x}))
+            del sess
+        for prefix, precision in (("ov-f32 ", "f32"), ("ov ", None)):
+            if wanted[prefix]:
+                try:
+                    compiled = ov_compiled(path, precision)
+                except ImportError:
+                    continue
+                request = compiled.create_infer_request()
+                bench.run(prefix + row, 0, lambda: request.infer({0: x}))
+                del request, compiled
     tmp.cleanup()
 
 
@@ -395,6 +521,7 @@ def main():
             bench.run(name, 2.0 * m * n * k, lambda: torch.mm(a, b, out=out))
             del a, b, out
     layer_rows(bench)
+    family_rows(bench)
     bench.finish()
     return 0
 
