@@ -159,6 +159,10 @@ func maxPoolForward(_ x: Tensor, _ g: PoolGeometry, wantIndices: Bool, forceNaiv
                 let ids = ip.map { $0 + p * g.outPlane }
                 if fast {
                     fcn_maxpool2x2_plane(src, Int64(g.inH), Int64(g.inW), dst, Int64(g.outH), Int64(g.outW), ids)
+                } else if ids == nil && !forceNaive && g.dH == 1 && g.dW == 1 {
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: g.inW) { rowMax in
+                        maxPoolPlaneValues(UnsafePointer(src), dst, g, rowMax: rowMax.baseAddress!)
+                    }
                 } else {
                     maxPoolPlaneNaive(src, dst, ids, g)
                 }
@@ -232,6 +236,45 @@ func maxPoolPlaneNaive(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Fl
             }
             out[oh * g.outW + ow] = best
             idx?[oh * g.outW + ow] = Int32(bestIndex)
+        }
+    }
+}
+
+/// Values only (inference: no argmax), dilation 1, any kernel, stride and padding (the
+/// ResNet stem's 3x3 stride-2 pool): per output row, the column-wise maximum of its window's
+/// input rows into `rowMax` (a straight loop along the row, which the compiler vectorises),
+/// then each output the maximum of its window's columns of `rowMax`. A maximum does not
+/// depend on the order it is taken in, NaN included (a NaN anywhere in the window gives
+/// NaN), so the values equal the naive kernel's. Windows are never empty (padding is at
+/// most half the kernel, and the output-size rule drops windows that start past the input).
+func maxPoolPlaneValues(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ g: PoolGeometry,
+                        rowMax: UnsafeMutablePointer<Float>) {
+    let W = g.inW
+    for oh in 0..<g.outH {
+        let start = oh * g.sH - g.pH
+        let h0 = max(start, 0), h1 = min(start + g.kH, g.inH)
+        rowMax.update(from: x + h0 * W, count: W)
+        var h = h0 + 1
+        while h < h1 {
+            let r = x + h * W
+            for w in 0..<W {
+                let v = r[w], m = rowMax[w]
+                rowMax[w] = (v > m || v.isNaN) ? v : m
+            }
+            h += 1
+        }
+        let o = out + oh * g.outW
+        for ow in 0..<g.outW {
+            let left = ow * g.sW - g.pW
+            let w0 = max(left, 0), w1 = min(left + g.kW, W)
+            var m = rowMax[w0]
+            var w = w0 + 1
+            while w < w1 {
+                let v = rowMax[w]
+                if v > m || v.isNaN { m = v }
+                w += 1
+            }
+            o[ow] = m
         }
     }
 }

@@ -55,6 +55,36 @@ func size2(_ c: FixtureCase, _ key: String) -> Size2 {
         let (o3, i3) = maxPoolForward(c.tensor("x"), g, wantIndices: true, forceNaive: true)
         #expect(o3.scalars == c.tensor("out").scalars)
         #expect(i3!.map(Float.init) == c.tensor("indices").scalars)
+        // Values only (inference): the separable kernel where the dilation is 1.
+        let (o4, _) = maxPoolForward(c.tensor("x"), g, wantIndices: false)
+        #expect(o4.scalars == c.tensor("out").scalars, "\(c) values only")
+    }
+
+    /// The values-only kernel (inference, dilation 1) equals the naive one exactly on every
+    /// kernel, stride, padding and rounding mode, with ties and a NaN.
+    @Test func valuesOnlyPathEqualsNaive() {
+        for k in 1...4 {
+            for s in 1...3 {
+                for p in 0...(k / 2) {
+                    for ceil in [false, true] {
+                        for (h, w) in [(1, 1), (5, 7), (12, 9), (17, 16)] {
+                            guard poolOutputSize(input: h, kernel: k, stride: s, padding: p, ceilMode: ceil) > 0,
+                                  poolOutputSize(input: w, kernel: k, stride: s, padding: p, ceilMode: ceil) > 0 else { continue }
+                            var x = Tensor.randn([2, 2, h, w], seed: UInt64(100 * k + 10 * s + p))
+                            x.withUnsafeMutableBufferPointer { b in
+                                for i in stride(from: 0, to: b.count, by: 3) { b[i] = (b[i] * 2).rounded() }  // ties
+                                b[b.count / 3] = .nan
+                            }
+                            let g = PoolGeometry.make("test", x, kernel: [k, k], stride: [s, s], padding: [p, p], dilation: 1, ceilMode: ceil)
+                            let (vo, vi) = maxPoolForward(x, g, wantIndices: false)
+                            let (no, _) = maxPoolForward(x, g, wantIndices: false, forceNaive: true)
+                            let same = zip(vo.scalars, no.scalars).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+                            #expect(vi == nil && vo.shape == no.shape && same, "k\(k) s\(s) p\(p) ceil \(ceil) \(h)x\(w)")
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The tuned k2 s2 kernel equals the naive one (values and indices, exactly), with and
