@@ -27,6 +27,10 @@ enum ConvAlgorithm: Equatable {
     /// conv2d + ReLU + 2x2 stride-2 max pool in Winograd F(2x2, 3x3)'s output transform
     /// (Ops/Conv2D+Pool.swift): each 2x2 output tile is one pool window. Whole op, forward only.
     case winogradF2x2ReLUPool(cachedWeight: CachedOperand?)
+    /// A dilated 3x3 convolution at inference as an ordinary one on the `dilation`^2 polyphase
+    /// parts of its input, stacked along the batch (Ops/Conv2D+Polyphase.swift), whose own
+    /// algorithm is chosen in turn. Whole op, forward only.
+    case dilatedPolyphase(dilation: Int)
     /// A direct loop per output plane (depthwise forward, fcn_conv_plane_direct).
     case depthwiseDirect
     /// The column matrices of `images` images side by side, one GEMM per chunk of images
@@ -111,6 +115,10 @@ extension ConvGeometry {
     ///    on the 2x2 and 3x3 maps of small images) and the cache does not serve the weight:
     ///    the dead taps' multiply-adds and weight traffic would be spent in all three
     ///    products. A cached weight is at hand packed whole, and a box would be a new copy.
+    /// 2b. `dilatedPolyphase` when no gradient is recorded and `polyphaseDilation` applies (a
+    ///    3x3 kernel, stride 1, dilation d > 1 on both axes, padding d, groups 1) and the
+    ///    phase convolution passes rule 5: Winograd's 4/9 of the multiply-adds for one gather
+    ///    and one scatter. Training keeps the direct form (its gradients are not phased).
     ///
     /// Forward:
     /// 3. `depthwiseDirect` when every group reads one input channel: a GEMM of depth
@@ -158,6 +166,7 @@ extension ConvGeometry {
                 return .winogradF2x2ReLUPool(cachedWeight: mode.cachedWeight)
             }
             if mode.wholeOp && mode.cachedWeight == nil, let box = liveTapBox { return .liveTapBox(box) }
+            if mode.wholeOp && !mode.recording, let d = polyphaseDilation { return .dilatedPolyphase(dilation: d) }
             if isDepthwise { return .depthwiseDirect }
             let nb = batchedImages
             if nb > 0 { return .batchedColumns(images: nb) }
@@ -208,6 +217,14 @@ extension ConvGeometry {
         let perImage = (k + outChannels) * outPlane
         let nb = min(batch, ConvGeometry.batchedWorkspaceFloats / max(1, perImage))
         return nb >= 2 ? nb : 0
+    }
+
+    /// Rule 2b: the dilation of a dilated 3x3 convolution whose polyphase form runs as
+    /// Winograd (see `algorithm(for:mode:)`), or nil.
+    var polyphaseDilation: Int? {
+        guard fastPaths, kH == 3, kW == 3, strideH == 1, strideW == 1, dilH > 1, dilH == dilW, groups == 1,
+              padTop == dilH, padBottom == dilH, padLeft == dilW, padRight == dilW else { return nil }
+        return polyphaseGeometry(self, dilation: dilH).usesWinograd ? dilH : nil
     }
 
     /// Rule 5: Winograd F(2x2, 3x3) for all three products.

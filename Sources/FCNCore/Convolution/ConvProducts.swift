@@ -32,7 +32,7 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         convForwardImplicitGEMM(g, x: x, w: w, bias: bias, y: y, relu: relu, pointwise: true, cachedA: cachedA)
     case .implicitGEMM(let cachedA):
         convForwardImplicitGEMM(g, x: x, w: w, bias: bias, y: y, relu: relu, pointwise: false, cachedA: cachedA)
-    case .liveTapBox, .winogradF2x2ReLUPool, .flippedKernel, .subpixelPhases, .col2imTiles:
+    case .liveTapBox, .winogradF2x2ReLUPool, .dilatedPolyphase, .flippedKernel, .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a forward product")
     }
 }
@@ -53,7 +53,7 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
         convBackwardDataSubpixel(g, gy: gy, w: w, gx: gx)
     case .col2imTiles:
         convBackwardDataCol2im(g, gy: gy, w: w, gx: gx)
-    case .liveTapBox, .winogradF2x2ReLUPool, .depthwiseDirect, .winogradF2x2, .winogradF27, .strassen, .implicitGEMM:
+    case .liveTapBox, .winogradF2x2ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF2x2, .winogradF27, .strassen, .implicitGEMM:
         fcnFail("conv2d", "\(algorithm) does not compute an input gradient")
     }
 }
@@ -72,7 +72,7 @@ func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePo
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: true)
     case .implicitGEMM:
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: false)
-    case .liveTapBox, .winogradF2x2ReLUPool, .depthwiseDirect, .winogradF27, .strassen, .flippedKernel,
+    case .liveTapBox, .winogradF2x2ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF27, .strassen, .flippedKernel,
          .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a weight gradient")
     }

@@ -88,6 +88,9 @@ func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry
     if case .liveTapBox(let box) = algorithm {
         return conv2dLiveTaps(x, weight: weight, bias: bias, geometry: g, box: box, fusedReLU: fusedReLU)
     }
+    if case .dilatedPolyphase(let d) = algorithm {
+        return conv2dPolyphase(x, weight: weight, bias: bias, geometry: g, dilation: d, fusedReLU: fusedReLU)
+    }
     let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
                     y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)

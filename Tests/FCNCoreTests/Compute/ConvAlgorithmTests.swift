@@ -37,6 +37,24 @@ private func geometry(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Paddin
                     == .implicitGEMM(cachedA: cached))
     }
 
+    /// Rule 2b: a dilated 3x3 convolution at inference runs on its polyphase parts when they
+    /// pass the Winograd rule; not while recording, not at another padding or stride, not
+    /// when the phases are too small for Winograd.
+    @Test func dilatedPolyphaseRule() {
+        let g = geometry([1, 64, 33, 30], [64, 64, 3, 3], padding: 2, dilation: 2)
+        let inference = ConvMode(wholeOp: true)
+        var recording = inference
+        recording.recording = true
+        #expect(g.algorithm(for: .forward, mode: inference) == (winogradEnabled ? .dilatedPolyphase(dilation: 2) : .implicitGEMM(cachedA: nil)))
+        #expect(g.algorithm(for: .forward, mode: recording) == .implicitGEMM(cachedA: nil))
+        #expect(g.algorithm(for: .forward) == .implicitGEMM(cachedA: nil), "a product asked for as it stands")
+        #expect(geometry([1, 64, 33, 30], [64, 64, 3, 3], padding: 1, dilation: 2).polyphaseDilation == nil, "padding 1")
+        #expect(geometry([1, 64, 33, 30], [64, 64, 3, 3], stride: 2, padding: 2, dilation: 2).polyphaseDilation == nil)
+        #expect(geometry([1, 64, 12, 12], [64, 64, 3, 3], padding: 4, dilation: 4).polyphaseDilation == nil, "3x3 phases")
+        let p = polyphaseGeometry(g, dilation: 2)
+        #expect(p.batch == 4 && p.inH == 17 && p.inW == 15 && p.outH == 17 && p.padTop == 1 && p.dilH == 1)
+    }
+
     @Test func forwardRules() {
         #expect(geometry([2, 8, 9, 9], [8, 1, 3, 3], padding: 1, groups: 8).algorithm(for: .forward) == .depthwiseDirect)
         #expect(geometry([4, 64, 3, 3], [512, 64, 7, 7], padding: 3).algorithm(for: .forward) == .batchedColumns(images: 4))

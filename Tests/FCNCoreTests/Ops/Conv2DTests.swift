@@ -218,6 +218,35 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
 
     // MARK: Live taps (Ops/Conv2D+LiveTaps.swift)
 
+    /// Dilated 3x3 convolutions at inference run on their polyphase parts (Winograd inside):
+    /// equal to the naive loops within 1e-5 relative (Winograd's tolerance) at dilations 2
+    /// and 4, on sizes that are and are not multiples of the dilation, with bias and fused
+    /// ReLU, batch 2, with and without the weight cache; while recording (training) the direct
+    /// form runs and also matches.
+    @Test func dilatedPolyphaseEqualsNaive() {
+        for (d, h, w) in [(2, 33, 30), (2, 32, 32), (4, 65, 62), (4, 64, 64)] {
+            let x = Tensor.randn([d == 2 ? 2 : 1, 64, h, w], seed: UInt64(d * 1000 + h + w))
+            let wt = Tensor.randn([72, 64, 3, 3], seed: 5) * 0.05, b = Tensor.randn([72], seed: 6)
+            let g = conv2dGeometry(op: "test", input: x.shape, weight: wt.shape, bias: b.shape, stride: 1,
+                                   padding: Padding.same, dilation: Size2(d), groups: 1)
+            #expect(g.algorithm(for: .forward, mode: ConvMode(wholeOp: true))
+                        == (winogradEnabled ? .dilatedPolyphase(dilation: d) : .implicitGEMM(cachedA: nil)))
+            let expected = FCNReference.conv2d(x, weight: wt, bias: b, padding: .same, dilation: Size2(d))
+            let y = withoutGrad { conv2d(x, weight: wt, bias: b, padding: .same, dilation: Size2(d)) }
+            expectClose(y, expected, tolerance: 1e-5, "dilation \(d) \(h)x\(w)")
+            let yr = withoutGrad { conv2d(x, weight: wt, bias: b, padding: .same, dilation: Size2(d), fusedReLU: true) }
+            expectClose(yr, relu(expected), tolerance: 1e-5, "dilation \(d) \(h)x\(w) ReLU")
+            let cached = WeightCache(limitBytes: 64 << 20)
+            let yc = WeightCache.$current.withValue(cached) {
+                withoutGrad { (0..<3).map { _ in conv2d(x, weight: wt, bias: b, padding: .same, dilation: Size2(d)) }.last! }
+            }
+            expectClose(yc, expected, tolerance: 1e-5, "dilation \(d) \(h)x\(w), weight cache")
+            let xg = x.requiringGrad()
+            expectClose(conv2d(xg, weight: wt, bias: b, padding: .same, dilation: Size2(d)).detached(), expected,
+                        tolerance: 1e-5, "dilation \(d) \(h)x\(w), recording")
+        }
+    }
+
     @Test func liveTapBoxes() {
         func box(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Padding, dilation: Size2 = 1) -> LiveTapBox? {
             conv2dGeometry(op: "test", input: x, weight: w, bias: nil, stride: stride, padding: padding,
