@@ -325,13 +325,20 @@ def ov_compiled(path, precision):
     return core.compile_model(core.read_model(path), "CPU", config)
 
 
-def ort_session(variant, size, tmpdir):
-    """An onnxruntime session for the network, exported by a child process (so that this
-    process's memory holds only what onnxruntime needs)."""
+def onnx_file(variant, size, tmpdir):
+    """The network `variant` (a VGG FCN variant or a family name) at `size`, exported to ONNX
+    in `tmpdir` by a child process (so that this process's memory holds only what the
+    runtime needs), once; returns its path."""
     import subprocess
-    path = os.path.join(tmpdir, f"fcn{variant}_{size}.onnx")
-    subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
-    return ort_load(path)
+    path = os.path.join(tmpdir, f"{variant}_{size}.onnx")
+    if not os.path.exists(path):
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
+    return path
+
+
+def ort_session(variant, size, tmpdir):
+    """An onnxruntime session for the network (see onnx_file)."""
+    return ort_load(onnx_file(variant, size, tmpdir))
 
 
 def layer_rows(bench):
@@ -419,12 +426,8 @@ def network_rows(bench, gen):
             for prefix, precision in (("ov-f32 ", "f32"), ("ov ", None)):
                 if ARGS.no_ort or not bench.wants(prefix + row):
                     continue
-                path = os.path.join(tmp.name, f"fcn{variant}_{size}.onnx")
-                if not os.path.exists(path):
-                    import subprocess
-                    subprocess.run([sys.executable, os.path.abspath(__file__), "--export", variant, str(size), path], check=True)
                 try:
-                    compiled = ov_compiled(path, precision)
+                    compiled = ov_compiled(onnx_file(variant, size, tmp.name), precision)
                 except ImportError:
                     continue
                 request = compiled.create_infer_request()
@@ -450,7 +453,6 @@ def family_rows(bench):
     """`<family> forward <size>` in PyTorch (eval, no_grad), and the same network exported
     to ONNX run by onnxruntime (`ort ...`), OpenVINO in float32 (`ov-f32 ...`) and OpenVINO
     at its default precision (`ov ...`)."""
-    import subprocess
     import tempfile
     tmp = tempfile.TemporaryDirectory()
     for name, size in FAMILIES.items():
@@ -467,8 +469,7 @@ def family_rows(bench):
             del net, xt
         if ARGS.no_ort or not (wanted["ort "] or wanted["ov-f32 "] or wanted["ov "]):
             continue
-        path = os.path.join(tmp.name, f"{name}_{size}.onnx")
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--export", name, str(size), path], check=True)
+        path = onnx_file(name, size, tmp.name)
         if wanted["ort "]:
             sess = ort_load(path)
             bench.run("ort " + row, 0, lambda: sess.run(None, {sess.get_inputs()[0].name: x}))

@@ -87,8 +87,10 @@ public enum OpProfiler {
 
     static func add(_ kind: String, seconds: Double) {
         lock.lock()
-        current[kind, default: OpProfile.Entry(calls: 0, seconds: 0)].calls += 1
-        current[kind, default: OpProfile.Entry(calls: 0, seconds: 0)].seconds += seconds
+        var e = current[kind] ?? OpProfile.Entry(calls: 0, seconds: 0)
+        e.calls += 1
+        e.seconds += seconds
+        current[kind] = e
         lock.unlock()
     }
 }

@@ -91,7 +91,7 @@ public final class GradientBuckets: @unchecked Sendable {
     public func average(_ buffers: [UnsafeMutableBufferPointer<Float>]) throws {
         precondition(buffers.map(\.count) == counts,
                      "GradientBuckets.average: buffer counts \(buffers.map(\.count)) differ from the plan's \(counts)")
-        try average(read: { k, body in body(UnsafeBufferPointer(buffers[k])) },
+        try reduce(read: { k, body in body(UnsafeBufferPointer(buffers[k])) },
                     write: { k, body in try body(buffers[k]) })
     }
 
@@ -100,7 +100,7 @@ public final class GradientBuckets: @unchecked Sendable {
     public func average(_ tensors: inout [Tensor]) throws {
         precondition(tensors.map(\.count) == counts,
                      "GradientBuckets.average: tensor counts \(tensors.map(\.count)) differ from the plan's \(counts)")
-        try average(read: { k, body in tensors[k].withUnsafeBufferPointer(body) },
+        try reduce(read: { k, body in tensors[k].withUnsafeBufferPointer(body) },
                     write: { k, body in try tensors[k].withUnsafeMutableBufferPointer(body) })
     }
 
@@ -110,15 +110,15 @@ public final class GradientBuckets: @unchecked Sendable {
     public func sum(_ tensors: inout [Tensor]) throws {
         precondition(tensors.map(\.count) == counts,
                      "GradientBuckets.sum: tensor counts \(tensors.map(\.count)) differ from the plan's \(counts)")
-        try average(read: { k, body in tensors[k].withUnsafeBufferPointer(body) },
+        try reduce(read: { k, body in tensors[k].withUnsafeBufferPointer(body) },
                     write: { k, body in try tensors[k].withUnsafeMutableBufferPointer(body) }, divide: false)
     }
 
-    /// The bucket loop over buffer `k`, read and written through the two accessors; divides
-    /// by the group size when `divide`.
-    private func average(read: (Int, (UnsafeBufferPointer<Float>) -> Void) -> Void,
-                         write: (Int, (UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> Void,
-                         divide: Bool = true) throws {
+    /// The bucket loop over buffer `k`, read and written through the two accessors: the
+    /// rank-ordered sum, divided by the group size when `divide`.
+    private func reduce(read: (Int, (UnsafeBufferPointer<Float>) -> Void) -> Void,
+                        write: (Int, (UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> Void,
+                        divide: Bool = true) throws {
         let n = group.size
         guard n > 1 else { return }
         let divisor = Float(n)
