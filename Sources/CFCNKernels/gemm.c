@@ -16,13 +16,15 @@ static int kernel_for(int isa, fcn_gemm_kernel *k) {
     case FCN_ISA_AVX2_FMA: return fcn_gemm_kernel_avx2(k);
     case FCN_ISA_AVX512: return fcn_gemm_kernel_avx512(k);
     case FCN_ISA_NEON: return fcn_gemm_kernel_neon(k);
+    case FCN_ISA_AVX512_BF16: return fcn_gemm_kernel_avx512_bf16(k);
     default: return 0;
     }
 }
 
-// Kernel table indexed by log2(isa); filled once per ISA (idempotent, so a race is harmless).
-static fcn_gemm_kernel table[4];
-static int table_ready[4];
+// Kernel table indexed by ISA (portable, avx2, avx512, neon, avx512 bf16); filled once per
+// ISA (idempotent, so a race is harmless).
+static fcn_gemm_kernel table[5];
+static int table_ready[5];
 
 // Fills table[idx] with the kernel of `isa`, or the portable one when this CPU lacks it.
 static __attribute__((noinline)) void fill_table(int isa, int idx) {
@@ -33,7 +35,8 @@ static __attribute__((noinline)) void fill_table(int isa, int idx) {
 }
 
 static inline __attribute__((always_inline)) const fcn_gemm_kernel *get_kernel(int isa) {
-    int idx = isa == FCN_ISA_PORTABLE ? 0 : isa == FCN_ISA_AVX2_FMA ? 1 : isa == FCN_ISA_AVX512 ? 2 : 3;
+    int idx = isa == FCN_ISA_PORTABLE ? 0 : isa == FCN_ISA_AVX2_FMA ? 1 : isa == FCN_ISA_AVX512 ? 2
+              : isa == FCN_ISA_NEON ? 3 : 4;
     if (!__atomic_load_n(&table_ready[idx], __ATOMIC_ACQUIRE)) fill_table(isa, idx);
     return &table[idx];
 }

@@ -3,7 +3,7 @@
 // Layers (each includes only what is below it):
 //   gemm.c                      the dispatcher: the public fcn_sgemm_* entry points (fcn_kernels.h),
 //                               the kernel table per ISA, implicit-GEMM B sources (convolutions)
-//   gemm_portable.c gemm_avx2.c gemm_avx512.c gemm_neon.c
+//   gemm_portable.c gemm_avx2.c gemm_avx512.c gemm_neon.c gemm_avx512_bf16.c
 //                               one register-tile kernel each, registered in a fcn_gemm_kernel
 //   gemm_internal.h im2col.c    the table type, generic packing, the macro-kernel loop, the
 //                               scalar tile write-back; the im2col rows
@@ -61,6 +61,7 @@ int fcn_gemm_kernel_portable(fcn_gemm_kernel *k);
 int fcn_gemm_kernel_avx2(fcn_gemm_kernel *k);
 int fcn_gemm_kernel_avx512(fcn_gemm_kernel *k);
 int fcn_gemm_kernel_neon(fcn_gemm_kernel *k);
+int fcn_gemm_kernel_avx512_bf16(fcn_gemm_kernel *k);
 
 // Generic packing: element (r, p) of the [rows, kc] source block is src[r * rs + p * ps].
 // Writes panels of W values (zero-padded) p-major, as described in fcn_kernels.h.

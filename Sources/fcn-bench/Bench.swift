@@ -35,6 +35,8 @@ final class Bench {
         /// layer and network rows read their weights packed after the warm-up call, as
         /// onnxruntime packs them when a session loads; 0 packs on every call).
         var weightCacheMB = 1024
+        /// `--precision bf16|f32`: `Compute.precision` of the run (inference convolutions).
+        var precision = ComputePrecision.float32
         /// `--probe CIN,COUT,K,PAD,H`: one extra convolution row named "probe" (experiments).
         var probe: [Int]? = nil
     }
@@ -46,7 +48,7 @@ final class Bench {
     init(options: Options) { self.options = options }
 
     /// Parses `--threads N`, `--json`, `--quick`, `--filter TEXT`, `--repeats N`, `--cpu`,
-    /// `--weight-cache MB`.
+    /// `--weight-cache MB`, `--precision P`.
     static func parseOptions(_ args: [String]) -> Options {
         var o = Options()
         var i = 1
@@ -75,6 +77,13 @@ final class Bench {
             case "--repeats": o.repeats = int(flag, min: 1)
             case "--cpu": o.cpuTime = true
             case "--weight-cache": o.weightCacheMB = int(flag, min: 0)
+            case "--precision":
+                let v = value()
+                guard let p = ComputePrecision(parsing: v) else { usageError("--precision expects bf16 or f32, got '\(v)'") }
+                o.precision = p
+                if p == .bfloat16 && !Compute.bfloat16Supported {
+                    FileHandle.standardError.write(Data("fcn-bench: this CPU lacks AVX512_BF16; --precision bf16 runs float32\n".utf8))
+                }
             case "--probe": o.probe = value().split(separator: ",").compactMap { Int($0) }
             case "-h", "--help":
                 print("""
@@ -89,6 +98,8 @@ final class Bench {
                   --repeats N        timed runs per row, best kept (default 3)
                   --cpu              CPU time of the process instead of wall time
                   --weight-cache MB  keep packed weights between calls (default 1024; 0: off)
+                  --precision P      f32 (default) or bf16: bfloat16 operands in the inference
+                                     convolutions (CPUs with AVX512_BF16; elsewhere float32)
                   --json             one JSON object instead of the table
                   -h, --help         this text
 
@@ -157,7 +168,8 @@ final class Bench {
 
     func printHeader() {
         guard !options.json else { return }
-        print("fcn-bench, threads = \(options.threads)\(options.quick ? " (quick)" : "")")
+        let precision = Compute.effectivePrecision == .bfloat16 ? ", precision = bf16" : ""
+        print("fcn-bench, threads = \(options.threads)\(precision)\(options.quick ? " (quick)" : "")")
         print(pad("row", 28) + pad("ms", 12, left: true) + pad("GFLOP/s", 10, left: true))
     }
 

@@ -2,6 +2,7 @@
 //
 //   swift build -c release --product fcn-bench
 //   .build/release/fcn-bench [--threads N] [--json] [--quick] [--filter TEXT] [--weight-cache MB]
+//                           [--precision bf16|f32]
 //
 // Rows (add new groups below as functions taking the `Bench`):
 //   sgemm S            square SGEMM S x S x S
@@ -37,6 +38,7 @@ import Darwin
 let options = Bench.parseOptions(CommandLine.arguments)
 Compute.threads = options.threads
 Compute.weightCacheMegabytes = options.weightCacheMB
+Compute.precision = options.precision
 let bench = Bench(options: options)
 bench.printHeader()
 gemmRows(bench)

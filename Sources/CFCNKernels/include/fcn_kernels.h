@@ -25,6 +25,9 @@ enum {
     FCN_ISA_AVX2_FMA = 2,
     FCN_ISA_AVX512 = 4,
     FCN_ISA_NEON = 8,
+    /// AVX-512 with AVX512_BF16: the GEMM path with bfloat16 operands (reduced precision,
+    /// inference only; gemm_avx512_bf16.c). Never a float32 path.
+    FCN_ISA_AVX512_BF16 = 16,
 };
 int fcn_cpu_isa_flags(void);
 
@@ -67,6 +70,11 @@ void fcn_sgemm_macro_packing_b(int isa, ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc
                                ptrdiff_t p0, ptrdiff_t j0, float *buf, float beta,
                                float *c, ptrdiff_t ldc,
                                const float *rowBias, const float *colBias, int relu);
+
+/// Converts `count` A panels packed in the float32 layout of FCN_ISA_AVX512 (MR = 14 rows,
+/// depth kc, panel q at q * 14 * kc floats) to the layout of FCN_ISA_AVX512_BF16, in place
+/// (A transformed outside the packers, e.g. Winograd's U). No-op where that path is absent.
+void fcn_sgemm_bf16_panels(float *panels, ptrdiff_t count, ptrdiff_t kc);
 
 /// Whether `isa` has fcn_sgemm_macro_unpacked_a.
 int fcn_sgemm_has_unpacked_a(int isa);

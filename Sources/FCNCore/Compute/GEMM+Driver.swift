@@ -16,6 +16,7 @@
 //   avx2     6 x 16 tile (12 ymm accumulators), masked edges
 //   neon     8 x 12 tile (24 q accumulators)
 //   portable 4 x 8 plain C
+//   avx512bf16 14 x 32 tile on bfloat16 k pairs (reduced precision: Compute+Precision.swift)
 //
 // Block sizes (tuned on an AVX-512 core with 48 KiB L1d, 1 MiB L2): KC = 512 so the
 // packed B micro-panel (KC x 32 floats = 64 KiB) streams from L1/L2 while the packed A block
@@ -40,6 +41,9 @@ import Dispatch
 /// Instruction-set paths of the GEMM engine.
 package enum GEMMISA: String, CaseIterable, Sendable {
     case portable, avx2, avx512, neon
+    /// bfloat16 operands, float32 sums (AVX512_BF16): reduced precision, for inference under
+    /// `Compute.precision == .bfloat16` only; never a float32 path (`availableISAs`).
+    case avx512bf16
 
     var flag: Int32 {
         switch self {
@@ -47,13 +51,19 @@ package enum GEMMISA: String, CaseIterable, Sendable {
         case .avx2: Int32(FCN_ISA_AVX2_FMA)
         case .avx512: Int32(FCN_ISA_AVX512)
         case .neon: Int32(FCN_ISA_NEON)
+        case .avx512bf16: Int32(FCN_ISA_AVX512_BF16)
         }
     }
+
+    /// Whether this path rounds its operands below float32.
+    var reducedPrecision: Bool { self == .avx512bf16 }
 
     /// The flag of the C kernels outside the GEMM that have per-ISA instances (Winograd
     /// transforms, the Adam update) for this path: x86 paths have their own instances; NEON
     /// runs the portable C, which the compiler vectorises.
-    package var elementwiseFlag: Int32 { self == .neon ? Int32(FCN_ISA_PORTABLE) : flag }
+    package var elementwiseFlag: Int32 {
+        self == .neon ? Int32(FCN_ISA_PORTABLE) : self == .avx512bf16 ? Int32(FCN_ISA_AVX512) : flag
+    }
 
     /// Register tile (MR, NR) of this path, or nil when this CPU or build lacks it.
     var kernelShape: (mr: Int, nr: Int)? {
@@ -65,8 +75,11 @@ package enum GEMMISA: String, CaseIterable, Sendable {
 
 /// Engine configuration: which ISA path runs, block sizes.
 package enum GEMMConfig {
-    /// Paths usable on this machine, fastest last.
-    static let availableISAs: [GEMMISA] = GEMMISA.allCases.filter { $0.kernelShape != nil }
+    /// Float32 paths usable on this machine, fastest last.
+    static let availableISAs: [GEMMISA] = GEMMISA.allCases.filter { !$0.reducedPrecision && $0.kernelShape != nil }
+
+    /// The bfloat16 path when this CPU has it (AVX512_BF16), else nil.
+    static let bfloat16ISA: GEMMISA? = GEMMISA.avx512bf16.kernelShape != nil ? .avx512bf16 : nil
 
     /// The path `sgemm` uses: `FCN_GEMM_ISA=portable|avx2|avx512|neon` when set and available,
     /// otherwise the fastest available one.

@@ -233,11 +233,14 @@ struct CachedOperand: Equatable {
     package let storage: TensorStorage
     let offset: Int
     var cache: WeightCache = .shared
+    /// The GEMM path that reads this weight, and so its packed layout: the float32 default,
+    /// or bfloat16 under `Compute.precision` (`Compute.inferenceISA`).
+    var isa: GEMMISA = GEMMConfig.defaultISA
 
     /// The weight's values.
     var values: UnsafePointer<Float> { UnsafePointer(storage.pointer + offset) }
 
     static func == (a: CachedOperand, b: CachedOperand) -> Bool {
-        a.storage === b.storage && a.offset == b.offset && a.cache === b.cache
+        a.storage === b.storage && a.offset == b.offset && a.cache === b.cache && a.isa == b.isa
     }
 }

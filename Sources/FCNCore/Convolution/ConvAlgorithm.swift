@@ -96,9 +96,14 @@ struct ConvMode {
     /// calling thread when the op starts.
     static func conv2d(x: Tensor, weight: Tensor, bias: Tensor?, poolFollows: Bool = false) -> ConvMode {
         let cache = WeightCache.current
+        let cached = cache.applies(to: weight)
+            ? CachedOperand(storage: weight.storage, offset: 0, cache: cache,
+                            isa: weight.rank == 4 ? Compute.inferenceISA(inChannels: weight.shape[1], outChannels: weight.shape[0])
+                                                  : GEMMConfig.defaultISA)
+            : nil
         return ConvMode(wholeOp: true, poolFollows: poolFollows,
                         recording: GradMode.isEnabled && (x.requiresGrad || weight.requiresGrad || bias?.requiresGrad == true),
-                        cachedWeight: cache.applies(to: weight) ? CachedOperand(storage: weight.storage, offset: 0, cache: cache) : nil)
+                        cachedWeight: cached)
     }
 }
 
@@ -171,7 +176,10 @@ extension ConvGeometry {
             let nb = batchedImages
             if nb > 0 { return .batchedColumns(images: nb) }
             if usesWinograd { return .winogradF2x2(cachedWeight: mode.cachedWeight) }
-            if let weight = mode.cachedWeight, usesWinogradF27 {
+            // Bfloat16 (a reduced-precision cached weight) runs the plain GEMM forms: their
+            // operands are rounded once, where F(2, 7) and Strassen would round transforms.
+            let reduced = mode.cachedWeight?.isa.reducedPrecision == true
+            if let weight = mode.cachedWeight, usesWinogradF27, !reduced {
                 switch winogradF27Weights(self, weight: weight) {
                 case .ready(let u): return .winogradF27(u: u)
                 case .firstSighting: return .implicitGEMM(cachedA: nil)
@@ -179,7 +187,7 @@ extension ConvGeometry {
                 }
             }
             guard isPointwise else { return .implicitGEMM(cachedA: cachedA) }
-            if let weight = cachedA, strassenApplies(m: outChannels, n: outPlane, k: inChannels) {
+            if let weight = cachedA, !reduced, strassenApplies(m: outChannels, n: outPlane, k: inChannels) {
                 switch strassenBlockSums(m: outChannels, k: inChannels, lda: inChannels, weight: weight) {
                 case .ready(let sums): return .strassen(blockSums: sums)
                 case .firstSighting: return .pointwiseGEMM(cachedA: nil)

@@ -31,12 +31,12 @@ func convForwardImplicitGEMM(_ g: ConvGeometry, x: UnsafePointer<Float>, w: Unsa
         let yg = y + (n * g.outChannels + gi * coutG) * P
         let ep = GEMMEpilogue(rowBias: bias.map { $0 + gi * coutG }, relu: relu)
         if pointwise {
-            sgemmEngine(isa: GEMMConfig.defaultISA, threads: Compute.threads, transA: false, transB: false,
+            sgemmEngine(isa: cachedA?.isa ?? GEMMConfig.defaultISA, threads: Compute.threads, transA: false, transB: false,
                         m: coutG, n: P, k: cinG, alpha: 1, a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P,
                         beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)
         } else {
             sgemmConv(m: coutG, a: w + gi * coutG * K, lda: K, geometry: cg, x: xg, operand: .columns,
-                      beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)
+                      beta: 0, c: yg, ldc: P, epilogue: ep, isa: cachedA?.isa ?? GEMMConfig.defaultISA, cachedA: cachedA)
         }
     }
 }

@@ -18,7 +18,8 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
     case .batchedColumns(let nb):
         convForwardBatched(g, images: nb, x: x, w: w, bias: bias, y: y, relu: relu)
     case .winogradF2x2(let cachedWeight):
-        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, cachedWeight: cachedWeight)
+        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, cachedWeight: cachedWeight,
+                            isa: cachedWeight?.isa ?? GEMMConfig.defaultISA)
     case .winogradF27(let u):
         convForwardWinogradF27(g, x: x, u: u, bias: bias, y: y, relu: relu)
     case .strassen(let blockSums):

@@ -86,6 +86,11 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
         parallelChunks((cout + mr - 1) / mr) { r in
             fcn_winograd_f2_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
                                     pu.value, Int64(uStride))
+            if isa.reducedPrecision {
+                for e in 0..<16 {
+                    fcn_sgemm_bf16_panels(pu.value + e * uStride + r.lowerBound * mr * cin, r.count, cin)
+                }
+            }
         }
     }
     let cached = cachedWeight.flatMap {

@@ -26,7 +26,8 @@ package func conv2dReLUMaxPool2(_ x: Tensor, weight: Tensor, bias: Tensor?, padd
         return Tensor.make(shape: [g.batch, g.outChannels, ph, pw]) { out in
             convForwardWinograd(g, x: x.storage.pointer, w: weight.storage.pointer,
                                 bias: bias.map { UnsafePointer($0.storage.pointer) }, y: out.baseAddress!, relu: true,
-                                pool: (ph, pw), cachedWeight: cachedWeight)
+                                pool: (ph, pw), cachedWeight: cachedWeight,
+                                isa: cachedWeight?.isa ?? GEMMConfig.defaultISA)
         }
     }
 }
