@@ -43,24 +43,26 @@ struct BFloat16Tests {
 
     /// C = alpha bf16(op A) bf16(op B) + beta C (+ bias, ReLU) against float64 sums of the
     /// rounded operands: shapes with partial row and column panels, odd depths (a k pair
-    /// with one value), depths past one conversion chunk (512), both transposes of A, on 1
-    /// and 2 threads.
+    /// with one value), depths past one conversion chunk (512), every transpose of A and B
+    /// (B read straight into k pairs, or through the float32 packer), on 1 and 2 threads.
     @Test(.enabled(if: GEMMConfig.bfloat16ISA != nil),
           arguments: [(1, 1, 1), (14, 32, 2), (15, 33, 3), (29, 70, 513), (64, 100, 1025), (200, 37, 4), (9, 300, 77)])
     func gemmEqualsRoundedOperandSums(_ shape: (Int, Int, Int)) throws {
         let isa = try #require(Self.isa)
         let (m, n, k) = shape
-        let b = uniform(k * n, seed: 2), c0 = uniform(m * n, seed: 3), bias = uniform(m, seed: 4)
-        for transA in [false, true] {
-            let a = uniform(m * k, seed: 1) // [m, k], or [k, m] when transposed
+        let a = uniform(m * k, seed: 1), b = uniform(k * n, seed: 2) // [m, k] / [k, n], or transposed
+        let c0 = uniform(m * n, seed: 3), bias = uniform(m, seed: 4)
+        for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
             func aAt(_ i: Int, _ p: Int) -> Float { transA ? a[p * m + i] : a[i * k + p] }
+            func bAt(_ p: Int, _ j: Int) -> Float { transB ? b[j * k + p] : b[p * n + j] }
             for (alpha, beta, relu) in [(Float(1), Float(0), false), (0.5, 0.75, true)] {
                 for threads in [1, 2] {
                     var c = c0
                     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
                         bias.withUnsafeBufferPointer { pbias in c.withUnsafeMutableBufferPointer { pc in
-                            sgemmEngine(isa: isa, threads: threads, transA: transA, transB: false, m: m, n: n, k: k,
-                                        alpha: alpha, a: pa.baseAddress!, lda: transA ? m : k, b: pb.baseAddress!, ldb: n,
+                            sgemmEngine(isa: isa, threads: threads, transA: transA, transB: transB, m: m, n: n, k: k,
+                                        alpha: alpha, a: pa.baseAddress!, lda: transA ? m : k, b: pb.baseAddress!,
+                                        ldb: transB ? k : n,
                                         beta: beta, c: pc.baseAddress!, ldc: n,
                                         epilogue: GEMMEpilogue(rowBias: pbias.baseAddress, relu: relu))
                         } }
@@ -70,7 +72,7 @@ struct BFloat16Tests {
                         for j in 0..<n {
                             var sum: Double = 0, abs: Double = 0
                             for p in 0..<k {
-                                let t = Double(bf16(aAt(i, p))) * Double(bf16(b[p * n + j]))
+                                let t = Double(bf16(aAt(i, p))) * Double(bf16(bAt(p, j)))
                                 sum += t; abs += Swift.abs(t)
                             }
                             var want = Double(alpha) * sum + Double(beta) * Double(c0[i * n + j]) + Double(bias[i])
@@ -79,7 +81,7 @@ struct BFloat16Tests {
                             worst = max(worst, Swift.abs(Double(c[i * n + j]) - want) / (1e-6 * Double(k).squareRoot() * s + 1e-30))
                         }
                     }
-                    #expect(worst <= 1, "\(m)x\(n)x\(k) transA \(transA) beta \(beta) \(threads) threads: error / tolerance \(worst)")
+                    #expect(worst <= 1, "\(m)x\(n)x\(k) transA \(transA) transB \(transB) beta \(beta) \(threads) threads: error / tolerance \(worst)")
                 }
             }
         }
