@@ -75,6 +75,37 @@ void fcn_winograd_f2_grad_output(const float *gy, int64_t outH, int64_t outW, in
 /// du: 16 matrices [cout, cin] one after another.
 void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, float *gw);
 
+// MARK: F(4x4, 3x3) (inference)
+// The same convolution on 4x4 output tiles: tile (ty, tx) covers output rows 4ty ... 4ty+3
+// and columns 4tx ... 4tx+3 and reads the 6x6 patch at (4ty - pad_top, 4tx - pad_left);
+// 36 products per tile and channel pair instead of 144 (direct) or 64 (four F(2x2) tiles).
+// The matrices are in winograd_f4.c; their factors (up to 8, 1/24) amplify rounding more
+// than F(2x2)'s, so the error against the direct sum is larger (tests and the Benchmarks
+// page state it). Elements e = 6*row + col, 36 of them; the layouts, tile numbering, `isa`
+// and clipping rules are those of the F(2x2) routines above with 16 replaced by 36.
+
+/// U_e for the 36 elements (G g G^T, computed in double), layout as fcn_winograd_f2_weights.
+void fcn_winograd_f4_weights(const float *w, int64_t cout, int64_t cin, int64_t mr, int64_t q0, int64_t q1,
+                             float *u, int64_t estride);
+
+/// V_e for the 36 elements, layout as fcn_winograd_f2_input (lanes past nt set to 0).
+/// scratch: 52 * (tiles_w + 1) floats owned by the calling thread.
+void fcn_winograd_f4_input(int isa, const float *x, int64_t C, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left,
+                           int64_t tiles_w, int64_t t0, int64_t nt, int64_t c0, int64_t c1, int64_t nr,
+                           float *v, int64_t estride, float *scratch);
+
+/// y from the 36 products, as fcn_winograd_f2_output. scratch: 40 * tiles_w floats.
+void fcn_winograd_f4_output(int isa, const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1,
+                            int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
+                            float *y, int64_t outH, int64_t outW, float *scratch);
+
+/// fcn_winograd_f4_output followed by a 2x2 stride-2 max pool: each tile holds the four
+/// pool windows (2ty + pr, 2tx + pc); rules as fcn_winograd_f2_output_pool.
+/// scratch: 40 * tiles_w floats.
+void fcn_winograd_f4_output_pool(int isa, const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1,
+                                 int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
+                                 float *y, int64_t outH, int64_t outW, int64_t poolH, int64_t poolW, float *scratch);
+
 // MARK: F(2, 7) along the rows (kernels kh x 7)
 // A stride-1, dilation-1 cross-correlation with kh x 7 kernels (fc6 of VGG16-FCN is 7 x 7)
 // computed on pairs of output columns: the pair (2tx, 2tx + 1) of an output row reads the

@@ -46,8 +46,9 @@ enum PackedWeightLayout: Hashable {
     /// GEMM A operand (`fcn_sgemm_pack_a` blocks of every K block, as `prepackA` lays them
     /// out) for `m x k` with row stride `lda` and K blocks of `kc`, register tile rows `mr`.
     case gemmA(isa: Int32, mr: Int, kc: Int, m: Int, k: Int, lda: Int, transA: Bool)
-    /// Winograd F(2x2, 3x3) U matrices (`fcn_winograd_f2_weights`, 16 packed blocks).
-    case winogradU(isa: Int32, mr: Int, cout: Int, cin: Int)
+    /// Winograd F(2x2, 3x3) or F(4x4, 3x3) U matrices (`tile` 2: `fcn_winograd_f2_weights`,
+    /// 16 packed blocks; 4: `fcn_winograd_f4_weights`, 36).
+    case winogradU(isa: Int32, tile: Int, mr: Int, cout: Int, cin: Int)
     /// Winograd F(2, 7) U matrices of a `[cout, cin, kh, 7]` weight (8 GEMM A operands of
     /// `cout x cin*kh`, each packed whole in K blocks of `kc` by `packARows`).
     case winogradF27U(isa: Int32, mr: Int, kc: Int, cout: Int, cin: Int, kh: Int)

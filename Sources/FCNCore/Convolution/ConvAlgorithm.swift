@@ -27,6 +27,9 @@ enum ConvAlgorithm: Equatable {
     /// conv2d + ReLU + 2x2 stride-2 max pool in Winograd F(2x2, 3x3)'s output transform
     /// (Ops/Conv2D+Pool.swift): each 2x2 output tile is one pool window. Whole op, forward only.
     case winogradF2x2ReLUPool(cachedWeight: CachedOperand?)
+    /// The same fused op on Winograd F(4x4, 3x3) tiles, each holding 2x2 pool windows
+    /// (inference, the weight cached). Whole op, forward only.
+    case winogradF4x4ReLUPool(cachedWeight: CachedOperand)
     /// A dilated 3x3 convolution at inference as an ordinary one on the `dilation`^2 polyphase
     /// parts of its input, stacked along the batch (Ops/Conv2D+Polyphase.swift), whose own
     /// algorithm is chosen in turn. Whole op, forward only.
@@ -39,6 +42,9 @@ enum ConvAlgorithm: Equatable {
     /// Winograd F(2x2, 3x3) (Convolution/ConvWinogradF2x2.swift): forward, with its U from the
     /// packed-weight cache when `cachedWeight` is set, and weight gradient.
     case winogradF2x2(cachedWeight: CachedOperand?)
+    /// Winograd F(4x4, 3x3) (Convolution/ConvWinogradF2x2.swift, `tile: 4`): the forward at
+    /// inference with U from the packed-weight cache.
+    case winogradF4x4(cachedWeight: CachedOperand)
     /// Winograd F(2, 7) along the rows with `u` from the packed-weight cache
     /// (Convolution/ConvWinogradF27.swift). Forward only.
     case winogradF27(u: PackedWeights)
@@ -74,6 +80,9 @@ enum WinogradChoice: Sendable, Equatable {
 
 /// `FCN_WINOGRAD=0` turns both Winograd forms off process-wide (read once).
 let winogradEnabled: Bool = getenvString("FCN_WINOGRAD") != "0"
+
+/// `FCN_WINOGRAD_F4=0` keeps inference on F(2x2, 3x3) tiles process-wide (read once).
+let winogradF4Enabled: Bool = getenvString("FCN_WINOGRAD_F4") != "0"
 
 /// `FCN_STRASSEN=0` turns the Strassen form off process-wide (read once).
 let strassenEnabled: Bool = getenvString("FCN_STRASSEN") != "0"
@@ -168,6 +177,7 @@ extension ConvGeometry {
         switch product {
         case .forward:
             if mode.wholeOp && mode.poolFollows && !mode.recording && usesWinograd && batchedImages == 0 {
+                if let weight = winogradF4Weight(mode) { return .winogradF4x4ReLUPool(cachedWeight: weight) }
                 return .winogradF2x2ReLUPool(cachedWeight: mode.cachedWeight)
             }
             if mode.wholeOp && mode.cachedWeight == nil, let box = liveTapBox { return .liveTapBox(box) }
@@ -175,7 +185,10 @@ extension ConvGeometry {
             if isDepthwise { return .depthwiseDirect }
             let nb = batchedImages
             if nb > 0 { return .batchedColumns(images: nb) }
-            if usesWinograd { return .winogradF2x2(cachedWeight: mode.cachedWeight) }
+            if usesWinograd {
+                if let weight = winogradF4Weight(mode) { return .winogradF4x4(cachedWeight: weight) }
+                return .winogradF2x2(cachedWeight: mode.cachedWeight)
+            }
             // Bfloat16 (a reduced-precision cached weight) runs the plain GEMM forms: their
             // operands are rounded once, where F(2, 7) and Strassen would round transforms.
             let reduced = mode.cachedWeight?.isa.reducedPrecision == true
@@ -244,6 +257,15 @@ extension ConvGeometry {
         case .auto:
             return winogradEnabled && inChannels >= 64 && outChannels >= 64 && ((outH + 1) / 2) * ((outW + 1) / 2) >= 64
         }
+    }
+
+    /// Rules 1 and 5 at inference: F(4x4, 3x3) instead of F(2x2, 3x3) when nothing is
+    /// recorded and the cache serves the weight (U is built once and kept: the 36 matrices are
+    /// 4 times the weight), unless `FCN_WINOGRAD_F4=0` or `winograd` is not `.auto`
+    /// (`.always` is how tests reach F(2x2) at inference). Returns that cached weight, or nil.
+    func winogradF4Weight(_ mode: ConvMode) -> CachedOperand? {
+        guard !mode.recording, let weight = mode.cachedWeight, winograd == .auto, winogradF4Enabled else { return nil }
+        return weight
     }
 
     /// Rule 6, but for the cache: Winograd F(2, 7) for a forward with a cached weight.

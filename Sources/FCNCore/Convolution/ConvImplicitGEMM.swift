@@ -19,9 +19,12 @@ import CFCNKernels
 /// The forward of `implicitGEMM` (or of `pointwiseGEMM` when `pointwise`: a plain GEMM on x):
 /// y = W * cols(x) + bias, then ReLU when `relu`, one GEMM per (image, group), bias and ReLU
 /// in the GEMM write-back. `cachedA`: the weight as the packed-weight cache serves it.
+/// `accumulate`: y holds a residual on entry and the product is added to it (beta 1), so
+/// y = relu?(W * cols(x) + y + bias) in the same write-back.
 func convForwardImplicitGEMM(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                              bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
-                             pointwise: Bool, cachedA: CachedOperand?) {
+                             pointwise: Bool, cachedA: CachedOperand?, accumulate: Bool = false) {
+    let beta: Float = accumulate ? 1 : 0
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels, K = g.k
     let P = g.outPlane, inPlane = g.inPlane
     let cg = g.cGeometry
@@ -33,10 +36,10 @@ func convForwardImplicitGEMM(_ g: ConvGeometry, x: UnsafePointer<Float>, w: Unsa
         if pointwise {
             sgemmEngine(isa: cachedA?.isa ?? GEMMConfig.defaultISA, threads: Compute.threads, transA: false, transB: false,
                         m: coutG, n: P, k: cinG, alpha: 1, a: w + gi * coutG * cinG, lda: cinG, b: xg, ldb: P,
-                        beta: 0, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)
+                        beta: beta, c: yg, ldc: P, epilogue: ep, cachedA: cachedA)
         } else {
             sgemmConv(m: coutG, a: w + gi * coutG * K, lda: K, geometry: cg, x: xg, operand: .columns,
-                      beta: 0, c: yg, ldc: P, epilogue: ep, isa: cachedA?.isa ?? GEMMConfig.defaultISA, cachedA: cachedA)
+                      beta: beta, c: yg, ldc: P, epilogue: ep, isa: cachedA?.isa ?? GEMMConfig.defaultISA, cachedA: cachedA)
         }
     }
 }

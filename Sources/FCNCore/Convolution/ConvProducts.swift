@@ -20,6 +20,9 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
     case .winogradF2x2(let cachedWeight):
         convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, cachedWeight: cachedWeight,
                             isa: cachedWeight?.isa ?? GEMMConfig.defaultISA)
+    case .winogradF4x4(let cachedWeight):
+        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, tile: 4, cachedWeight: cachedWeight,
+                            isa: cachedWeight.isa)
     case .winogradF27(let u):
         convForwardWinogradF27(g, x: x, u: u, bias: bias, y: y, relu: relu)
     case .strassen(let blockSums):
@@ -33,7 +36,7 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         convForwardImplicitGEMM(g, x: x, w: w, bias: bias, y: y, relu: relu, pointwise: true, cachedA: cachedA)
     case .implicitGEMM(let cachedA):
         convForwardImplicitGEMM(g, x: x, w: w, bias: bias, y: y, relu: relu, pointwise: false, cachedA: cachedA)
-    case .liveTapBox, .winogradF2x2ReLUPool, .dilatedPolyphase, .flippedKernel, .subpixelPhases, .col2imTiles:
+    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .flippedKernel, .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a forward product")
     }
 }
@@ -54,7 +57,8 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
         convBackwardDataSubpixel(g, gy: gy, w: w, gx: gx)
     case .col2imTiles:
         convBackwardDataCol2im(g, gy: gy, w: w, gx: gx)
-    case .liveTapBox, .winogradF2x2ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF2x2, .winogradF27, .strassen, .implicitGEMM:
+    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF2x2,
+         .winogradF4x4, .winogradF27, .strassen, .implicitGEMM:
         fcnFail("conv2d", "\(algorithm) does not compute an input gradient")
     }
 }
@@ -73,7 +77,8 @@ func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePo
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: true)
     case .implicitGEMM:
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: false)
-    case .liveTapBox, .winogradF2x2ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF27, .strassen, .flippedKernel,
+    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF4x4,
+         .winogradF27, .strassen, .flippedKernel,
          .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a weight gradient")
     }

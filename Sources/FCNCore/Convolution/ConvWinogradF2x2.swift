@@ -22,6 +22,11 @@
 // One difference from a direct sum: an infinite input cell reaches every output of the
 // tiles that read it (as NaN where the exact terms would cancel), not only its 3x3
 // neighbourhood.
+// F(4x4, 3x3) (`tile: 4`, inference only: `winogradF4x4`, `winogradF4x4ReLUPool`) is the same
+// pipeline with 6x6 patches and 36 elements (fcn_winograd_f4_* in CFCNKernels): 36 products
+// per 4x4 tile, 9/16 of F(2x2)'s multiply-adds, and 36/64 of its V and M traffic per output.
+// Its factors (up to 8 and 1/24) amplify rounding about 20 times more than F(2x2)'s (still
+// about 1e-7 of the sum of |terms| in float32; Benchmarks.md, Accuracy).
 // When it runs: `ConvGeometry.algorithm(for:mode:)`, rules 1 and 5.
 import CFCNKernels
 
@@ -46,23 +51,25 @@ extension ConvGeometry {
 /// input gradient). With `pool` (the pooled plane: outH / 2 or ceil(outH / 2) rows, likewise
 /// columns), y `[N, Cout, pool.h, pool.w]` is the 2x2 stride-2 max pool of that result, each
 /// 2x2 output tile being one pool window: the convolution's output is never stored.
-/// `isa` and `chunkFloats` (V + M floats of a chunk) are for tests.
+/// `tile`: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (with a pool, each tile then holds 2x2 pool
+/// windows). `isa` and `chunkFloats` (V + M floats of a chunk) are for tests.
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
-                         pool: (h: Int, w: Int)? = nil,
+                         pool: (h: Int, w: Int)? = nil, tile: Int = 2,
                          cachedWeight: CachedOperand? = nil,
                          isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil) {
-    precondition(g.allowsWinograd)
+    precondition(g.allowsWinograd && (tile == 2 || tile == 4))
+    let elements = (tile + 2) * (tile + 2)
     if let pool {
         precondition(pool.h >= g.outH / 2 && pool.h <= (g.outH + 1) / 2 && pool.w >= g.outW / 2 && pool.w <= (g.outW + 1) / 2)
     }
     let yPlane = pool.map { $0.h * $0.w } ?? g.outPlane
     guard let (mr, nr) = isa.kernelShape else { fcnFail("conv2d", "no GEMM kernel for \(isa)") }
     let cin = g.inChannels, cout = g.outChannels
-    let tilesW = (g.outW + 1) / 2, tiles = ((g.outH + 1) / 2) * tilesW
+    let tilesW = (g.outW + tile - 1) / tile, tiles = ((g.outH + tile - 1) / tile) * tilesW
     // Chunks of at most `budget` floats of V + M, a multiple of NR tiles, of equal size.
     func chunkTiles(_ budget: Int) -> Int {
-        let ntMax = max(nr, (budget / (16 * (cin + cout))) / nr * nr)
+        let ntMax = max(nr, (budget / (elements * (cin + cout))) / nr * nr)
         let chunks = (tiles + ntMax - 1) / ntMax
         return min(roundUp((tiles + chunks - 1) / chunks, nr), roundUp(tiles, nr))
     }
@@ -84,20 +91,25 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
     func transformWeights(_ dst: UnsafeMutablePointer<Float>) {
         let pu = UncheckedSendable(dst)
         parallelChunks((cout + mr - 1) / mr) { r in
-            fcn_winograd_f2_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
-                                    pu.value, Int64(uStride))
+            if tile == 4 {
+                fcn_winograd_f4_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
+                                        pu.value, Int64(uStride))
+            } else {
+                fcn_winograd_f2_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
+                                        pu.value, Int64(uStride))
+            }
             if isa.reducedPrecision {
-                for e in 0..<16 {
+                for e in 0..<elements {
                     fcn_sgemm_bf16_panels(pu.value + e * uStride + r.lowerBound * mr * cin, r.count, cin)
                 }
             }
         }
     }
     let cached = cachedWeight.flatMap {
-        $0.cache.packed($0.storage, offset: $0.offset, layout: .winogradU(isa: isa.flag, mr: mr, cout: cout, cin: cin),
-                        floats: 16 * uStride, fill: transformWeights)
+        $0.cache.packed($0.storage, offset: $0.offset, layout: .winogradU(isa: isa.flag, tile: tile, mr: mr, cout: cout, cin: cin),
+                        floats: elements * uStride, fill: transformWeights)
     }
-    withScratch(cached == nil ? 16 * uStride : 0) { scratchU in
+    withScratch(cached == nil ? elements * uStride : 0) { scratchU in
         if cached == nil { transformWeights(scratchU) }
         let uPacked = cached?.pointer ?? scratchU
         let u = UnsafePointer(uPacked)
@@ -105,16 +117,28 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
         // transform (over output channels); inside a worker each split runs serially.
         func run(_ item: Int, _ v: UnsafeMutablePointer<Float>) {
             let n = item / chunksPerImage, t0 = (item % chunksPerImage) * nt, cnt = min(nt, tiles - t0)
-            let m = v + 16 * vStride
+            let m = v + elements * vStride
             let p = UncheckedSendable((x + n * cin * g.inPlane, y + n * cout * yPlane, u, v, m))
-            winogradInput(g, isa: isa, x: p.value.0, t0: t0, count: cnt, panel: nr, v: p.value.3, vStride: vStride)
-            parallelFor(16) { e in
+            winogradInput(g, isa: isa, x: p.value.0, t0: t0, count: cnt, panel: nr, v: p.value.3, vStride: vStride,
+                          tile: tile)
+            parallelFor(elements) { e in
                 fcn_sgemm_macro(isa.flag, cout, cnt, cin, 1, p.value.2 + e * uStride, p.value.3 + e * vStride, 0,
                                 p.value.4 + e * mStride, nt, nil, nil, 0)
             }
             parallelChunks(cout, minChunk: 4) { r in
-                withScratch(4 * tilesW) { s in
-                    if let pool {
+                withScratch(40 * tilesW) { s in
+                    if tile == 4 {
+                        if let pool {
+                            fcn_winograd_f4_output_pool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
+                                                        Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
+                                                        Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
+                                                        Int64(g.outW), Int64(pool.h), Int64(pool.w), s)
+                        } else {
+                            fcn_winograd_f4_output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
+                                                   Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
+                                                   Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH), Int64(g.outW), s)
+                        }
+                    } else if let pool {
                         fcn_winograd_f2_output_pool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
                                                     Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
                                                     Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
@@ -127,7 +151,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
                 }
             }
         }
-        convRun(items, split: split, workspace: 16 * (vStride + mStride)) { range, v in
+        convRun(items, split: split, workspace: elements * (vStride + mStride)) { range, v in
             for item in range { run(item, v) }
         }
         withExtendedLifetime(cached) {}
@@ -180,14 +204,20 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
 }
 
 /// The input transform of tiles `t0 ..< t0 + count` of one image `x` `[Cin, H, W]` into V
-/// (`fcn_winograd_f2_input`: panels of `panel` tiles, element stride `vStride`), split over
-/// the channels (serially inside a worker).
+/// (`fcn_winograd_f2_input`, or `fcn_winograd_f4_input` when `tile` is 4: panels of `panel`
+/// tiles, element stride `vStride`), split over the channels (serially inside a worker).
 private func winogradInput(_ g: ConvGeometry, isa: GEMMISA, x: UnsafePointer<Float>, t0: Int, count: Int, panel: Int,
-                           v: UnsafeMutablePointer<Float>, vStride: Int) {
-    let tilesW = (g.outW + 1) / 2
+                           v: UnsafeMutablePointer<Float>, vStride: Int, tile: Int = 2) {
+    let tilesW = (g.outW + tile - 1) / tile
     let p = UncheckedSendable((x, v))
     parallelChunks(g.inChannels, minChunk: 4) { r in
-        withScratch(12 * (tilesW + 2)) { s in
+        withScratch(tile == 4 ? 52 * (tilesW + 1) : 12 * (tilesW + 2)) { s in
+            if tile == 4 {
+                fcn_winograd_f4_input(isa.elementwiseFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
+                                      Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(count),
+                                      Int64(r.lowerBound), Int64(r.upperBound), Int64(panel), p.value.1, Int64(vStride), s)
+                return
+            }
             fcn_winograd_f2_input(isa.elementwiseFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
                                   Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(count),
                                   Int64(r.lowerBound), Int64(r.upperBound), Int64(panel), p.value.1, Int64(vStride), s)

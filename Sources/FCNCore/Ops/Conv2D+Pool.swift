@@ -19,6 +19,13 @@ package func conv2dReLUMaxPool2(_ x: Tensor, weight: Tensor, bias: Tensor?, padd
         let ph = ceilMode ? (g.outH + 1) / 2 : g.outH / 2, pw = ceilMode ? (g.outW + 1) / 2 : g.outW / 2
         let mode = ConvMode.conv2d(x: x, weight: weight, bias: bias, poolFollows: ph >= 1 && pw >= 1)
         let algorithm = g.algorithm(for: .forward, mode: mode)
+        if case .winogradF4x4ReLUPool(let cachedWeight) = algorithm {
+            return Tensor.make(shape: [g.batch, g.outChannels, ph, pw]) { out in
+                convForwardWinograd(g, x: x.storage.pointer, w: weight.storage.pointer,
+                                    bias: bias.map { UnsafePointer($0.storage.pointer) }, y: out.baseAddress!, relu: true,
+                                    pool: (ph, pw), tile: 4, cachedWeight: cachedWeight, isa: cachedWeight.isa)
+            }
+        }
         guard case .winogradF2x2ReLUPool(let cachedWeight) = algorithm else {
             return maxPool2d(conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: true, algorithm: algorithm),
                              kernel: 2, stride: 2, ceilMode: ceilMode)

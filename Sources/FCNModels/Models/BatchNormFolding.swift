@@ -82,6 +82,16 @@ public final class FusedConv2d: Layer, @unchecked Sendable {
     }
 }
 
+extension FusedConv2d {
+    /// `relu(conv(x) + residual)`: this convolution (whose own `relu` is ignored) with a
+    /// residual of its output's shape added before the ReLU, in the write-back where the
+    /// algorithm allows (`conv2d(_:weight:bias:stride:padding:dilation:groups:residual:fusedReLU:)`).
+    public func callAsFunction(_ x: Tensor, residual: Tensor) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups,
+               residual: residual, fusedReLU: true)
+    }
+}
+
 /// `relu(main(x) + shortcut(x))` (shortcut nil: the identity), the residual block of
 /// ResNets in folded form.
 public final class FusedResidualBlock: Layer, @unchecked Sendable {
@@ -98,6 +108,11 @@ public final class FusedResidualBlock: Layer, @unchecked Sendable {
     /// `relu(main(x) + shortcut(x))`, same shape as the main path's output.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var y = x
+        // The last convolution without its own ReLU adds the shortcut in its write-back.
+        if let last = main.last as? FusedConv2d, !last.relu {
+            for l in main.dropLast() { y = l(y) }
+            return last(y, residual: shortcut?(x) ?? x)
+        }
         for l in main { y = l(y) }
         return relu(y + (shortcut?(x) ?? x))
     }

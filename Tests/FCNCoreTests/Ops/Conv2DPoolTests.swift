@@ -48,7 +48,13 @@ import Testing
 
     /// The public path: fused at inference (64 channels, enough tiles for Winograd), and with
     /// a recorded gradient the unfused ops (same values, gradients flow).
+    /// (No cache serves the weight here, so inference stays on F(2x2) like the recorded ops;
+    /// ConvWinogradF4Tests covers the F(4x4) fusion.)
     @Test func fusedAtInferenceAndUnfusedWhenRecording() {
+        WeightCache.$current.withValue(.disabled) { fusedAtInferenceAndUnfusedWhenRecordingBody() }
+    }
+
+    private func fusedAtInferenceAndUnfusedWhenRecordingBody() {
         let x = Tensor.randn([1, 64, 17, 19], seed: 4), b = Tensor.randn([64], seed: 6)
         let w = (Tensor.randn([64, 64, 3, 3], seed: 5) * 0.05).requiringGrad()
         let g = conv2dGeometry(op: "test", input: x.shape, weight: w.shape, bias: b.shape, stride: 1, padding: 1,
