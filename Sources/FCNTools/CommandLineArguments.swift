@@ -88,6 +88,13 @@ struct ArgumentReader {
         return hit.value
     }
 
+    /// `--precision f32|bf16` (also float32, bfloat16).
+    mutating func precision(_ flag: String) throws -> ComputePrecision {
+        let s = try value(flag)
+        guard let p = ComputePrecision(parsing: s) else { throw CommandLineError("\(flag) expects f32 or bf16, got '\(s)'") }
+        return p
+    }
+
     /// One of the cases of `T` by raw value.
     mutating func choice<T: RawRepresentable & CaseIterable>(_ flag: String, _: T.Type) throws -> T where T.RawValue == String {
         try choice(flag, T.allCases.map { (name: $0.rawValue, value: $0) })

@@ -92,6 +92,8 @@ public enum TrainCommand: Equatable, Sendable {
       --resume PATH        continue a run exactly from its checkpoint (same options)
       --evaluate           with --resume: measure the checkpoint on the validation
                            images (--val-count of --seed's held-out set) and stop
+      --precision f32|bf16 with --evaluate: bf16 runs the convolutions on bfloat16
+                           operands (CPUs with AVX512_BF16; elsewhere float32)
       --quiet              no progress bar
       --help               this text
 
@@ -147,6 +149,7 @@ public enum TrainCommand: Equatable, Sendable {
             case "--out": o.out = try r.value(flag)
             case "--resume": o.resume = try r.value(flag)
             case "--evaluate": try r.noValue(flag); o.evaluateOnly = true
+            case "--precision": o.precision = try r.precision(flag)
             case "--staged": try r.noValue(flag); o.staged = true
             case "--caffe-groups": try r.noValue(flag); o.caffeGroups = true
             case "--learn-upsampling": try r.noValue(flag); o.learnUpsampling = true

@@ -55,12 +55,29 @@ if options.evaluateOnly {
     // the validation images of --data / --seed / --image-size / --val-count.
     do {
         let path = options.resume!
+        // Inference as fcn-segment runs it: weights kept packed (and, under --precision bf16,
+        // in bfloat16).
+        Compute.weightCacheMegabytes = 1024
+        Compute.precision = options.precision
         let model = try ModelFile.open(path)
         let d = model.modelDescription
         let validation = try Trainer.dataSources(options).validation
-        let cm = try evaluate(model, on: validation, batchSize: options.batch)
+        // Under --precision bf16, also float32 side by side: what bfloat16 costs this model.
+        let comparison = options.precision == .float32 || !Compute.bfloat16Supported ? nil
+            : try comparePrecisions(model, on: validation, precision: options.precision, batchSize: options.batch)
+        let cm = try comparison?.reduced ?? evaluate(model, on: validation, batchSize: options.batch)
         var text = "fcn-train: \(d.architecture) from \(path), \(validation.count) validation images (seed \(options.seed), \(options.imageSize) px)"
+        text += Compute.effectivePrecision == .bfloat16 ? ", bfloat16" : ""
+        if options.precision == .bfloat16 && !Compute.bfloat16Supported {
+            text += "\nfcn-train: this CPU lacks AVX512_BF16; --precision bf16 runs float32"
+        }
         text += "\nvalidation: " + TrainerConsole.metricsText(ValidationMetrics(cm))
+        if let c = comparison {
+            text += String(format: "\nagainst float32: %.3f%% of pixels with the same label, mean IU %.4f in float32 (%+.4f), "
+                           + "scores %.2e relative (RMS), largest difference %.2e of the largest |score|",
+                           100 * c.labelAgreement, ValidationMetrics(c.float32).meanIU, -c.meanIUDrop,
+                           c.relativeScoreError, Double(c.maxError / max(c.maxScore, .leastNormalMagnitude)))
+        }
         text += "\nIU per class: " + classIUText(cm, d)
         // Row-normalised confusion: where each true class's pixels went.
         text += "\nconfusion (rows: true class, columns: predicted, fraction of the row's pixels):"

@@ -2,7 +2,7 @@
 """Side-by-side table of fcn-bench (swift-fcn) and pytorch_bench.py (PyTorch, onnxruntime).
 
     python Tests/Benchmarks/compare.py [--threads N] [--filter TEXT] [--repeats N] [--cpu]
-                                       [--bench PATH] [--rounds R] [--memory]
+                                       [--bench PATH] [--rounds R] [--memory] [--bf16]
 
 Runs `fcn-bench --json` and `pytorch_bench.py --json` with the same thread count and
 filter, `--rounds` times alternating (ours, theirs, ours, theirs, ...; the best time per
@@ -12,7 +12,9 @@ and at its default precision (`ov <name>`: bf16 on CPUs with AVX512_BF16; pip in
 openvino, else the columns stay empty). A ratio above 1 means swift-fcn is faster. `--memory` adds the peak resident set size of one
 FCN-8s 500 x 500 inference in each runtime (ours without and with fcn-bench's packed-weight
 cache, which packs at the second call) (`/usr/bin/time -v`, a process per runtime
-running only that row). The machine load (`uptime`) is printed before and after.
+running only that row). `--bf16` also runs fcn-bench with `--precision bf16` and adds our
+bfloat16 ms and the ratios ov/ours-bf16 and ort/ours-bf16 (the peers at their defaults against
+ours in bfloat16). The machine load (`uptime`) is printed before and after.
 Build first: swift build -c release --product fcn-bench
 """
 import argparse
@@ -36,6 +38,7 @@ def parse():
     p.add_argument("--bench", default=os.path.join(ROOT, ".build", "release", "fcn-bench"))
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--memory", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="also fcn-bench --precision bf16 (columns bf16, ov/bf16)")
     p.add_argument("--skip-gemm", action="store_true", help="leave out the sgemm / gemm rows")
     return p.parse_args()
 
@@ -70,18 +73,22 @@ def uptime():
 
 def main():
     args = parse()
-    ours, theirs = {}, {}
+    ours, theirs, bf16 = {}, {}, {}
     print(f"load before: {uptime()}", flush=True)
     for _ in range(max(1, args.rounds)):
         for row in run_json([args.bench] + common_args(args))["rows"]:
             ours[row["row"]] = min(ours.get(row["row"], float("inf")), row["ms"])
+        if args.bf16:
+            for row in run_json([args.bench, "--precision", "bf16"] + common_args(args))["rows"]:
+                bf16[row["row"]] = min(bf16.get(row["row"], float("inf")), row["ms"])
         for row in run_json([args.python, os.path.join(HERE, "pytorch_bench.py")] + common_args(args))["rows"]:
             theirs[row["row"]] = min(theirs.get(row["row"], float("inf")), row["ms"])
     print(f"load after:  {uptime()}")
     clock = "CPU ms" if args.cpu else "ms"
     print(f"\nthreads = {args.threads}, best of {args.repeats} runs x {args.rounds} rounds, {clock}; ratio > 1: swift-fcn faster")
     print(f"{'row':<28}{'swift-fcn':>11}{'torch':>11}{'torch/ours':>12}{'ort':>11}{'ort/ours':>10}"
-          f"{'ov-f32':>11}{'ov-f32/ours':>13}{'ov':>11}{'ov/ours':>9}")
+          f"{'ov-f32':>11}{'ov-f32/ours':>13}{'ov':>11}{'ov/ours':>9}"
+          + (f"{'bf16':>10}{'ort/bf16':>10}{'ov/bf16':>9}" if args.bf16 else ""))
     for name, ms in ours.items():
         if args.skip_gemm and (name.startswith("gemm ") or name.startswith("sgemm ")):
             continue
@@ -92,8 +99,11 @@ def main():
         cells.append(f"{o:>11.1f}{o / ms:>10.2f}" if o else f"{'':>11}{'':>10}")
         f32, ov = theirs.get("ov-f32 " + name), theirs.get("ov " + name)
         cells.append(f"{f32:>11.1f}{f32 / ms:>13.2f}" if f32 else f"{'':>11}{'':>13}")
-        cells.append(f"{ov:>11.1f}{ov / ms:>9.2f}" if ov else "")
-        print("".join(cells))
+        cells.append(f"{ov:>11.1f}{ov / ms:>9.2f}" if ov else f"{'':>11}{'':>9}")
+        b = bf16.get(name)
+        if b:
+            cells.append(f"{b:>10.1f}" + (f"{o / b:>10.2f}" if o else f"{'':>10}") + (f"{ov / b:>9.2f}" if ov else ""))
+        print("".join(cells).rstrip())
     if args.memory:
         row = "fcn8s forward 500"
         # One inference (warm-up + 1 run): the packed-weight cache packs on the second call, so

@@ -35,6 +35,7 @@ import FCNTestSupport
             (["--weights", "w", "--random-weights", "1", "a.png"], "not both"),
             (["--random-weights", "-1", "a.png"], "--random-weights expects a non-negative integer, got '-1'"),
             (["--quiet=yes", "--weights", "w", "a.png"], "--quiet takes no value"),
+            (["--precision", "f16", "--weights", "w", "a.png"], "--precision expects f32 or bf16, got 'f16'"),
         ]
         for (args, message) in cases {
             let got = parseError(args)
@@ -49,6 +50,8 @@ import FCNTestSupport
         #expect(o.model == .fcn8sAtOnce && o.classes == 5 && o.width == 0.25 && o.classNames == ["a", "b", "c"])
         #expect(o.outputDirectory == "o" && o.saveScores == "s.st" && o.tileSize == nil && o.flip && o.scales == [0.75, 1, 1.25])
         #expect(o.alpha == 0.3 && o.threads == 2 && o.weightCacheMegabytes == 0 && o.inputs == ["x.png", "dir"])
+        #expect(try SegmentCommand.parse(["--weights", "w", "--precision", "bf16", "x.png"]).precision == .bfloat16)
+        #expect(try SegmentCommand.parse(["--weights", "w", "x.png"]).precision == .float32)
         #expect(try SegmentCommand.parse(["--help"]).showHelp)
         #expect(SegmentCommand.usage.contains("--save-scores"))
         // --flag=value reads as --flag value (the reader fcn-train shares).

@@ -134,6 +134,12 @@ import FCNTestSupport
         }
         #expect(parsed.classWeighting == .inverseSqrt)
         #expect(throws: CommandLineError.self) { try TrainCommand.parse(["--class-weights", "median", "--steps", "1"]) }
+        // --precision is for --evaluate: training computes in float32.
+        #expect(throws: CommandLineError.self) { try TrainCommand.parse(["--precision", "bf16", "--steps", "1"]) }
+        guard case .train(let ev) = try TrainCommand.parse(["--evaluate", "--resume", "c.st", "--precision", "bf16"]) else {
+            Issue.record("--evaluate --precision bf16 parses"); return
+        }
+        #expect(ev.precision == .bfloat16 && ev.evaluateOnly)
     }
 
     // --lovasz W: a step's loss is cross-entropy + W x Lovasz-softmax of the same scores

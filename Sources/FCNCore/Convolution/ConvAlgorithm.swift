@@ -124,7 +124,8 @@ extension ConvGeometry {
     /// 1. `winogradF2x2ReLUPool` when a pool follows, no gradient is recorded and rule 5
     ///    picks Winograd: its 2x2 output tiles are the pool windows, so the convolution's
     ///    output (conv1_2's is the largest activation of a VGG forward) is never stored.
-    ///    Training keeps the two ops: the backward needs that output.
+    ///    Training keeps the two ops: the backward needs that output. With a cached weight,
+    ///    `winogradF4x4ReLUPool` (`winogradF4Weight`): 4x4 tiles holding 2x2 windows each.
     /// 2. `liveTapBox` when some rows or columns of kernel taps never meet the input (fc6
     ///    on the 2x2 and 3x3 maps of small images) and the cache does not serve the weight:
     ///    the dead taps' multiply-adds and weight traffic would be spent in all three
@@ -143,7 +144,10 @@ extension ConvGeometry {
     ///    thread without synchronisation, is faster.
     /// 5. `winogradF2x2` when `usesWinograd` (3x3, stride 1, dilation 1, groups 1, at least 64
     ///    input and output channels and 64 output tiles per image): 4/9 of the multiply-adds.
-    ///    Below those sizes the transforms cost what the multiply-adds save.
+    ///    Below those sizes the transforms cost what the multiply-adds save. At inference
+    ///    with a cached weight `winogradF4x4` (`winogradF4Weight`): 4x4 tiles, 1/4 of the
+    ///    direct multiply-adds; its U (4 times the weight) is worth building only when kept,
+    ///    and training keeps F(2x2), whose transforms the gradients reuse.
     /// 6. `winogradF27` when the cache serves the weight and `usesWinogradF27` (kh x 7,
     ///    stride 1, dilation 1, groups 1, at least 64 input and output channels), and the
     ///    cache holds its U: 4/7 of the multiply-adds, but U (8/7 of the weight) is worth

@@ -190,6 +190,8 @@ public struct TrainerOptions: Sendable, Equatable {
     /// Only validate the `resume` checkpoint on the validation images (`valCount` of the
     /// `seed`'s held-out set at `imageSize`) and stop: no training, no budget needed.
     public var evaluateOnly = false
+    /// The arithmetic of `evaluateOnly` (`Compute.precision`; training is always float32).
+    public var precision = ComputePrecision.float32
     /// Train 32s, then 16s initialised from it, then 8s, a third of the budget each.
     public var staged = false
     /// Caffe parameter groups: biases at lr x2 without weight decay (upsampling is frozen
@@ -241,6 +243,9 @@ public struct TrainerOptions: Sendable, Equatable {
     /// Checks the combination of options (also used by `Trainer.init`).
     public func validate() throws {
         if evaluateOnly && resume == nil { throw TrainerError("--evaluate needs --resume CHECKPOINT") }
+        if precision != .float32 && !evaluateOnly {
+            throw TrainerError("--precision \(precision) applies to --evaluate only (training computes in float32)")
+        }
         guard steps != nil || minutes != nil || evaluateOnly else {
             throw TrainerError("give a budget: --steps N and/or --minutes M")
         }
