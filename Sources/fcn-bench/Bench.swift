@@ -37,7 +37,7 @@ final class Bench {
         var weightCacheMB = 1024
         /// `--precision bf16|f32`: `Compute.precision` of the run (inference convolutions).
         var precision = ComputePrecision.float32
-        /// `--probe CIN,COUT,K,PAD,H`: one extra convolution row named "probe" (experiments).
+        /// `--probe CIN,COUT,K,PAD,H[,DILATION]`: one extra convolution row named "probe" (experiments).
         var probe: [Int]? = nil
     }
 

@@ -16,7 +16,8 @@ struct ConvSpec {
     var name: String
     var cin: Int, cout: Int, k: Int, pad: Int, h: Int
     var relu: Bool
-    var outH: Int { h + 2 * pad - k + 1 }
+    var dilation = 1
+    var outH: Int { h + 2 * pad - dilation * (k - 1) }
     var flops: Double { 2 * Double(cin * cout * k * k) * Double(outH * outH) }
 }
 
@@ -131,10 +132,12 @@ func convRow(_ bench: Bench, _ s: ConvSpec, tag: String, check: Bool) {
     let b = benchTensor([s.cout], seed: 3) * bound
     var y = Tensor.zeros([1])
     bench.run(name, flops: s.flops) {
-        y = withoutGrad { conv2d(x, weight: w, bias: b, padding: .symmetric(s.pad), fusedReLU: s.relu) }
+        y = withoutGrad {
+            conv2d(x, weight: w, bias: b, padding: .symmetric(s.pad), dilation: Size2(s.dilation), fusedReLU: s.relu)
+        }
     }
     guard check else { return }
-    var r = FCNReference.conv2d(x, weight: w, bias: b, padding: .symmetric(s.pad))
+    var r = FCNReference.conv2d(x, weight: w, bias: b, padding: .symmetric(s.pad), dilation: Size2(s.dilation))
     if s.relu { r = relu(r) }
     let e = relativeError(y, r)
     if !(e <= 1e-5) { bench.fail("\(name): relative error \(e) vs FCNReference.conv2d") }
@@ -224,8 +227,9 @@ func modelForwardRow(_ bench: Bench, _ architecture: ModelArchitecture, size: In
 }
 
 func layerRows(_ bench: Bench) {
-    if let p = bench.options.probe, p.count == 5 {
-        convRow(bench, ConvSpec(name: "probe", cin: p[0], cout: p[1], k: p[2], pad: p[3], h: p[4], relu: true),
+    if let p = bench.options.probe, p.count == 5 || p.count == 6 {
+        convRow(bench, ConvSpec(name: "probe", cin: p[0], cout: p[1], k: p[2], pad: p[3], h: p[4], relu: true,
+                                dilation: p.count == 6 ? p[5] : 1),
                 tag: "\(p)", check: false)
         return
     }

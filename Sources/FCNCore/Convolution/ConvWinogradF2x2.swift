@@ -83,6 +83,12 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
     } else {
         nt = max(min(2 * nr, roundUp(tiles, nr)), chunkTiles(winogradThreadChunkFloats))
         split = convSplitsItems(g.batch * ((tiles + nt - 1) / nt))
+        // Smaller chunks (down to one panel) when that lets whole chunks be shared evenly.
+        var smaller = nt - nr
+        while !split && smaller >= nr && Compute.threads > 1 && !ParallelState.inWorker {
+            if convSplitsItems(g.batch * ((tiles + smaller - 1) / smaller)) { nt = smaller; split = true }
+            smaller -= nr
+        }
         if !split && Compute.threads > 1 && !ParallelState.inWorker { nt = chunkTiles(winogradChunkFloats) }
     }
     let chunksPerImage = (tiles + nt - 1) / nt, items = g.batch * chunksPerImage

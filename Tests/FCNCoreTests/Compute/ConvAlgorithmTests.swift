@@ -50,9 +50,10 @@ private func geometry(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Paddin
         #expect(g.algorithm(for: .forward) == .implicitGEMM(cachedA: nil), "a product asked for as it stands")
         #expect(geometry([1, 64, 33, 30], [64, 64, 3, 3], padding: 1, dilation: 2).polyphaseDilation == nil, "padding 1")
         #expect(geometry([1, 64, 33, 30], [64, 64, 3, 3], stride: 2, padding: 2, dilation: 2).polyphaseDilation == nil)
-        #expect(geometry([1, 64, 12, 12], [64, 64, 3, 3], padding: 4, dilation: 4).polyphaseDilation == nil, "3x3 phases")
+        #expect(geometry([1, 64, 6, 6], [64, 64, 3, 3], padding: 4, dilation: 4).polyphaseDilation == nil, "2x2 phases")
+        // The 4 phases of 17 x 15 one above the other, a zero row between two.
         let p = polyphaseGeometry(g, dilation: 2)
-        #expect(p.batch == 4 && p.inH == 17 && p.inW == 15 && p.outH == 17 && p.padTop == 1 && p.dilH == 1)
+        #expect(p.batch == 1 && p.inH == 4 * 18 - 1 && p.inW == 15 && p.outH == p.inH && p.padTop == 1 && p.dilH == 1)
     }
 
     @Test func forwardRules() {
