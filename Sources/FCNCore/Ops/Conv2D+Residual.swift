@@ -38,7 +38,10 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
             var pointwise = false
             if case .pointwiseGEMM = algorithm { pointwise = true }
             return Tensor.make(shape: outShape) { out in
-                out.baseAddress!.update(from: residual.storage.pointer, count: out.count)
+                let io = UncheckedSendable((out.baseAddress!, UnsafePointer(residual.storage.pointer)))
+                parallelChunks(out.count, minChunk: 1 << 16) { r in
+                    (io.value.0 + r.lowerBound).update(from: io.value.1 + r.lowerBound, count: r.count)
+                }
                 convForwardImplicitGEMM(g, x: x.storage.pointer, w: weight.storage.pointer,
                                         bias: bias.map { UnsafePointer($0.storage.pointer) }, y: out.baseAddress!,
                                         relu: fusedReLU, pointwise: pointwise, cachedA: cachedA, accumulate: true)
