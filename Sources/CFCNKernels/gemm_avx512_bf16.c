@@ -238,67 +238,6 @@ int fcn_gemm_kernel_avx512_bf16(fcn_gemm_kernel *k) {
 void fcn_sgemm_bf16_panels(float *panels, ptrdiff_t count, ptrdiff_t kc) { to_pairs(panels, count, kc); }
 
 #else
-// Rows of C [mc, nc] times B read from a non-transposed matrix (b, ldb; rows p0.., columns
-// j0..): each NR-column panel is packed straight to k pairs chunk by chunk (no float32 copy),
-// prefetching the same rows of the next panel into L2 meanwhile (a pointwise layer's B
-// panel is 32 floats from each of kc rows a plane apart: too many streams for the hardware
-// prefetchers). Transposed B goes through the float32 packer and `macro`.
-static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, const float *pa,
-                                int transB, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdiff_t j0,
-                                float *fbuf, float beta, float *c, ptrdiff_t ldc,
-                                const float *rb, const float *cb, int relu) {
-    if (transB) {
-        for (ptrdiff_t j = 0; j < nc; j += NR) {
-            ptrdiff_t w = nc - j < NR ? nc - j : NR;
-            f32.pack_b(transB, b, ldb, p0, j0 + j, kc, w, fbuf);
-            macro(mc, w, kc, alpha, pa, fbuf, beta, c + j, ldc, rb, cb ? cb + j : 0, relu);
-        }
-        return;
-    }
-    uint32_t buf[KCH / 2 * NR] __attribute__((aligned(64)));
-    for (ptrdiff_t j = 0; j < nc; j += NR) {
-        int nr = nc - j < NR ? (int)(nc - j) : NR;
-        __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
-        int pf = j + 2 * NR <= nc;
-        for (ptrdiff_t k0 = 0; k0 < kc; k0 += KCH) {
-            ptrdiff_t kk = kc - k0 < KCH ? kc - k0 : KCH, pairs = (kk + 1) / 2;
-            int last = k0 + kk == kc;
-            const float *src = b + (p0 + k0) * ldb + j0 + j;
-            for (ptrdiff_t t = 0; t < pairs; t++) {
-                const float *r0 = src + 2 * t * ldb, *r1 = r0 + ldb;
-                int two = 2 * t + 1 < kk;
-                if (pf) {
-                    _mm_prefetch((const char *)(r0 + NR), _MM_HINT_T1);
-                    _mm_prefetch((const char *)(r0 + NR + 16), _MM_HINT_T1);
-                    if (two) {
-                        _mm_prefetch((const char *)(r1 + NR), _MM_HINT_T1);
-                        _mm_prefetch((const char *)(r1 + NR + 16), _MM_HINT_T1);
-                    }
-                }
-                __m512 a0 = _mm512_maskz_loadu_ps(m0, r0), a1 = _mm512_maskz_loadu_ps(m1, r0 + 16);
-                __m512 b0 = two ? _mm512_maskz_loadu_ps(m0, r1) : _mm512_setzero_ps();
-                __m512 b1 = two ? _mm512_maskz_loadu_ps(m1, r1 + 16) : _mm512_setzero_ps();
-                _mm512_store_si512(buf + t * NR, pair_rows(a0, b0));
-                _mm512_store_si512(buf + t * NR + 16, pair_rows(a1, b1));
-            }
-            float bb = k0 == 0 ? beta : 1.0f;
-            const float *rbl = last ? rb : 0, *cbl = last && cb ? cb + j : 0;
-            for (ptrdiff_t i = 0; i < mc; i += MR) {
-                int mr = mc - i < MR ? (int)(mc - i) : MR;
-                const uint32_t *pai = (const uint32_t *)(pa + i * kc) + k0 / 2 * MR;
-                float *cij = c + i * ldc + j;
-                const float *rbi = rbl ? rbl + i : 0;
-                if (mr > 8)
-                    kernel_full(pairs, pai, buf, cij, ldc, mr, nr, alpha, bb, rbi, cbl, last ? relu : 0);
-                else if (mr > 4)
-                    kernel_8(pairs, pai, buf, cij, ldc, mr, nr, alpha, bb, rbi, cbl, last ? relu : 0);
-                else
-                    kernel_4(pairs, pai, buf, cij, ldc, mr, nr, alpha, bb, rbi, cbl, last ? relu : 0);
-            }
-        }
-    }
-}
-
 int fcn_gemm_kernel_avx512_bf16(fcn_gemm_kernel *k) { (void)k; return 0; }
 void fcn_sgemm_bf16_panels(float *panels, ptrdiff_t count, ptrdiff_t kc) { (void)panels; (void)count; (void)kc; }
 #endif
