@@ -132,6 +132,27 @@ FCN_DEFINE_BF16_KERNEL(kernel_full, MR)
 FCN_DEFINE_BF16_KERNEL(kernel_8, 8)
 FCN_DEFINE_BF16_KERNEL(kernel_4, 4)
 
+// Every row panel of C[mc, nr] (c at column j) times one k chunk [k0, k0 + kk) of a B panel
+// held as pairs in `buf`; `beta` for this chunk; biases and ReLU with the last chunk only.
+static inline TGT void row_panels(ptrdiff_t mc, ptrdiff_t kc, ptrdiff_t k0, ptrdiff_t kk, float alpha, const float *pa,
+                                  const uint32_t *buf, float beta, float *c, ptrdiff_t ldc, const float *rb,
+                                  const float *cb, int nr, int relu) {
+    ptrdiff_t pairs = (kk + 1) / 2;
+    int last = k0 + kk == kc;
+    for (ptrdiff_t i = 0; i < mc; i += MR) {
+        int mr = mc - i < MR ? (int)(mc - i) : MR;
+        const uint32_t *pai = (const uint32_t *)(pa + i * kc) + k0 / 2 * MR;
+        const float *rbi = last && rb ? rb + i : 0, *cbl = last ? cb : 0;
+        int r = last ? relu : 0;
+        if (mr > 8)
+            kernel_full(pairs, pai, buf, c + i * ldc, ldc, mr, nr, alpha, beta, rbi, cbl, r);
+        else if (mr > 4)
+            kernel_8(pairs, pai, buf, c + i * ldc, ldc, mr, nr, alpha, beta, rbi, cbl, r);
+        else
+            kernel_4(pairs, pai, buf, c + i * ldc, ldc, mr, nr, alpha, beta, rbi, cbl, r);
+    }
+}
+
 // C[mc, nc] from packed A (k pairs) and packed float32 B: per B panel and KCH chunk of k,
 // convert the chunk to pairs, then every row panel over it. Later chunks add to C (beta 1);
 // biases and ReLU come with the last.
@@ -142,23 +163,9 @@ static TGT void macro(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float alpha, con
     for (ptrdiff_t j = 0; j < nc; j += NR) {
         int nr = nc - j < NR ? (int)(nc - j) : NR;
         for (ptrdiff_t k0 = 0; k0 < kc; k0 += KCH) {
-            ptrdiff_t kk = kc - k0 < KCH ? kc - k0 : KCH, pairs = (kk + 1) / 2;
-            int last = k0 + kk == kc;
+            ptrdiff_t kk = kc - k0 < KCH ? kc - k0 : KCH;
             panel_pairs(pb + j * kc + k0 * NR, kk, buf);
-            float b = k0 == 0 ? beta : 1.0f;
-            const float *rbl = last ? rb : 0, *cbl = last && cb ? cb + j : 0;
-            for (ptrdiff_t i = 0; i < mc; i += MR) {
-                int mr = mc - i < MR ? (int)(mc - i) : MR;
-                const uint32_t *pai = (const uint32_t *)(pa + i * kc) + k0 / 2 * MR;
-                float *cij = c + i * ldc + j;
-                const float *rbi = rbl ? rbl + i : 0;
-                if (mr > 8)
-                    kernel_full(pairs, pai, buf, cij, ldc, mr, nr, alpha, b, rbi, cbl, last ? relu : 0);
-                else if (mr > 4)
-                    kernel_8(pairs, pai, buf, cij, ldc, mr, nr, alpha, b, rbi, cbl, last ? relu : 0);
-                else
-                    kernel_4(pairs, pai, buf, cij, ldc, mr, nr, alpha, b, rbi, cbl, last ? relu : 0);
-            }
+            row_panels(mc, kc, k0, kk, alpha, pa, buf, k0 == 0 ? beta : 1.0f, c + j, ldc, rb, cb ? cb + j : 0, nr, relu);
         }
     }
 }
@@ -187,7 +194,6 @@ static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float 
         int pf = j + 2 * NR <= nc;
         for (ptrdiff_t k0 = 0; k0 < kc; k0 += KCH) {
             ptrdiff_t kk = kc - k0 < KCH ? kc - k0 : KCH, pairs = (kk + 1) / 2;
-            int last = k0 + kk == kc;
             const float *src = b + (p0 + k0) * ldb + j0 + j;
             for (ptrdiff_t t = 0; t < pairs; t++) {
                 const float *r0 = src + 2 * t * ldb, *r1 = r0 + ldb;
@@ -206,20 +212,7 @@ static TGT void macro_packing_b(ptrdiff_t mc, ptrdiff_t nc, ptrdiff_t kc, float 
                 _mm512_store_si512(buf + t * NR, pair_rows(a0, b0));
                 _mm512_store_si512(buf + t * NR + 16, pair_rows(a1, b1));
             }
-            float bb = k0 == 0 ? beta : 1.0f;
-            const float *rbl = last ? rb : 0, *cbl = last && cb ? cb + j : 0;
-            for (ptrdiff_t i = 0; i < mc; i += MR) {
-                int mr = mc - i < MR ? (int)(mc - i) : MR;
-                const uint32_t *pai = (const uint32_t *)(pa + i * kc) + k0 / 2 * MR;
-                float *cij = c + i * ldc + j;
-                const float *rbi = rbl ? rbl + i : 0;
-                if (mr > 8)
-                    kernel_full(pairs, pai, buf, cij, ldc, mr, nr, alpha, bb, rbi, cbl, last ? relu : 0);
-                else if (mr > 4)
-                    kernel_8(pairs, pai, buf, cij, ldc, mr, nr, alpha, bb, rbi, cbl, last ? relu : 0);
-                else
-                    kernel_4(pairs, pai, buf, cij, ldc, mr, nr, alpha, bb, rbi, cbl, last ? relu : 0);
-            }
+            row_panels(mc, kc, k0, kk, alpha, pa, buf, k0 == 0 ? beta : 1.0f, c + j, ldc, rb, cb ? cb + j : 0, nr, relu);
         }
     }
 }

@@ -6,6 +6,7 @@
 // (every value is a sum or difference), so the paths give identical bits.
 #include "fcn_winograd.h"
 #include "fcn_kernels.h"
+#include "winograd_internal.h"
 
 #pragma clang fp contract(off)
 
@@ -220,8 +221,9 @@ WINO_INSTANCES(portable, )
 WINO_INSTANCES(avx2, __attribute__((target("avx2,fma"))))
 WINO_INSTANCES(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))))
 
-// The x86 instance to run: `requested`, or (0) the best this CPU has.
-static int wino_isa(int requested) {
+// The x86 instance to run: `requested`, or (0) the best this CPU has (shared with
+// winograd_f4.c through winograd_internal.h).
+int fcn_winograd_isa(int requested) {
     if (requested) return requested;
     static int v = -1;
     int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
@@ -275,7 +277,7 @@ void fcn_winograd_f2_input(int isa, const float *x, int64_t C, int64_t H, int64_
                            int64_t tiles_w, int64_t t0, int64_t nt, int64_t c0, int64_t c1, int64_t nr,
                            float *v, int64_t estride, float *scratch) {
 #if defined(__x86_64__)
-    isa = wino_isa(isa);
+    isa = fcn_winograd_isa(isa);
     if (isa == FCN_ISA_AVX512) {
         wino_input_avx512(x, C, H, W, pad_top, pad_left, tiles_w, t0, nt, c0, c1, nr, v, estride, scratch);
         return;
@@ -292,7 +294,7 @@ void fcn_winograd_f2_output(int isa, const float *m, int64_t estride, int64_t ld
                             int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
                             float *y, int64_t outH, int64_t outW, float *scratch) {
 #if defined(__x86_64__)
-    isa = wino_isa(isa);
+    isa = fcn_winograd_isa(isa);
     if (isa == FCN_ISA_AVX512) {
         wino_output_avx512(m, estride, ldm, co0, co1, tiles_w, t0, nt, bias, relu, y, outH, outW, scratch);
         return;
@@ -309,7 +311,7 @@ void fcn_winograd_f2_output_pool(int isa, const float *m, int64_t estride, int64
                                  int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
                                  float *y, int64_t outH, int64_t outW, int64_t poolH, int64_t poolW, float *scratch) {
 #if defined(__x86_64__)
-    isa = wino_isa(isa);
+    isa = fcn_winograd_isa(isa);
     if (isa == FCN_ISA_AVX512) {
         wino_output_pool_avx512(m, estride, ldm, co0, co1, tiles_w, t0, nt, bias, relu, y, outH, outW, poolH, poolW,
                                 scratch);

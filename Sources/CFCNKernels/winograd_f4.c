@@ -9,6 +9,7 @@
 //   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
 #include "fcn_winograd.h"
 #include "fcn_kernels.h"
+#include "winograd_internal.h"
 
 #pragma clang fp contract(off)
 
@@ -240,21 +241,9 @@ W4_INSTANCES(portable, )
 W4_INSTANCES(avx2, __attribute__((target("avx2,fma"))))
 W4_INSTANCES(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))))
 
-// The x86 instance to run: `requested`, or (0) the best this CPU has.
-static int w4_isa(int requested) {
-    if (requested) return requested;
-    static int v = -1;
-    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
-    if (r < 0) {
-        int f = fcn_cpu_isa_flags();
-        r = (f & FCN_ISA_AVX512) ? FCN_ISA_AVX512 : (f & FCN_ISA_AVX2_FMA) ? FCN_ISA_AVX2_FMA : FCN_ISA_PORTABLE;
-        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
-    }
-    return r;
-}
 #define W4_DISPATCH(NAME, ...)                                                  \
     do {                                                                        \
-        int isa_ = w4_isa(isa);                                                 \
+        int isa_ = fcn_winograd_isa(isa);                                                 \
         if (isa_ == FCN_ISA_AVX512) { NAME##_avx512(__VA_ARGS__); return; }     \
         if (isa_ == FCN_ISA_AVX2_FMA) { NAME##_avx2(__VA_ARGS__); return; }     \
         NAME##_portable(__VA_ARGS__);                                           \

@@ -252,9 +252,7 @@ public enum SegmentCommand {
         if let t = o.threads { Compute.threads = t }
         Compute.weightCacheMegabytes = o.weightCacheMegabytes
         Compute.precision = o.precision
-        if o.precision == .bfloat16 && !Compute.bfloat16Supported && o.exportWeights == nil {
-            log("fcn-segment: this CPU lacks AVX512_BF16; --precision bf16 runs float32")
-        }
+        if o.exportWeights == nil, let notice = Compute.unsupportedNotice(o.precision, tool: "fcn-segment") { log(notice) }
         if o.precision == .bfloat16 && o.weightCacheMegabytes == 0 && o.exportWeights == nil {
             log("fcn-segment: --precision bf16 needs the weight cache (--weight-cache 0 turns it off); running float32")
         }

@@ -81,8 +81,8 @@ final class Bench {
                 let v = value()
                 guard let p = ComputePrecision(parsing: v) else { usageError("--precision expects bf16 or f32, got '\(v)'") }
                 o.precision = p
-                if p == .bfloat16 && !Compute.bfloat16Supported {
-                    FileHandle.standardError.write(Data("fcn-bench: this CPU lacks AVX512_BF16; --precision bf16 runs float32\n".utf8))
+                if let notice = Compute.unsupportedNotice(p, tool: "fcn-bench") {
+                    FileHandle.standardError.write(Data((notice + "\n").utf8))
                 }
             case "--probe": o.probe = value().split(separator: ",").compactMap { Int($0) }
             case "-h", "--help":

@@ -68,9 +68,7 @@ if options.evaluateOnly {
         let cm = try comparison?.reduced ?? evaluate(model, on: validation, batchSize: options.batch)
         var text = "fcn-train: \(d.architecture) from \(path), \(validation.count) validation images (seed \(options.seed), \(options.imageSize) px)"
         text += Compute.effectivePrecision == .bfloat16 ? ", bfloat16" : ""
-        if options.precision == .bfloat16 && !Compute.bfloat16Supported {
-            text += "\nfcn-train: this CPU lacks AVX512_BF16; --precision bf16 runs float32"
-        }
+        if let notice = Compute.unsupportedNotice(options.precision, tool: "fcn-train") { text += "\n" + notice }
         text += "\nvalidation: " + TrainerConsole.metricsText(ValidationMetrics(cm))
         if let c = comparison {
             text += String(format: "\nagainst float32: %.3f%% of pixels with the same label, mean IU %.4f in float32 (%+.4f), "

@@ -57,6 +57,11 @@ extension Compute {
     /// Whether this CPU (and build) has the bfloat16 path.
     public static var bfloat16Supported: Bool { GEMMConfig.bfloat16ISA != nil }
 
+    /// What a tool prints when `p` was asked for on a CPU that cannot run it (nil: it runs).
+    public static func unsupportedNotice(_ p: ComputePrecision, tool: String) -> String? {
+        p == .bfloat16 && !bfloat16Supported ? "\(tool): this CPU lacks AVX512_BF16; --precision bf16 runs float32" : nil
+    }
+
     /// The precision that actually runs: `.bfloat16` only when asked and supported.
     public static var effectivePrecision: ComputePrecision {
         precision == .bfloat16 && bfloat16Supported ? .bfloat16 : .float32

@@ -30,6 +30,32 @@
 // When it runs: `ConvGeometry.algorithm(for:mode:)`, rules 1 and 5.
 import CFCNKernels
 
+/// The C transforms of one tile size (F(2x2): `fcn_winograd_f2_*`, F(4x4): `fcn_winograd_f4_*`;
+/// their signatures are the same) and the per-thread scratch floats each needs for a row of
+/// `tilesW` tiles.
+private struct WinogradTransforms {
+    let weights: @convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, UnsafeMutablePointer<Float>?, Int64) -> Void
+    let input: @convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                               Int64, Int64, UnsafeMutablePointer<Float>?, Int64, UnsafeMutablePointer<Float>?) -> Void
+    let output: @convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                                UnsafePointer<Float>?, Int32, UnsafeMutablePointer<Float>?, Int64, Int64,
+                                UnsafeMutablePointer<Float>?) -> Void
+    let outputPool: @convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                                    UnsafePointer<Float>?, Int32, UnsafeMutablePointer<Float>?, Int64, Int64, Int64, Int64,
+                                    UnsafeMutablePointer<Float>?) -> Void
+    let inputScratch: (Int) -> Int, outputScratch: (Int) -> Int
+
+    static func of(tile: Int) -> WinogradTransforms {
+        tile == 4
+            ? WinogradTransforms(weights: fcn_winograd_f4_weights, input: fcn_winograd_f4_input, output: fcn_winograd_f4_output,
+                                 outputPool: fcn_winograd_f4_output_pool, inputScratch: { 52 * ($0 + 1) },
+                                 outputScratch: { 40 * $0 })
+            : WinogradTransforms(weights: fcn_winograd_f2_weights, input: fcn_winograd_f2_input, output: fcn_winograd_f2_output,
+                                 outputPool: fcn_winograd_f2_output_pool, inputScratch: { 12 * ($0 + 2) },
+                                 outputScratch: { 4 * $0 })
+    }
+}
+
 /// V + M floats of one chunk (8 MiB). Smaller chunks gained nothing on the VGG16 layers
 /// (figures: Benchmarks.md, Convolution); the larger bound re-reads U less often.
 let winogradChunkFloats = 1 << 21
@@ -59,7 +85,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
                          cachedWeight: CachedOperand? = nil,
                          isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil) {
     precondition(g.allowsWinograd && (tile == 2 || tile == 4))
-    let elements = (tile + 2) * (tile + 2)
+    let elements = (tile + 2) * (tile + 2), transforms = WinogradTransforms.of(tile: tile)
     if let pool {
         precondition(pool.h >= g.outH / 2 && pool.h <= (g.outH + 1) / 2 && pool.w >= g.outW / 2 && pool.w <= (g.outW + 1) / 2)
     }
@@ -97,13 +123,8 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
     func transformWeights(_ dst: UnsafeMutablePointer<Float>) {
         let pu = UncheckedSendable(dst)
         parallelChunks((cout + mr - 1) / mr) { r in
-            if tile == 4 {
-                fcn_winograd_f4_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
-                                        pu.value, Int64(uStride))
-            } else {
-                fcn_winograd_f2_weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
-                                        pu.value, Int64(uStride))
-            }
+            transforms.weights(w, Int64(cout), Int64(cin), Int64(mr), Int64(r.lowerBound), Int64(r.upperBound),
+                               pu.value, Int64(uStride))
             if isa.reducedPrecision {
                 for e in 0..<elements {
                     fcn_sgemm_bf16_panels(pu.value + e * uStride + r.lowerBound * mr * cin, r.count, cin)
@@ -132,25 +153,14 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
                                 p.value.4 + e * mStride, nt, nil, nil, 0)
             }
             parallelChunks(cout, minChunk: 4) { r in
-                withScratch(40 * tilesW) { s in
-                    if tile == 4 {
-                        if let pool {
-                            fcn_winograd_f4_output_pool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
-                                                        Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
-                                                        Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
-                                                        Int64(g.outW), Int64(pool.h), Int64(pool.w), s)
-                        } else {
-                            fcn_winograd_f4_output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
-                                                   Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
-                                                   Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH), Int64(g.outW), s)
-                        }
-                    } else if let pool {
-                        fcn_winograd_f2_output_pool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
+                withScratch(transforms.outputScratch(tilesW)) { s in
+                    if let pool {
+                        transforms.outputPool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
                                                     Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
                                                     Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
                                                     Int64(g.outW), Int64(pool.h), Int64(pool.w), s)
                     } else {
-                        fcn_winograd_f2_output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
+                        transforms.output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
                                                Int64(r.upperBound), Int64(tilesW), Int64(t0), Int64(cnt), bias,
                                                relu ? 1 : 0, p.value.1, Int64(g.outH), Int64(g.outW), s)
                     }
@@ -217,14 +227,9 @@ private func winogradInput(_ g: ConvGeometry, isa: GEMMISA, x: UnsafePointer<Flo
     let tilesW = (g.outW + tile - 1) / tile
     let p = UncheckedSendable((x, v))
     parallelChunks(g.inChannels, minChunk: 4) { r in
-        withScratch(tile == 4 ? 52 * (tilesW + 1) : 12 * (tilesW + 2)) { s in
-            if tile == 4 {
-                fcn_winograd_f4_input(isa.elementwiseFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
-                                      Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(count),
-                                      Int64(r.lowerBound), Int64(r.upperBound), Int64(panel), p.value.1, Int64(vStride), s)
-                return
-            }
-            fcn_winograd_f2_input(isa.elementwiseFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
+        let transforms = WinogradTransforms.of(tile: tile)
+        withScratch(transforms.inputScratch(tilesW)) { s in
+            transforms.input(isa.elementwiseFlag, p.value.0, Int64(g.inChannels), Int64(g.inH), Int64(g.inW),
                                   Int64(g.padTop), Int64(g.padLeft), Int64(tilesW), Int64(t0), Int64(count),
                                   Int64(r.lowerBound), Int64(r.upperBound), Int64(panel), p.value.1, Int64(vStride), s)
         }

@@ -37,29 +37,10 @@ public struct PrecisionComparison: Sendable {
 /// comment); batches as `evaluate`.
 public func comparePrecisions(_ model: any SegmentationModel, on source: any SegmentationSampleSource,
                               precision: ComputePrecision, batchSize: Int = 4) throws -> PrecisionComparison {
-    fcnCheck(batchSize >= 1, "comparePrecisions", "batchSize must be >= 1, got \(batchSize)")
-    guard source.classes == model.numClasses else {
-        throw TrainerError("the data has \(source.classes) classes but the model \(model.numClasses)")
-    }
-    model.eval()
-    let inference = model.rawScoreLayer(), stride = model.scoreStride, input = model.preferredPreprocessing
     var r = PrecisionComparison(precision: precision, float32: ConfusionMatrix(classes: model.numClasses),
                                 reduced: ConfusionMatrix(classes: model.numClasses))
-    let n = source.count, bs = source.fixedSize != nil ? batchSize : 1
-    var i = 0
-    while i < n {
-        let samples = try (i..<min(n, i + bs)).map { try source.sample($0) }
-        let x = input.apply(Tensor.stack(samples.map(\.image)))
-        let y = Tensor.stack(samples.map(\.label))
-        func scores(_ p: ComputePrecision) -> Tensor {
-            Compute.withPrecision(p) {
-                withoutGrad {
-                    let raw = inference(x)
-                    return stride == 1 ? raw : interpolateBilinear(raw, size: Size2(x.shape[2], x.shape[3]), alignCorners: false)
-                }
-            }
-        }
-        let a = scores(.float32), b = scores(precision)
+    try forEachEvaluationBatch(model, on: source, batchSize: batchSize) { y, scores in
+        let a = Compute.withPrecision(.float32, scores), b = Compute.withPrecision(precision, scores)
         r.float32.update(scores: a, label: y)
         r.reduced.update(scores: b, label: y)
         let la = a.argmax(axis: 1).scalars, lb = b.argmax(axis: 1).scalars
@@ -70,7 +51,6 @@ public func comparePrecisions(_ model: any SegmentationModel, on source: any Seg
             r.squaredError += Double(d * d); r.squaredNorm += Double(u * u)
             r.maxError = max(r.maxError, abs(d)); r.maxScore = max(r.maxScore, abs(u))
         }
-        i += bs
     }
     return r
 }
