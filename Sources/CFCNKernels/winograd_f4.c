@@ -216,6 +216,48 @@ W4_INLINE void w4_output_pool_body(const float *m, int64_t es, int64_t ldm, int6
     }
 }
 
+// Weight transform of output-channel panels [q0, q1): U_e = G g G^T of every kernel, in
+// double (once per cached weight, once per call in training), stored as
+// u[e * es + (q * cin + ci) * mr + r]. The taps of up to W4_LANES kernels of a panel are
+// gathered into lanes first, so the arithmetic runs lane-wise (vectorised) and every store
+// is a contiguous run of lanes. Same expressions as a scalar loop, contraction off: the bits
+// do not depend on the instance.
+#define W4_LANES 16
+W4_INLINE void w4_weights_body(const float *w, int64_t cout, int64_t cin, int64_t mr, int64_t q0, int64_t q1,
+                               float *u, int64_t es) {
+    static const double G[6][3] = {{0.25, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    double g[9][W4_LANES], t[6][3][W4_LANES];
+    for (int64_t q = q0; q < q1; q++) {
+        for (int64_t r0 = 0; r0 < mr; r0 += W4_LANES) {
+            int64_t nl = mr - r0 < W4_LANES ? mr - r0 : W4_LANES;
+            int64_t live = cout - (q * mr + r0);
+            if (live > nl) live = nl;
+            if (live < 0) live = 0;
+            for (int64_t ci = 0; ci < cin; ci++) {
+                for (int64_t r = 0; r < live; r++) {
+                    const float *k = w + ((q * mr + r0 + r) * cin + ci) * 9;
+                    for (int j = 0; j < 9; j++) g[j][r] = k[j];
+                }
+                for (int64_t r = live; r < W4_LANES; r++)
+                    for (int j = 0; j < 9; j++) g[j][r] = 0.0;
+                for (int k = 0; k < 6; k++)
+                    for (int j = 0; j < 3; j++)
+                        for (int r = 0; r < W4_LANES; r++)
+                            t[k][j][r] = G[k][0] * g[j][r] + G[k][1] * g[3 + j][r] + G[k][2] * g[6 + j][r];
+                float *d = u + (q * cin + ci) * mr + r0;
+                for (int k = 0; k < 6; k++)
+                    for (int l = 0; l < 6; l++) {
+                        float *o = d + (6 * k + l) * es;
+                        for (int64_t r = 0; r < nl; r++)
+                            o[r] = (float)(G[l][0] * t[k][0][r] + G[l][1] * t[k][1][r] + G[l][2] * t[k][2][r]);
+                        for (int64_t r = live; r < nl; r++) o[r] = 0.0f;
+                    }
+            }
+        }
+    }
+}
+
 // MARK: instances
 
 #define W4_INSTANCES(SUFFIX, ATTR)                                                                            \
@@ -234,6 +276,10 @@ W4_INLINE void w4_output_pool_body(const float *m, int64_t es, int64_t ldm, int6
                                              const float *bias, int relu, float *y, int64_t outH,             \
                                              int64_t outW, int64_t poolH, int64_t poolW, float *s) {          \
         w4_output_pool_body(m, es, ldm, co0, co1, tw, t0, nt, bias, relu, y, outH, outW, poolH, poolW, s);    \
+    }                                                                                                         \
+    static ATTR void w4_weights_##SUFFIX(const float *w, int64_t cout, int64_t cin, int64_t mr, int64_t q0,   \
+                                         int64_t q1, float *u, int64_t es) {                                  \
+        w4_weights_body(w, cout, cin, mr, q0, q1, u, es);                                                     \
     }
 
 W4_INSTANCES(portable, )
@@ -256,30 +302,8 @@ W4_INSTANCES(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")
 
 void fcn_winograd_f4_weights(const float *w, int64_t cout, int64_t cin, int64_t mr, int64_t q0, int64_t q1,
                              float *u, int64_t estride) {
-    // G's rows as combinations of the kernel's three values, in double (the weights are
-    // transformed once; float32 would add a rounding per 1/6 and 1/24).
-    static const double G[6][3] = {{0.25, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
-    for (int64_t q = q0; q < q1; q++) {
-        float *dq = u + q * mr * cin;
-        for (int64_t ci = 0; ci < cin; ci++) {
-            float *d = dq + ci * mr;
-            for (int64_t r = 0; r < mr; r++) {
-                int64_t co = q * mr + r;
-                if (co >= cout) {
-                    for (int e = 0; e < 36; e++) d[e * estride + r] = 0.0f;
-                    continue;
-                }
-                const float *g = w + (co * cin + ci) * 9;
-                double t[6][3];
-                for (int k = 0; k < 6; k++)
-                    for (int j = 0; j < 3; j++) t[k][j] = G[k][0] * g[j] + G[k][1] * g[3 + j] + G[k][2] * g[6 + j];
-                for (int k = 0; k < 6; k++)
-                    for (int l = 0; l < 6; l++)
-                        d[(6 * k + l) * estride + r] = (float)(G[l][0] * t[k][0] + G[l][1] * t[k][1] + G[l][2] * t[k][2]);
-            }
-        }
-    }
+    int isa = 0;
+    W4_DISPATCH(w4_weights, w, cout, cin, mr, q0, q1, u, estride);
 }
 
 void fcn_winograd_f4_input(int isa, const float *x, int64_t C, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left,

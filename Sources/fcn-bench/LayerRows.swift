@@ -226,6 +226,38 @@ func modelForwardRow(_ bench: Bench, _ architecture: ModelArchitecture, size: In
     if y.shape != [1, 21, size, size] || !y.scalars.allSatisfy(\.isFinite) { bench.fail("\(name): output shape \(y.shape) or values not finite") }
 }
 
+/// A training step of a model family (train mode: batch statistics, dropout where the
+/// model has it), random weights, 21 classes, batch 1: forward, softmax cross-entropy on the
+/// scores resized to the input (torchvision's FCNs and the ResNet FCN-8s return full-size
+/// scores already), backward; as `pytorch_bench.py` times torchvision's model.
+func modelTrainRow(_ bench: Bench, _ architecture: ModelArchitecture, size: Int, tag: String? = nil) {
+    let name = "\(architecture.rawValue) train step \(tag ?? String(size))"
+    guard bench.wants(name) else { return }
+    let model: any SegmentationModel
+    do { model = try ModelDescription(architecture: architecture, classes: 21).makeModel(seed: 1) } catch {
+        bench.fail("\(name): \(error)"); return
+    }
+    model.train()
+    let x = benchTensor([1, 3, size, size], seed: 9)
+    var labels = Tensor.zeros([1, size, size])
+    labels.withUnsafeMutableBufferPointer { p in
+        var s: UInt64 = 777
+        for i in 0..<p.count { s = s &* 6364136223846793005 &+ 1442695040888963407; p[i] = Float((s >> 33) % 21) }
+    }
+    var lossValue: Float = 0
+    bench.run(name, flops: 0) {
+        model.zeroGrad()
+        var loss: Tensor? = nil
+        for (scores, weight) in model.trainingOutputs(x) {
+            let term = softmaxCrossEntropy(logits: scores, labels: labels) * weight
+            loss = loss.map { $0 + term } ?? term
+        }
+        loss!.backward()
+        lossValue = loss!.item
+    }
+    if !lossValue.isFinite { bench.fail("\(name): loss \(lossValue)") }
+}
+
 func layerRows(_ bench: Bench) {
     if let p = bench.options.probe, p.count == 5 || p.count == 6 {
         convRow(bench, ConvSpec(name: "probe", cin: p[0], cout: p[1], k: p[2], pad: p[3], h: p[4], relu: true,
@@ -249,6 +281,7 @@ func layerRows(_ bench: Bench) {
         for v in [VGGFCNVariant.fcn32s, .fcn16s, .fcn8s] { forwardRow(bench, v, size: 48, width: 0.0625, tag: "quick") }
         trainRow(bench, size: 48, width: 0.0625, tag: "quick")
         for a in [ModelArchitecture.resnet18FCN8s, .fcnResNet50] { modelForwardRow(bench, a, size: 40, tag: "quick") }
+        modelTrainRow(bench, .fcnResNet50, size: 40, tag: "quick")
         return
     }
     let (convs, deconvs) = vggFCNLayers(size: 500)
@@ -262,4 +295,5 @@ func layerRows(_ bench: Bench) {
     modelForwardRow(bench, .resnet34FCN8s, size: 500)
     modelForwardRow(bench, .fcnResNet50, size: 520)
     modelForwardRow(bench, .fcnResNet101, size: 520)
+    modelTrainRow(bench, .fcnResNet50, size: 256)
 }

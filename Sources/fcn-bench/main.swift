@@ -21,6 +21,8 @@
 //                      the ResNet FCNs as fcn-segment runs them (batch norms folded, scores
 //                      resized to the input), 21 classes, random weights; each followed by
 //                      the share of its time per kind of op (OpProfiler)
+//   fcn_resnet50 train step 256   torchvision's FCN in train mode (batch statistics), batch
+//                      1, 21 classes: forward, softmax cross-entropy, backward
 // GFLOP counts: 2 * multiply-adds of the convolution layers (LayerRows.swift).
 // --weight-cache MB (default 1024): the packed-weight cache (Compute.weightCacheMegabytes), so
 // repeated calls read their weights packed, as onnxruntime does after loading; 0 turns it off.

@@ -13,7 +13,8 @@ Layer and network rows (same names and shapes as fcn-bench, see LayerRows.swift 
 `fcn{32,16,8}s forward {224,500}` (the Caffe-layout VGGFCN of
 Tests/Fixtures/gen_models.py, 21 classes, full width, random weights, eval,
 no_grad), `fcn8s train step 256` (train mode, cross-entropy, backward; upsampling weights
-frozen as in the reference); `resnet34-fcn8s forward 500` (seed 002's model of
+frozen as in the reference), `fcn_resnet50 train step 256` (torchvision's, no aux head, train
+mode: batch statistics; cross-entropy, backward, batch 1); `resnet34-fcn8s forward 500` (seed 002's model of
 Tests/Fixtures/gen_models.py, zero padded to a multiple of 32 and cropped back, as
 fcn-bench's), `fcn_resnet50 forward 520`, `fcn_resnet101 forward 520` (torchvision's, no
 aux head), each also as `ort ...` (onnxruntime), `ov-f32 ...` (OpenVINO with
@@ -484,6 +485,20 @@ def family_rows(bench):
                 bench.run(prefix + row, 0, lambda: request.infer({0: x}))
                 del request, compiled
     tmp.cleanup()
+    row = "fcn_resnet50 train step 256"
+    if bench.wants(row) and torch is not None:
+        import torch.nn.functional as F
+        net = make_family("fcn_resnet50").train()
+        gen = torch.Generator().manual_seed(9)
+        x = torch.rand((1, 3, 256, 256), generator=gen) * 2 - 1
+        labels = torch.randint(0, 21, (1, 256, 256), generator=gen)
+
+        def step():
+            net.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(x), labels, ignore_index=255)
+            loss.backward()
+
+        bench.run(row, 0, step)
 
 
 def main():

@@ -75,7 +75,7 @@ void fcn_winograd_f2_grad_output(const float *gy, int64_t outH, int64_t outW, in
 /// du: 16 matrices [cout, cin] one after another.
 void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, float *gw);
 
-// MARK: F(4x4, 3x3) (inference)
+// MARK: F(4x4, 3x3)
 // The same convolution on 4x4 output tiles: tile (ty, tx) covers output rows 4ty ... 4ty+3
 // and columns 4tx ... 4tx+3 and reads the 6x6 patch at (4ty - pad_top, 4tx - pad_left);
 // 36 products per tile and channel pair instead of 144 (direct) or 64 (four F(2x2) tiles).
@@ -141,4 +141,15 @@ void fcn_winograd_f27_output(const float *m, int64_t estride, int64_t ldm, int64
 #ifdef __cplusplus
 }
 #endif
+/// dM_e = (A dY A^T)_e for the 36 elements (winograd_f4_grad.c has A), layout and clipping
+/// as fcn_winograd_f2_grad_output with 4x4 output tiles (tile (ty, tx) starts at output row
+/// 4ty and column 4tx).
+void fcn_winograd_f4_grad_output(const float *gy, int64_t outH, int64_t outW, int64_t tiles_w, int64_t t0,
+                                 int64_t nt, int64_t co0, int64_t co1, float *dm, int64_t estride, int64_t ldm);
+
+/// gw[k] = G^T dU[k] G (computed in double) for the kernels k0 ..< k1 of the cout * cin plane
+/// (gw [cout, cin, 3, 3]: those kernels overwritten) from du: 36 matrices [cout, cin] one
+/// after another.
+void fcn_winograd_f4_weights_grad(const float *du, int64_t cout, int64_t cin, int64_t k0, int64_t k1, float *gw);
+
 #endif

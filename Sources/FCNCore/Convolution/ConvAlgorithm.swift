@@ -42,9 +42,9 @@ enum ConvAlgorithm: Equatable {
     /// Winograd F(2x2, 3x3) (Convolution/ConvWinogradF2x2.swift): forward, with its U from the
     /// packed-weight cache when `cachedWeight` is set, and weight gradient.
     case winogradF2x2(cachedWeight: CachedOperand?)
-    /// Winograd F(4x4, 3x3) (Convolution/ConvWinogradF2x2.swift, `tile: 4`): the forward at
-    /// inference with U from the packed-weight cache.
-    case winogradF4x4(cachedWeight: CachedOperand)
+    /// Winograd F(4x4, 3x3) (Convolution/ConvWinogradF2x2.swift, `tile: 4`): forward, with its
+    /// U from the packed-weight cache when `cachedWeight` is set, and weight gradient.
+    case winogradF4x4(cachedWeight: CachedOperand?)
     /// Winograd F(2, 7) along the rows with `u` from the packed-weight cache
     /// (Convolution/ConvWinogradF27.swift). Forward only.
     case winogradF27(u: PackedWeights)
@@ -59,8 +59,9 @@ enum ConvAlgorithm: Equatable {
     /// `cachedA` is set. Forward and weight gradient.
     case implicitGEMM(cachedA: CachedOperand?)
     /// A stride-1 input gradient as the convolution of gy with the flipped, transposed kernel:
-    /// Winograd F(2x2, 3x3) when `winograd`, else implicit GEMM.
-    case flippedKernel(winograd: Bool)
+    /// Winograd on `winogradTile` x `winogradTile` output tiles (2 or 4) when set, else
+    /// implicit GEMM.
+    case flippedKernel(winogradTile: Int?)
     /// A strided input gradient whose kernel is a multiple of the stride: the stride x stride
     /// sub-pixel phases in one implicit GEMM, then an interleaving scatter.
     case subpixelPhases
@@ -144,10 +145,11 @@ extension ConvGeometry {
     ///    thread without synchronisation, is faster.
     /// 5. `winogradF2x2` when `usesWinograd` (3x3, stride 1, dilation 1, groups 1, at least 64
     ///    input and output channels and 64 output tiles per image): 4/9 of the multiply-adds.
-    ///    Below those sizes the transforms cost what the multiply-adds save. At inference
-    ///    with a cached weight `winogradF4x4` (`winogradF4Weight`): 4x4 tiles, 1/4 of the
-    ///    direct multiply-adds; its U (4 times the weight) is worth building only when kept,
-    ///    and training keeps F(2x2), whose transforms the gradients reuse.
+    ///    Below those sizes the transforms cost what the multiply-adds save. `winogradF4x4`
+    ///    instead (4x4 tiles, 1/4 of the direct multiply-adds) when the cache serves the weight
+    ///    (`winogradF4Weight`: U, 4 times the weight, is built once and kept), or without
+    ///    the cache when `winogradF4PerCall` (planes large enough for the per-call
+    ///    transform of the larger U to pay: training, or the cache off).
     /// 6. `winogradF27` when the cache serves the weight and `usesWinogradF27` (kh x 7,
     ///    stride 1, dilation 1, groups 1, at least 64 input and output channels), and the
     ///    cache holds its U: 4/7 of the multiply-adds, but U (8/7 of the weight) is worth
@@ -164,13 +166,14 @@ extension ConvGeometry {
     ///
     /// Input gradient: `batchedColumns` (rule 4) unless `subpixelPhases` applies (its one
     /// GEMM already covers the image); `pointwiseGEMM`; at stride 1 `flippedKernel` when
-    /// `flipPays` (Winograd when the flipped convolution passes rule 5), a GEMM of depth
+    /// `flipPays` (Winograd when the flipped convolution passes rule 5, on 4x4 tiles when it
+    /// passes `winogradF4PerCall`), a GEMM of depth
     /// Cout/g*kH*kW instead of Cout/g with no col2im; `subpixelPhases` when the kernel is a
     /// multiple of the stride (every FCN upsampling layer), dilation 1: no col2im and a
     /// deeper GEMM; else `col2imTiles`.
     ///
-    /// Weight gradient: `batchedColumns` (rule 4), `winogradF2x2` (rule 5), `pointwiseGEMM`,
-    /// `implicitGEMM`.
+    /// Weight gradient: `batchedColumns` (rule 4), `winogradF2x2` (rule 5; `winogradF4x4`
+    /// when `winogradF4WeightGradient`), `pointwiseGEMM`, `implicitGEMM`.
     ///
     /// Rules 6 and 7 ask the cache for the transformed weight (a first sighting registers
     /// it, a second builds it), so a call chooses once and runs that choice.
@@ -191,6 +194,7 @@ extension ConvGeometry {
             if nb > 0 { return .batchedColumns(images: nb) }
             if usesWinograd {
                 if let weight = winogradF4Weight(mode) { return .winogradF4x4(cachedWeight: weight) }
+                if mode.cachedWeight == nil && winogradF4PerCall { return .winogradF4x4(cachedWeight: nil) }
                 return .winogradF2x2(cachedWeight: mode.cachedWeight)
             }
             // Bfloat16 (a reduced-precision cached weight) runs the plain GEMM forms: their
@@ -219,13 +223,14 @@ extension ConvGeometry {
             if nb > 0 && !subpixel { return .batchedColumns(images: nb) }
             if isPointwise { return .pointwiseGEMM(cachedA: nil) }
             if fastPaths && strideH == 1 && strideW == 1 && flipPays {
-                return .flippedKernel(winograd: flippedKernelGeometry.usesWinograd)
+                let f = flippedKernelGeometry
+                return .flippedKernel(winogradTile: f.usesWinograd ? (f.winogradF4PerCall ? 4 : 2) : nil)
             }
             return subpixel ? .subpixelPhases : .col2imTiles
         case .weightGradient:
             let nb = batchedImages
             if nb > 0 { return .batchedColumns(images: nb) }
-            if usesWinograd { return .winogradF2x2(cachedWeight: nil) }
+            if usesWinograd { return winogradF4WeightGradient ? .winogradF4x4(cachedWeight: nil) : .winogradF2x2(cachedWeight: nil) }
             return isPointwise ? .pointwiseGEMM(cachedA: nil) : .implicitGEMM(cachedA: nil)
         }
     }
@@ -271,6 +276,28 @@ extension ConvGeometry {
         guard !mode.recording, let weight = mode.cachedWeight, winograd == .auto, winogradF4Enabled else { return nil }
         return weight
     }
+
+    /// Rule 5 without the cache: F(4x4, 3x3) when `winograd` is `.auto`, `FCN_WINOGRAD_F4`
+    /// is not 0 and the output has at least `winogradF4MinTiles` 4x4 tiles per image; below
+    /// that, transforming the weight into U on every call (36 elements per kernel, against
+    /// 16) costs more than the smaller products save.
+    var winogradF4PerCall: Bool {
+        winograd == .auto && winogradF4Enabled && ((outH + 3) / 4) * ((outW + 3) / 4) >= ConvGeometry.winogradF4MinTiles
+    }
+
+    /// Rule 5 for the weight gradient: F(4x4, 3x3) on planes of at least
+    /// `winogradF4GradientMinTiles` 4x4 tiles per image (and as `winogradF4PerCall`). Its
+    /// GEMMs are as deep as a chunk has tiles and write 36 matrices of Cout x Cin, against 16:
+    /// on smaller planes that traffic and G^T dU G cost more than the products save.
+    var winogradF4WeightGradient: Bool {
+        winogradF4PerCall && batch * ((outH + 3) / 4) * ((outW + 3) / 4) >= ConvGeometry.winogradF4GradientMinTiles
+    }
+
+    /// Fewest 4x4 output tiles per image of `winogradF4PerCall`.
+    static let winogradF4MinTiles = 64
+
+    /// Fewest 4x4 output tiles (all images) of `winogradF4WeightGradient`.
+    static let winogradF4GradientMinTiles = 256
 
     /// Rule 6, but for the cache: Winograd F(2, 7) for a forward with a cached weight.
     var usesWinogradF27: Bool {

@@ -59,17 +59,18 @@ func convBackwardDataPointwise(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: U
 
 /// The stride-1 input gradient as a convolution of gy with the flipped, transposed kernel
 /// (`flippedKernel`): `W'[ci, co, i, j] = W[co, ci, kH-1-i, kW-1-j]` on
-/// `flippedKernelGeometry` (padding `(k-1)*d - pad`, output H x W), by Winograd F(2x2, 3x3)
-/// when `winograd`, else one implicit GEMM of depth `Cout/g * kH * kW` per (image, group).
+/// `flippedKernelGeometry` (padding `(k-1)*d - pad`, output H x W), by Winograd on
+/// `winogradTile`-sized output tiles when set, else one implicit GEMM of depth
+/// `Cout/g * kH * kW` per (image, group).
 func convBackwardDataFlippedKernel(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                   gx: UnsafeMutablePointer<Float>, winograd: Bool) {
+                                   gx: UnsafeMutablePointer<Float>, winogradTile: Int?) {
     let cinG = g.inGroupChannels, coutG = g.outGroupChannels
     let kk = g.kH * g.kW, kb = coutG * kk
     let f = g.flippedKernelGeometry
     withScratch(g.outChannels * cinG * kk) { wf in
         fcn_flip_kernels(w, Int64(g.groups), Int64(coutG), Int64(cinG), Int64(kk), wf)
-        if winograd {
-            convForwardWinograd(f, x: gy, w: wf, bias: nil, y: gx, relu: false)
+        if let tile = winogradTile {
+            convForwardWinograd(f, x: gy, w: wf, bias: nil, y: gx, relu: false, tile: tile)
             return
         }
         let fg = f.cGeometry, wfc = UnsafePointer(wf)

@@ -22,7 +22,7 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
                             isa: cachedWeight?.isa ?? GEMMConfig.defaultISA)
     case .winogradF4x4(let cachedWeight):
         convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, tile: 4, cachedWeight: cachedWeight,
-                            isa: cachedWeight.isa)
+                            isa: cachedWeight?.isa ?? GEMMConfig.defaultISA)
     case .winogradF27(let u):
         convForwardWinogradF27(g, x: x, u: u, bias: bias, y: y, relu: relu)
     case .strassen(let blockSums):
@@ -51,8 +51,8 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
         convBackwardDataBatched(g, images: nb, gy: gy, w: w, gx: gx)
     case .pointwiseGEMM:
         convBackwardDataPointwise(g, gy: gy, w: w, gx: gx)
-    case .flippedKernel(let winograd):
-        convBackwardDataFlippedKernel(g, gy: gy, w: w, gx: gx, winograd: winograd)
+    case .flippedKernel(let tile):
+        convBackwardDataFlippedKernel(g, gy: gy, w: w, gx: gx, winogradTile: tile)
     case .subpixelPhases:
         convBackwardDataSubpixel(g, gy: gy, w: w, gx: gx)
     case .col2imTiles:
@@ -73,11 +73,13 @@ func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePo
         convBackwardWeightBatched(g, images: nb, x: x, gy: gy, gw: gw)
     case .winogradF2x2:
         convBackwardWeightWinograd(g, x: x, gy: gy, gw: gw)
+    case .winogradF4x4:
+        convBackwardWeightWinograd(g, x: x, gy: gy, gw: gw, tile: 4)
     case .pointwiseGEMM:
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: true)
     case .implicitGEMM:
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: false)
-    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF4x4,
+    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect,
          .winogradF27, .strassen, .flippedKernel,
          .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a weight gradient")

@@ -22,9 +22,10 @@
 // One difference from a direct sum: an infinite input cell reaches every output of the
 // tiles that read it (as NaN where the exact terms would cancel), not only its 3x3
 // neighbourhood.
-// F(4x4, 3x3) (`tile: 4`, inference only: `winogradF4x4`, `winogradF4x4ReLUPool`) is the same
-// pipeline with 6x6 patches and 36 elements (fcn_winograd_f4_* in CFCNKernels): 36 products
-// per 4x4 tile, 9/16 of F(2x2)'s multiply-adds, and 36/64 of its V and M traffic per output.
+// F(4x4, 3x3) (`tile: 4`: `winogradF4x4`, `winogradF4x4ReLUPool`) is the same pipeline
+// with 6x6 patches and 36 elements (fcn_winograd_f4_* in CFCNKernels): 36 products per 4x4
+// tile, 9/16 of F(2x2)'s multiply-adds, and 36/64 of its V and M traffic per output; the
+// weight gradient likewise (dM = A dY A^T of 4x4 tiles, G^T dU G).
 // Its factors (up to 8 and 1/24) amplify rounding about 20 times more than F(2x2)'s (still
 // about 1e-7 of the sum of |terms| in float32; Benchmarks.md, Accuracy).
 // When it runs: `ConvGeometry.algorithm(for:mode:)`, rules 1 and 5.
@@ -176,37 +177,40 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
 
 /// gw = sum over the images of the weight gradient of `convForwardWinograd`'s product (gw
 /// `[Cout, Cin, 3, 3]` overwritten): per chunk of tiles, V = B^T d B of the input (plain
-/// `[16][Cin][nt]`) and dM = A dY A^T of the output gradient (`[16][Cout][nt]`), then
-/// dU_e += dM_e V_e^T (16 GEMMs of depth nt, accumulated over chunks and images), and
-/// finally gw = G^T dU G. Workspace: dU (16 * Cout * Cin floats) and one chunk of V and dM
-/// (at most `winogradChunkFloats`). `isa` and `chunkFloats` are for tests.
+/// `[E][Cin][nt]`, E = 16 elements for `tile` 2, 36 for `tile` 4) and dM = A dY A^T of the
+/// output gradient (`[E][Cout][nt]`), then dU_e += dM_e V_e^T (E GEMMs of depth nt,
+/// accumulated over chunks and images), and finally gw = G^T dU G. Workspace: dU (E * Cout *
+/// Cin floats) and one chunk of V and dM (at most `winogradChunkFloats`). `isa` and
+/// `chunkFloats` are for tests.
 func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
-                                gw: UnsafeMutablePointer<Float>, isa: GEMMISA = GEMMConfig.defaultISA,
+                                gw: UnsafeMutablePointer<Float>, tile: Int = 2, isa: GEMMISA = GEMMConfig.defaultISA,
                                 chunkFloats: Int? = nil) {
-    precondition(g.allowsWinograd)
+    precondition(g.allowsWinograd && (tile == 2 || tile == 4))
+    let elements = (tile + 2) * (tile + 2)
     let cin = g.inChannels, cout = g.outChannels
-    let tilesW = (g.outW + 1) / 2, tiles = ((g.outH + 1) / 2) * tilesW
-    let ntMax = max(16, (chunkFloats ?? winogradChunkFloats) / (16 * (cin + cout)))
+    let tilesW = (g.outW + tile - 1) / tile, tiles = ((g.outH + tile - 1) / tile) * tilesW
+    let ntMax = max(16, (chunkFloats ?? winogradChunkFloats) / (elements * (cin + cout)))
     let chunks = (tiles + ntMax - 1) / ntMax
     let nt = (tiles + chunks - 1) / chunks
     let vStride = cin * nt, mStride = cout * nt, uStride = cout * cin
-    withScratch(16 * uStride) { du in
-        withScratch(16 * (vStride + mStride)) { v in
-            let p = UncheckedSendable((v, v + 16 * vStride, du))
+    let gradOutput = tile == 4 ? fcn_winograd_f4_grad_output : fcn_winograd_f2_grad_output
+    withScratch(elements * uStride) { du in
+        withScratch(elements * (vStride + mStride)) { v in
+            let p = UncheckedSendable((v, v + elements * vStride, du))
             var beta: Float = 0
             for n in 0..<g.batch {
                 let q = UncheckedSendable((x + n * cin * g.inPlane, gy + n * cout * g.outPlane))
                 for t0 in stride(from: 0, to: tiles, by: nt) {
                     let cnt = min(nt, tiles - t0)
                     // V in one panel of nt tiles: row-major [Cin, nt] per element.
-                    winogradInput(g, isa: isa, x: q.value.0, t0: t0, count: cnt, panel: nt, v: p.value.0, vStride: vStride)
+                    winogradInput(g, isa: isa, x: q.value.0, t0: t0, count: cnt, panel: nt, v: p.value.0, vStride: vStride,
+                                  tile: tile)
                     parallelChunks(cout, minChunk: 4) { r in
-                        fcn_winograd_f2_grad_output(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0),
-                                                    Int64(cnt), Int64(r.lowerBound), Int64(r.upperBound), p.value.1,
-                                                    Int64(mStride), Int64(nt))
+                        gradOutput(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0), Int64(cnt),
+                                   Int64(r.lowerBound), Int64(r.upperBound), p.value.1, Int64(mStride), Int64(nt))
                     }
                     let b = beta
-                    parallelFor(16) { e in
+                    parallelFor(elements) { e in
                         sgemmEngine(isa: isa, threads: 1, transA: false, transB: true, m: cout, n: cin, k: cnt, alpha: 1,
                                     a: p.value.1 + e * mStride, lda: nt, b: p.value.0 + e * vStride, ldb: nt,
                                     beta: b, c: p.value.2 + e * uStride, ldc: cin, epilogue: .none)
@@ -215,7 +219,15 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
                 }
             }
         }
-        fcn_winograd_f2_weights_grad(du, Int64(cout), Int64(cin), gw)
+        if tile == 4 {
+            let p = UncheckedSendable((UnsafePointer(du), gw))
+            parallelChunks(uStride, minChunk: 256) { r in
+                fcn_winograd_f4_weights_grad(p.value.0, Int64(cout), Int64(cin), Int64(r.lowerBound), Int64(r.upperBound),
+                                             p.value.1)
+            }
+        } else {
+            fcn_winograd_f2_weights_grad(du, Int64(cout), Int64(cin), gw)
+        }
     }
 }
 

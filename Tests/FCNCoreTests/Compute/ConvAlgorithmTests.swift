@@ -110,8 +110,8 @@ private func geometry(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Paddin
         #expect(geometry([4, 64, 3, 3], [512, 64, 7, 7], padding: 3).algorithm(for: .inputGradient) == .batchedColumns(images: 4))
         #expect(geometry([2, 24, 6, 6], [70, 24, 1, 1]).algorithm(for: .inputGradient) == .pointwiseGEMM(cachedA: nil))
         #expect(geometry([1, 64, 20, 20], [72, 64, 3, 3], padding: 1).algorithm(for: .inputGradient)
-                    == .flippedKernel(winograd: winogradEnabled))
-        #expect(geometry([1, 5, 13, 11], [7, 5, 5, 5], padding: 2).algorithm(for: .inputGradient) == .flippedKernel(winograd: false))
+                    == .flippedKernel(winogradTile: winogradEnabled ? 2 : nil))
+        #expect(geometry([1, 5, 13, 11], [7, 5, 5, 5], padding: 2).algorithm(for: .inputGradient) == .flippedKernel(winogradTile: nil))
         // A deep layer on a tiny plane: the weight flip would rival the GEMM.
         #expect(geometry([1, 8, 3, 3], [256, 8, 3, 3], padding: 1).algorithm(for: .inputGradient) == .col2imTiles)
         #expect(geometry([1, 4, 9, 9], [6, 4, 3, 3], stride: 2).algorithm(for: .inputGradient) == .col2imTiles)

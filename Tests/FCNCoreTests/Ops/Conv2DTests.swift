@@ -37,7 +37,8 @@ func dot(_ a: Tensor, _ b: Tensor) -> Double {
 }
 
 /// Naive weight gradient of conv2d: gw[oc, ci, i, j] = sum over n, oh, ow of
-/// gy[n, oc, oh, ow] * x[n, c, oh*s - pt + i*d, ow*s - pl + j*d].
+/// gy[n, oc, oh, ow] * x[n, c, oh*s - pt + i*d, ow*s - pl + j*d], accumulated in Double (a
+/// float sum over a large plane would carry more error than the kernels under test).
 func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], stride: Size2, padding: Padding,
                                dilation: Size2, groups: Int) -> Tensor {
     let g = conv2dGeometry(op: "ref", input: x.shape, weight: weightShape, bias: nil, stride: stride,
@@ -50,7 +51,7 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
             let c = (oc / coutG) * cinG + ci
             for i in 0..<g.kH {
                 for j in 0..<g.kW {
-                    var acc: Float = 0
+                    var acc = 0.0
                     for n in 0..<g.batch {
                         for oh in 0..<g.outH {
                             let ih = oh * g.strideH - g.padTop + i * g.dilH
@@ -58,12 +59,12 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
                             for ow in 0..<g.outW {
                                 let iw = ow * g.strideW - g.padLeft + j * g.dilW
                                 if iw < 0 || iw >= g.inW { continue }
-                                acc += gys[((n * g.outChannels + oc) * g.outH + oh) * g.outW + ow]
-                                    * xs[((n * g.inChannels + c) * g.inH + ih) * g.inW + iw]
+                                acc += Double(gys[((n * g.outChannels + oc) * g.outH + oh) * g.outW + ow])
+                                    * Double(xs[((n * g.inChannels + c) * g.inH + ih) * g.inW + iw])
                             }
                         }
                     }
-                    gw[((oc * cinG + ci) * g.kH + i) * g.kW + j] = acc
+                    gw[((oc * cinG + ci) * g.kH + i) * g.kW + j] = Float(acc)
                 }
             }
         }
