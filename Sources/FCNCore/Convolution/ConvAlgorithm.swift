@@ -21,6 +21,12 @@ enum ConvProduct: Sendable {
 
 /// The algorithms that compute a convolution product, each named for what it does.
 enum ConvAlgorithm: Equatable {
+    /// conv2d on an input that is constant per channel outside a box (Ops/Conv2D+Margin.swift):
+    /// the op scans the input, computes the outputs whose windows meet the box as the
+    /// convolution of the crop (whose own algorithm is chosen in turn) and fills the rest with
+    /// their few values; or runs the plain algorithm when the box is most of the plane. Whole
+    /// op, forward only.
+    case constantMargin
     /// conv2d as the convolution of the box of live taps of its kernel (Ops/Conv2D+LiveTaps.swift),
     /// whose own products are chosen in turn. Whole op: forward and both gradients.
     case liveTapBox(LiveTapBox)
@@ -85,6 +91,9 @@ let winogradEnabled: Bool = getenvString("FCN_WINOGRAD") != "0"
 /// `FCN_WINOGRAD_F4=0` keeps inference on F(2x2, 3x3) tiles process-wide (read once).
 let winogradF4Enabled: Bool = getenvString("FCN_WINOGRAD_F4") != "0"
 
+/// `FCN_MARGIN=0` turns the constant-margin form (rule 0) off process-wide (read once).
+let marginEnabled: Bool = getenvString("FCN_MARGIN") != "0"
+
 /// `FCN_STRASSEN=0` turns the Strassen form off process-wide (read once).
 let strassenEnabled: Bool = getenvString("FCN_STRASSEN") != "0"
 
@@ -101,6 +110,8 @@ struct ConvMode {
     /// The weight, when the packed-weight cache serves it in this call (inference: no
     /// gradient of the weight, and the cache on); nil otherwise.
     var cachedWeight: CachedOperand? = nil
+    /// The op has scanned its input for a margin (rule 0) or is computing a margin's box.
+    var marginScanned = false
 
     /// The mode of conv2d (`poolFollows`: of conv2dReLUMaxPool2) on these tensors, read on the
     /// calling thread when the op starts.
@@ -122,6 +133,10 @@ extension ConvGeometry {
     /// where it is chosen. The first rule that applies wins.
     ///
     /// Whole op (`mode.wholeOp`, conv2d), forward:
+    /// 0. `constantMargin` when the input has not been scanned yet (`marginScanned`), groups
+    ///    1, stride 1, dilation 1, and at least `marginMinPlane` outputs: the Caffe layout's
+    ///    zero margin and what the layers make of it are one value per channel, computed
+    ///    once; the scan touches only the margin and the box's edges.
     /// 1. `winogradF2x2ReLUPool` when a pool follows, no gradient is recorded and rule 5
     ///    picks Winograd: its 2x2 output tiles are the pool windows, so the convolution's
     ///    output (conv1_2's is the largest activation of a VGG forward) is never stored.
@@ -183,6 +198,7 @@ extension ConvGeometry {
         let cachedA = groups == 1 ? mode.cachedWeight : nil
         switch product {
         case .forward:
+            if mode.wholeOp && !mode.marginScanned && marginApplies { return .constantMargin }
             if mode.wholeOp && mode.poolFollows && !mode.recording && usesWinograd && batchedImages == 0 {
                 if let weight = winogradF4Weight(mode) { return .winogradF4x4ReLUPool(cachedWeight: weight) }
                 return .winogradF2x2ReLUPool(cachedWeight: mode.cachedWeight)
@@ -247,6 +263,12 @@ extension ConvGeometry {
         let perImage = (k + outChannels) * outPlane
         let nb = min(batch, ConvGeometry.batchedWorkspaceFloats / max(1, perImage))
         return nb >= 2 ? nb : 0
+    }
+
+    /// Rule 0's geometry: one group, stride 1, dilation 1, at least `marginMinPlane` outputs.
+    var marginApplies: Bool {
+        fastPaths && marginEnabled && groups == 1 && strideH == 1 && strideW == 1 && dilH == 1 && dilW == 1
+            && outH * outW >= ConvGeometry.marginMinPlane
     }
 
     /// Rule 2b: the dilation of a dilated 3x3 convolution whose polyphase form runs as

@@ -36,7 +36,8 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
         convForwardImplicitGEMM(g, x: x, w: w, bias: bias, y: y, relu: relu, pointwise: true, cachedA: cachedA)
     case .implicitGEMM(let cachedA):
         convForwardImplicitGEMM(g, x: x, w: w, bias: bias, y: y, relu: relu, pointwise: false, cachedA: cachedA)
-    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .flippedKernel, .subpixelPhases, .col2imTiles:
+    case .constantMargin, .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .flippedKernel,
+         .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a forward product")
     }
 }
@@ -57,8 +58,8 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
         convBackwardDataSubpixel(g, gy: gy, w: w, gx: gx)
     case .col2imTiles:
         convBackwardDataCol2im(g, gy: gy, w: w, gx: gx)
-    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect, .winogradF2x2,
-         .winogradF4x4, .winogradF27, .strassen, .implicitGEMM:
+    case .constantMargin, .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect,
+         .winogradF2x2, .winogradF4x4, .winogradF27, .strassen, .implicitGEMM:
         fcnFail("conv2d", "\(algorithm) does not compute an input gradient")
     }
 }
@@ -79,7 +80,7 @@ func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePo
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: true)
     case .implicitGEMM:
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: false)
-    case .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect,
+    case .constantMargin, .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect,
          .winogradF27, .strassen, .flippedKernel,
          .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a weight gradient")

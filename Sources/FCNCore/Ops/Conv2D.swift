@@ -82,7 +82,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Siz
 }
 
 /// conv2d on its checked geometry `g` by `algorithm`, the choice for the whole op (a
-/// live-tap box runs as that smaller convolution).
+/// live-tap box runs as that smaller convolution; a constant margin scans x first).
 func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, fusedReLU: Bool,
             algorithm: ConvAlgorithm) -> Tensor {
     if case .liveTapBox(let box) = algorithm {
@@ -91,9 +91,20 @@ func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry
     if case .dilatedPolyphase(let d) = algorithm {
         return conv2dPolyphase(x, weight: weight, bias: bias, geometry: g, dilation: d, fusedReLU: fusedReLU)
     }
-    let y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
-        convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
-                    y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)
+    let y: Tensor
+    if case .constantMargin = algorithm {
+        var mode = ConvMode.conv2d(x: x, weight: weight, bias: bias)
+        mode.marginScanned = true
+        guard let m = convForwardMargin(g, x: x, weight: weight, bias: bias, relu: fusedReLU, cachedWeight: mode.cachedWeight) else {
+            return conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
+                          algorithm: g.algorithm(for: .forward, mode: mode))
+        }
+        y = m
+    } else {
+        y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
+            convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
+                        y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)
+        }
     }
     let wd = weight.detached()
     return recordConv2d(y, x: x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
