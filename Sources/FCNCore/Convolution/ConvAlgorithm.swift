@@ -188,7 +188,7 @@ extension ConvGeometry {
     /// deeper GEMM; else `col2imTiles`.
     ///
     /// Weight gradient: `batchedColumns` (rule 4), `winogradF2x2` (rule 5; `winogradF4x4`
-    /// when `winogradF4WeightGradient`), `pointwiseGEMM`, `implicitGEMM`.
+    /// when `winogradF4PerCall`), `pointwiseGEMM`, `implicitGEMM`.
     ///
     /// Rules 6 and 7 ask the cache for the transformed weight (a first sighting registers
     /// it, a second builds it), so a call chooses once and runs that choice.
@@ -246,7 +246,7 @@ extension ConvGeometry {
         case .weightGradient:
             let nb = batchedImages
             if nb > 0 { return .batchedColumns(images: nb) }
-            if usesWinograd { return winogradF4WeightGradient ? .winogradF4x4(cachedWeight: nil) : .winogradF2x2(cachedWeight: nil) }
+            if usesWinograd { return winogradF4PerCall ? .winogradF4x4(cachedWeight: nil) : .winogradF2x2(cachedWeight: nil) }
             return isPointwise ? .pointwiseGEMM(cachedA: nil) : .implicitGEMM(cachedA: nil)
         }
     }
@@ -299,27 +299,17 @@ extension ConvGeometry {
         return weight
     }
 
-    /// Rule 5 without the cache: F(4x4, 3x3) when `winograd` is `.auto`, `FCN_WINOGRAD_F4`
-    /// is not 0 and the output has at least `winogradF4MinTiles` 4x4 tiles per image; below
-    /// that, transforming the weight into U on every call (36 elements per kernel, against
-    /// 16) costs more than the smaller products save.
+    /// Rule 5 without the cache, and for the weight gradient: F(4x4, 3x3) when `winograd` is
+    /// `.auto`, `FCN_WINOGRAD_F4` is not 0 and the output has at least `winogradF4MinTiles`
+    /// 4x4 tiles per image; below that, transforming the weight into U (or dU back into the
+    /// kernel gradient) on every call, 36 elements per kernel against 16, costs more than the
+    /// smaller products save.
     var winogradF4PerCall: Bool {
         winograd == .auto && winogradF4Enabled && ((outH + 3) / 4) * ((outW + 3) / 4) >= ConvGeometry.winogradF4MinTiles
     }
 
-    /// Rule 5 for the weight gradient: F(4x4, 3x3) on planes of at least
-    /// `winogradF4GradientMinTiles` 4x4 tiles per image (and as `winogradF4PerCall`). Its
-    /// GEMMs are as deep as a chunk has tiles and write 36 matrices of Cout x Cin, against 16:
-    /// on smaller planes that traffic and G^T dU G cost more than the products save.
-    var winogradF4WeightGradient: Bool {
-        winogradF4PerCall && batch * ((outH + 3) / 4) * ((outW + 3) / 4) >= ConvGeometry.winogradF4GradientMinTiles
-    }
-
     /// Fewest 4x4 output tiles per image of `winogradF4PerCall`.
     static let winogradF4MinTiles = 64
-
-    /// Fewest 4x4 output tiles (all images) of `winogradF4WeightGradient`.
-    static let winogradF4GradientMinTiles = 256
 
     /// Rule 6, but for the cache: Winograd F(2, 7) for a forward with a cached weight.
     var usesWinogradF27: Bool {

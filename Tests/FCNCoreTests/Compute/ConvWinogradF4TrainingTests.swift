@@ -1,8 +1,7 @@
 // Winograd F(4x4, 3x3) in training and without the cache: the per-call weight transform
 // (CFCNKernels/winograd_f4.c), the weight gradient (`convBackwardWeightWinograd` with
 // `tile: 4`, CFCNKernels/winograd_f4_grad.c), the input gradient as the flipped-kernel
-// convolution on 4x4 tiles, and the choice rule (`winogradF4PerCall`,
-// `winogradF4WeightGradient`).
+// convolution on 4x4 tiles, and the choice rule (`winogradF4PerCall`).
 //
 // The weight gradient is checked against the naive sums on the F(2x2) sweep, on every ISA
 // path, whole and in chunks that start mid-row; the input gradient against the implicit GEMM
@@ -159,9 +158,8 @@ private func inputGradF4(_ g: ConvGeometry, _ gy: Tensor, _ w: Tensor) -> Tensor
         }
     }
 
-    /// The choice: a recorded conv2d on a plane of at least 64 4x4 tiles runs F(4x4) in its
-    /// forward and input gradient, and in its weight gradient from 256 tiles; smaller planes
-    /// keep F(2x2); `.always` (tests) keeps F(2x2). Through conv2d and backward, the output
+    /// The choice: a recorded conv2d on a plane of at least 64 4x4 tiles runs F(4x4) in all
+    /// three products; smaller planes keep F(2x2); `.always` (tests) keeps F(2x2). Through conv2d and backward, the output
     /// and both gradients match the references.
     @Test func trainingRunsF4OnLargePlanesAndMatchesTheReferences() {
         guard winogradF4Enabled && winogradEnabled else { return }
@@ -176,7 +174,8 @@ private func inputGradF4(_ g: ConvGeometry, _ gy: Tensor, _ w: Tensor) -> Tensor
         #expect(large.algorithm(for: .inputGradient) == .flippedKernel(winogradTile: 4))
         #expect(large.algorithm(for: .weightGradient) == .winogradF4x4(cachedWeight: nil))
         #expect(medium.algorithm(for: .forward, mode: recording) == .winogradF4x4(cachedWeight: nil))
-        #expect(medium.algorithm(for: .weightGradient) == .winogradF2x2(cachedWeight: nil), "64 tiles: below 256")
+        #expect(medium.algorithm(for: .weightGradient) == .winogradF4x4(cachedWeight: nil), "64 tiles")
+        #expect(small.algorithm(for: .weightGradient) == .winogradF2x2(cachedWeight: nil), "36 tiles")
         #expect(small.algorithm(for: .forward, mode: recording) == .winogradF2x2(cachedWeight: nil), "36 tiles")
         #expect(small.algorithm(for: .inputGradient) == .flippedKernel(winogradTile: 2))
         var forced = large
