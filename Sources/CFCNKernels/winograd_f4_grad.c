@@ -47,8 +47,18 @@ W4G_INLINE void w4g_output_body(const float *gy, int64_t outH, int64_t outW, int
             int64_t n = tw - tx;
             if (n > nt - i) n = nt - i;
             if (n > W4G_LANES) n = W4G_LANES;
+            // Whole tiles (n of them, every cell inside dY) are read without checks.
+            int full = n == W4G_LANES && 4 * ty + 3 < outH && 4 * (tx + n) <= outW;
             for (int r = 0; r < 4; r++) {
                 int64_t oy = 4 * ty + r;
+                const float *row = g + oy * outW + 4 * tx;
+                if (full) {
+                    for (int64_t q = 0; q < W4G_LANES; q++) {
+                        Y[r][0][q] = row[4 * q]; Y[r][1][q] = row[4 * q + 1];
+                        Y[r][2][q] = row[4 * q + 2]; Y[r][3][q] = row[4 * q + 3];
+                    }
+                    continue;
+                }
                 for (int c = 0; c < 4; c++)
                     for (int64_t q = 0; q < W4G_LANES; q++) {
                         int64_t ox = 4 * (tx + q) + c;
@@ -68,7 +78,11 @@ W4G_INLINE void w4g_output_body(const float *gy, int64_t outH, int64_t outW, int
                           o[5][q]);
                 for (int l = 0; l < 6; l++) {
                     float *dst = d + (6 * k + l) * es + i;
-                    for (int64_t q = 0; q < n; q++) dst[q] = o[l][q];
+                    if (n == W4G_LANES) {
+                        for (int64_t q = 0; q < W4G_LANES; q++) dst[q] = o[l][q];
+                    } else {
+                        for (int64_t q = 0; q < n; q++) dst[q] = o[l][q];
+                    }
                 }
             }
             i += n;

@@ -61,17 +61,32 @@ func equalAdjacentLines(_ x: Tensor, rows: Bool) -> [Bool] {
     }
     // Columns: a shrinking list of candidate columns x (x equal to x + 1 so far), tested row by
     // row from the middle row on, where the image (which ends most candidates) is likeliest.
-    var candidates = Array(0..<(w - 1))
-    for p in 0..<planes where !candidates.isEmpty {
-        let plane = bits.value + p * h * w
-        for r in 0..<h where !candidates.isEmpty {
-            let row = plane + ((r + h / 2) % h) * w
-            candidates.removeAll { row[$0] != row[$0 + 1] }
+    // Each chunk of planes keeps its own list; a column is equal when every chunk kept it.
+    let chunks = min(planes, max(1, Compute.threads))
+    var kept = [Bool](repeating: false, count: chunks * (w - 1))
+    kept.withUnsafeMutableBufferPointer { out in
+        let flags = UncheckedSendable(out.baseAddress!)
+        parallelFor(chunks) { chunk in
+            var candidates = Array(0..<(w - 1)), count = w - 1
+            candidates.withUnsafeMutableBufferPointer { cand in
+                for p in (chunk * planes / chunks)..<((chunk + 1) * planes / chunks) where count > 0 {
+                    let plane = bits.value + p * h * w
+                    for r in 0..<h where count > 0 {
+                        let row = plane + ((r + h / 2) % h) * w
+                        var kept = 0
+                        for i in 0..<count {
+                            let x = cand[i]
+                            cand[kept] = x
+                            kept += row[x] == row[x + 1] ? 1 : 0
+                        }
+                        count = kept
+                    }
+                }
+                for i in 0..<count { flags.value[chunk * (w - 1) + cand[i]] = true }
+            }
         }
     }
-    var eq = [Bool](repeating: false, count: w - 1)
-    for c in candidates { eq[c] = true }
-    return eq
+    return (0..<(w - 1)).map { c in (0..<chunks).allSatisfy { kept[$0 * (w - 1) + c] } }
 }
 
 /// Whether `count` values at `a` and `b` differ anywhere (bits).
