@@ -357,9 +357,9 @@ void fcn_winograd_f2_grad_output(const float *gy, int64_t outH, int64_t outW, in
     }
 }
 
-void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, float *gw) {
+void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, int64_t k0, int64_t k1, float *gw) {
     int64_t plane = cout * cin;
-    for (int64_t k = 0; k < plane; k++) {
+    for (int64_t k = k0; k < k1; k++) {
         float u[4][4];
         for (int e = 0; e < 16; e++) u[e / 4][e % 4] = du[e * plane + k];
         // t = G^T u (3 x 4): rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3.

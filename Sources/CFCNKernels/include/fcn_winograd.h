@@ -71,9 +71,9 @@ void fcn_winograd_f2_output_pool(int isa, const float *m, int64_t estride, int64
 void fcn_winograd_f2_grad_output(const float *gy, int64_t outH, int64_t outW, int64_t tiles_w, int64_t t0,
                                  int64_t nt, int64_t co0, int64_t co1, float *dm, int64_t estride, int64_t ldm);
 
-/// gw[co, ci] = G^T dU[co, ci] G for every kernel (gw [cout, cin, 3, 3] overwritten) from
-/// du: 16 matrices [cout, cin] one after another.
-void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, float *gw);
+/// gw[k] = G^T dU[k] G for the kernels k0 ..< k1 of the cout * cin plane (gw [cout, cin, 3, 3]:
+/// those kernels overwritten) from du: 16 matrices [cout, cin] one after another.
+void fcn_winograd_f2_weights_grad(const float *du, int64_t cout, int64_t cin, int64_t k0, int64_t k1, float *gw);
 
 // MARK: F(4x4, 3x3)
 // The same convolution on 4x4 output tiles: tile (ty, tx) covers output rows 4ty ... 4ty+3
@@ -147,9 +147,8 @@ void fcn_winograd_f27_output(const float *m, int64_t estride, int64_t ldm, int64
 void fcn_winograd_f4_grad_output(const float *gy, int64_t outH, int64_t outW, int64_t tiles_w, int64_t t0,
                                  int64_t nt, int64_t co0, int64_t co1, float *dm, int64_t estride, int64_t ldm);
 
-/// gw[k] = G^T dU[k] G (computed in double) for the kernels k0 ..< k1 of the cout * cin plane
-/// (gw [cout, cin, 3, 3]: those kernels overwritten) from du: 36 matrices [cout, cin] one
-/// after another.
+/// gw[k] = G^T dU[k] G (computed in double), as fcn_winograd_f2_weights_grad with 36
+/// matrices.
 void fcn_winograd_f4_weights_grad(const float *du, int64_t cout, int64_t cin, int64_t k0, int64_t k1, float *gw);
 
 #endif

@@ -32,8 +32,8 @@
 import CFCNKernels
 
 /// The C transforms of one tile size (F(2x2): `fcn_winograd_f2_*`, F(4x4): `fcn_winograd_f4_*`;
-/// their signatures are the same) and the per-thread scratch floats each needs for a row of
-/// `tilesW` tiles.
+/// their signatures are the same), the forward's and the weight gradient's, and the
+/// per-thread scratch floats each needs for a row of `tilesW` tiles.
 private struct WinogradTransforms {
     let weights: @convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, UnsafeMutablePointer<Float>?, Int64) -> Void
     let input: @convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
@@ -44,15 +44,20 @@ private struct WinogradTransforms {
     let outputPool: @convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
                                     UnsafePointer<Float>?, Int32, UnsafeMutablePointer<Float>?, Int64, Int64, Int64, Int64,
                                     UnsafeMutablePointer<Float>?) -> Void
+    let gradOutput: @convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                                    UnsafeMutablePointer<Float>?, Int64, Int64) -> Void
+    let weightsGrad: @convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, UnsafeMutablePointer<Float>?) -> Void
     let inputScratch: (Int) -> Int, outputScratch: (Int) -> Int
 
     static func of(tile: Int) -> WinogradTransforms {
         tile == 4
             ? WinogradTransforms(weights: fcn_winograd_f4_weights, input: fcn_winograd_f4_input, output: fcn_winograd_f4_output,
-                                 outputPool: fcn_winograd_f4_output_pool, inputScratch: { 52 * ($0 + 1) },
+                                 outputPool: fcn_winograd_f4_output_pool, gradOutput: fcn_winograd_f4_grad_output,
+                                 weightsGrad: fcn_winograd_f4_weights_grad, inputScratch: { 52 * ($0 + 1) },
                                  outputScratch: { 40 * $0 })
             : WinogradTransforms(weights: fcn_winograd_f2_weights, input: fcn_winograd_f2_input, output: fcn_winograd_f2_output,
-                                 outputPool: fcn_winograd_f2_output_pool, inputScratch: { 12 * ($0 + 2) },
+                                 outputPool: fcn_winograd_f2_output_pool, gradOutput: fcn_winograd_f2_grad_output,
+                                 weightsGrad: fcn_winograd_f2_weights_grad, inputScratch: { 12 * ($0 + 2) },
                                  outputScratch: { 4 * $0 })
     }
 }
@@ -193,7 +198,7 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
     let chunks = (tiles + ntMax - 1) / ntMax
     let nt = (tiles + chunks - 1) / chunks
     let vStride = cin * nt, mStride = cout * nt, uStride = cout * cin
-    let gradOutput = tile == 4 ? fcn_winograd_f4_grad_output : fcn_winograd_f2_grad_output
+    let transforms = WinogradTransforms.of(tile: tile)
     withScratch(elements * uStride) { du in
         withScratch(elements * (vStride + mStride)) { v in
             let p = UncheckedSendable((v, v + elements * vStride, du))
@@ -206,7 +211,7 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
                     winogradInput(g, isa: isa, x: q.value.0, t0: t0, count: cnt, panel: nt, v: p.value.0, vStride: vStride,
                                   tile: tile)
                     parallelChunks(cout, minChunk: 4) { r in
-                        gradOutput(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0), Int64(cnt),
+                        transforms.gradOutput(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0), Int64(cnt),
                                    Int64(r.lowerBound), Int64(r.upperBound), p.value.1, Int64(mStride), Int64(nt))
                     }
                     let b = beta
@@ -219,14 +224,9 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
                 }
             }
         }
-        if tile == 4 {
-            let p = UncheckedSendable((UnsafePointer(du), gw))
-            parallelChunks(uStride, minChunk: 256) { r in
-                fcn_winograd_f4_weights_grad(p.value.0, Int64(cout), Int64(cin), Int64(r.lowerBound), Int64(r.upperBound),
-                                             p.value.1)
-            }
-        } else {
-            fcn_winograd_f2_weights_grad(du, Int64(cout), Int64(cin), gw)
+        let p = UncheckedSendable((UnsafePointer(du), gw))
+        parallelChunks(uStride, minChunk: 256) { r in
+            transforms.weightsGrad(p.value.0, Int64(cout), Int64(cin), Int64(r.lowerBound), Int64(r.upperBound), p.value.1)
         }
     }
 }
