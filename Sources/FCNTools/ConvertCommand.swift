@@ -42,7 +42,7 @@ public enum ConvertCommand {
     options:
       --model NAME                the architecture where the file cannot tell (e.g. fcn8s
                                   against fcn8s-atonce): fcn32s | fcn16s | fcn8s |
-                                  fcn8s-atonce | resnet18-fcn8s | resnet34-fcn8s |
+                                  fcn8s-atonce | fcn4s | resnet18-fcn8s | resnet34-fcn8s |
                                   fcn_resnet50 | fcn_resnet101
       --classes N                 number of classes
       --width W                   VGG channel multiplier

@@ -96,8 +96,9 @@ public enum SegmentCommand {
                                   .caffemodel of the reference VGG FCNs (read by content);
                                   the model, classes, names and input convention are read
                                   from it (or from its tensor names and shapes)
-      --model NAME                fcn32s | fcn16s | fcn8s | fcn8s-atonce | resnet18-fcn8s |
-                                  resnet34-fcn8s | fcn_resnet50 | fcn_resnet101 (default:
+      --model NAME                fcn32s | fcn16s | fcn8s | fcn8s-atonce | fcn4s |
+                                  resnet18-fcn8s | resnet34-fcn8s | fcn_resnet50 |
+                                  fcn_resnet101 (default:
                                   from the file; needed where it cannot tell, e.g. fcn8s
                                   against fcn8s-atonce)
       --classes N                 number of classes (default: from the file, else 21)

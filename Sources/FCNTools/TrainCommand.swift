@@ -24,8 +24,10 @@ public enum TrainCommand: Equatable, Sendable {
     fcn-segment and --evaluate read it from there.
 
     model:
-      --model NAME         fcn8s (default) | fcn16s | fcn32s | fcn8s-atonce |
+      --model NAME         fcn8s (default) | fcn16s | fcn32s | fcn8s-atonce | fcn4s |
                            resnet18-fcn8s | resnet34-fcn8s | fcn_resnet50 | fcn_resnet101
+                           (fcn4s: FCN-8s with a pool2 skip, for structures a few
+                           pixels wide)
       --init-from FILE     start from these weights (any model file: checkpoint, exported
                            weights, torchvision state dict); tensors of the same name and
                            shape are copied, a classifier of another class count is replaced
@@ -40,8 +42,8 @@ public enum TrainCommand: Equatable, Sendable {
       --padding caffe|same the reference's pad 100 and crops, or size-preserving convs
                            with aligned upsampling (no margin: ~9x less work at 96 px)
                            (default caffe)
-      --staged             train 32s, then 16s from it, then the --model net (8s), a third
-                           of the budget each
+      --staged             train 32s, then 16s from it, then the --model net (8s; 4s
+                           after 8s), the budget shared equally
       --caffe-groups       biases at lr x2 and no weight decay (upsampling always frozen)
       --learn-upsampling   let the bilinear upsampling layers learn (reference: frozen)
       --class-weights none|inverse-sqrt   loss weights per class: 1, or 1/sqrt(pixel

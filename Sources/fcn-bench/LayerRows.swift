@@ -67,7 +67,7 @@ func vggFCNLayers(size: Int, width: Double = 1, classes: Int = 21) -> (convs: [C
 /// Forward GFLOP (as counted above) of a whole VGG FCN.
 func vggFCNFlops(_ variant: VGGFCNVariant, size: Int, classes: Int = 21) -> (forward: Double, train: Double) {
     var convs: [ConvSpec] = []
-    var h = size, cin = 3, pool3 = 0, pool4 = 0
+    var h = size, cin = 3, pool2 = 0, pool3 = 0, pool4 = 0
     func conv(_ cout: Int, k: Int, pad: Int) {
         let s = ConvSpec(name: "", cin: cin, cout: cout, k: k, pad: pad, h: h, relu: true)
         convs.append(s); h = s.outH; cin = cout
@@ -75,7 +75,7 @@ func vggFCNFlops(_ variant: VGGFCNVariant, size: Int, classes: Int = 21) -> (for
     for (s, stage) in VGG16Config.stages.enumerated() {
         for c in stage { conv(c, k: 3, pad: s == 0 && convs.isEmpty ? 100 : 1) }
         h = (h - 1) / 2 + 1
-        if s == 2 { pool3 = h } else if s == 3 { pool4 = h }
+        if s == 1 { pool2 = h } else if s == 2 { pool3 = h } else if s == 3 { pool4 = h }
     }
     conv(4096, k: 7, pad: 0); conv(4096, k: 1, pad: 0); conv(classes, k: 1, pad: 0)
     var deconvs: [DeconvSpec] = []
@@ -93,6 +93,14 @@ func vggFCNFlops(_ variant: VGGFCNVariant, size: Int, classes: Int = 21) -> (for
         convs.append(ConvSpec(name: "", cin: 512, cout: classes, k: 1, pad: 0, h: pool4, relu: false))
         convs.append(ConvSpec(name: "", cin: 256, cout: classes, k: 1, pad: 0, h: pool3, relu: false))
         deconvs += [up2, up4, DeconvSpec(name: "", c: classes, k: 16, s: 8, h: up4.outH)]
+    case .fcn4s:
+        let up2 = DeconvSpec(name: "", c: classes, k: 4, s: 2, h: h)
+        let up4 = DeconvSpec(name: "", c: classes, k: 4, s: 2, h: up2.outH)
+        let up8 = DeconvSpec(name: "", c: classes, k: 4, s: 2, h: up4.outH)
+        convs.append(ConvSpec(name: "", cin: 512, cout: classes, k: 1, pad: 0, h: pool4, relu: false))
+        convs.append(ConvSpec(name: "", cin: 256, cout: classes, k: 1, pad: 0, h: pool3, relu: false))
+        convs.append(ConvSpec(name: "", cin: 128, cout: classes, k: 1, pad: 0, h: pool2, relu: false))
+        deconvs += [up2, up4, up8, DeconvSpec(name: "", c: classes, k: 8, s: 4, h: up8.outH)]
     }
     let cf = convs.reduce(0) { $0 + $1.flops }, df = deconvs.reduce(0) { $0 + $1.flops }
     return (cf + df, 3 * cf - convs[0].flops + 2 * df)

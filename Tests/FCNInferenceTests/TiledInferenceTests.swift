@@ -122,7 +122,7 @@ func wholeScores(_ net: any SegmentationNetwork, _ rgb: Tensor) -> Tensor {
     }
 
     @Test func vggReceptiveFieldWithinStatedRadius() {
-        for variant in [VGGFCNVariant.fcn32s, .fcn8s] {
+        for variant in [VGGFCNVariant.fcn32s, .fcn8s, .fcn4s] {
             let net = ModelSegmentation(VGGFCN(variant: variant, classes: 2, width: 1.0 / 16, seed: 7, zeroScoreLayers: false))
             let r = estimatedReceptiveFieldRadius(of: net, length: 900)
             print("receptive-field radius of \(variant): measured \(r), stated \(net.receptiveFieldRadius)")

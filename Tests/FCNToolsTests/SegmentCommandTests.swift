@@ -21,7 +21,7 @@ import FCNTestSupport
             (["a.png"], "--weights FILE is required"),
             (["--weights", "w.safetensors"], "no input images"),
             (["--weights"], "--weights needs a value"),
-            (["--model", "vgg19", "--weights", "w", "a.png"], "--model expects one of fcn32s|fcn16s|fcn8s|fcn8s-atonce|resnet18-fcn8s|resnet34-fcn8s|fcn_resnet50|fcn_resnet101, got 'vgg19'"),
+            (["--model", "vgg19", "--weights", "w", "a.png"], "--model expects one of fcn32s|fcn16s|fcn8s|fcn8s-atonce|fcn4s|resnet18-fcn8s|resnet34-fcn8s|fcn_resnet50|fcn_resnet101, got 'vgg19'"),
             (["--classes", "0", "--weights", "w", "a.png"], "--classes must be >= 1, got 0"),
             (["--classes", "300", "--weights", "w", "a.png"], "at most 256"),
             (["--classes", "x", "--weights", "w", "a.png"], "--classes expects an integer, got 'x'"),

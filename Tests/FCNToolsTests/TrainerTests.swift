@@ -322,6 +322,29 @@ import FCNTestSupport
         #expect(r[0].learningRate == o.learningRate && r[2].learningRate == o.learningRate && r[4].learningRate == o.learningRate)
     }
 
+    /// FCN-4s staged: 32s -> 16s -> 8s -> 4s, the 4s stage starting from the trained 8s
+    /// (score_pool3 carried over, the new score_pool2 at zero).
+    @Test func stagedFCN4sAddsThePool2Stage() throws {
+        var o = tinyOptions(steps: 8)
+        o.model = .fcn4s
+        o.staged = true
+        o.valCount = 2
+        #expect(o.stages == [.fcn32s, .fcn16s, .fcn8s, .fcn4s])
+        let trainer = try Trainer(options: o)
+        var stages: [ModelArchitecture] = [], pool3AtHandover: [Float] = []
+        try trainer.run(onEvent: {
+            guard case .stageStarted(_, _, let v) = $0 else { return }
+            stages.append(v)
+            if v == .fcn4s, let m = trainer.model as? VGGFCN {
+                pool3AtHandover = m.scorePool3!.weight.value.scalars
+                #expect(m.scorePool2!.weight.value.scalars.allSatisfy { $0 == 0 })
+            }
+        })
+        #expect(stages == [.fcn32s, .fcn16s, .fcn8s, .fcn4s])
+        #expect((trainer.model as! VGGFCN).variant == .fcn4s && trainer.step == 8)
+        #expect(pool3AtHandover.contains { $0 != 0 }, "score_pool3 comes trained from the 8s stage")
+    }
+
     @Test func progressiveResizingDrawsEachPhaseAtItsSize() throws {
         // 6 steps; phase ends at 3/6 and 4.8/6 of the budget: steps 0-2 at 16 px, 3-4 at 24, 5 at 32.
         var o = tinyOptions(size: 32, steps: 6)
@@ -588,7 +611,7 @@ import FCNTestSupport
             ("--steps ten", "--steps expects an integer, got 'ten'"),
             ("--steps 0", "--steps must be >= 1, got 0"),
             ("--steps 5 --lr -1", "--lr must be > 0"),
-            ("--steps 5 --model fcn4s", "--model expects one of fcn32s|fcn16s|fcn8s|fcn8s-atonce|resnet18-fcn8s|resnet34-fcn8s|fcn_resnet50|fcn_resnet101, got 'fcn4s'"),
+            ("--steps 5 --model fcn2s", "--model expects one of fcn32s|fcn16s|fcn8s|fcn8s-atonce|fcn4s|resnet18-fcn8s|resnet34-fcn8s|fcn_resnet50|fcn_resnet101, got 'fcn2s'"),
             ("--steps 5 --optimizer rmsprop", "--optimizer expects one of sgd|adam|adamw, got 'rmsprop'"),
             ("--steps 5 --schedule cosine", "--schedule expects one of fixed|poly|step|exp, got 'cosine'"),
             ("--steps 5 --width 2", "--width must lie in (0, 1]"),

@@ -39,7 +39,10 @@ def ch(n, width):
 
 
 class VGGFCN(nn.Module):
-    """Caffe reference FCN (fcn.berkeleyvision.org voc-fcn{32,16,8}s, 8s-atonce)."""
+    """Caffe reference FCN (fcn.berkeleyvision.org voc-fcn{32,16,8}s, 8s-atonce), and FCN-4s:
+    one more skip from pool2. Its crops (17 for score_pool2, 33 at the end) follow Caffe's
+    coord_map rules (conv/pool: x = s*i + (k-1)/2 - p; deconv: the inverse), composed
+    from the data layer by hand."""
 
     def __init__(self, variant, n_class, width):
         super().__init__()
@@ -67,7 +70,12 @@ class VGGFCN(nn.Module):
             else:
                 self.upscore_pool4 = up(4, 2)
                 self.score_pool3 = nn.Conv2d(ch(256, width), n_class, 1)
-                self.upscore8 = up(16, 8)
+                if variant == "4s":
+                    self.upscore_pool3 = up(4, 2)
+                    self.score_pool2 = nn.Conv2d(ch(128, width), n_class, 1)
+                    self.upscore4 = up(8, 4)
+                else:
+                    self.upscore8 = up(16, 8)
         for name, m in self.named_modules():
             if isinstance(m, nn.ConvTranspose2d):
                 m.weight.data.copy_(bilinear_kernel(n_class, m.kernel_size[0]))
@@ -97,6 +105,11 @@ class VGGFCN(nn.Module):
         up4 = self.upscore_pool4(h)
         p3 = pools[3] * 0.0001 if self.variant == "8s-atonce" else pools[3]
         h = up4 + crop(self.score_pool3(p3), 9, up4)
+        if self.variant == "4s":
+            up8 = self.upscore_pool3(h)
+            h = up8 + crop(self.score_pool2(pools[2]), 17, up8)
+            h = self.upscore4(h)
+            return h[:, :, 33:33 + H, 33:33 + W]
         h = self.upscore8(h)
         return h[:, :, 31:31 + H, 31:31 + W]
 
@@ -130,7 +143,12 @@ class VGGFCNSame(nn.Module):
             else:
                 self.upscore_pool4 = up(4, 2)
                 self.score_pool3 = nn.Conv2d(ch(256, width), n_class, 1)
-                self.upscore8 = up(16, 8)
+                if variant == "4s":
+                    self.upscore_pool3 = up(4, 2)
+                    self.score_pool2 = nn.Conv2d(ch(128, width), n_class, 1)
+                    self.upscore4 = up(8, 4)
+                else:
+                    self.upscore8 = up(16, 8)
         for name, m in self.named_modules():
             if isinstance(m, nn.ConvTranspose2d):
                 m.weight.data.copy_(bilinear_kernel(n_class, m.kernel_size[0]))
@@ -156,6 +174,10 @@ class VGGFCNSame(nn.Module):
             return self.upscore16(h)[:, :, :H, :W]
         p3 = self.score_pool3(pools[3] * 0.0001 if self.variant == "8s-atonce" else pools[3])
         h = fit(self.upscore_pool4(h), p3) + p3
+        if self.variant == "4s":
+            p2 = self.score_pool2(pools[2])
+            h = fit(self.upscore_pool3(h), p2) + p2
+            return self.upscore4(h)[:, :, :H, :W]
         return self.upscore8(h)[:, :, :H, :W]
 
 
@@ -193,7 +215,7 @@ class ResNet34FCN(nn.Module):
 def vgg_cases():
     cases = []
     n_class = 5
-    for variant in ["32s", "16s", "8s", "8s-atonce"]:
+    for variant in ["32s", "16s", "8s", "8s-atonce", "4s"]:
         model = deterministic_init(VGGFCN(variant, n_class, 1 / 32), SEED).eval()
         for (h, w) in [(1, 1), (17, 23), (32, 32)]:
             x = torch.randn(1, 3, h, w) * 50
@@ -207,13 +229,13 @@ def vgg_cases():
 
 
 def vgg_same_cases():
-    """Same-padding layout: the four variants at sizes divisible by 32 and not (the
+    """Same-padding layout: the five variants at sizes divisible by 32 and not (the
     ceil-mode pools then leave a longer upsampled map to cut), plus 1x1; one FCN-8s
     gradient case (every parameter's gradient of sum(output * R))."""
     torch.manual_seed(1)   # its own stream: independent of the other fixtures
     cases = []
     n_class = 5
-    for variant in ["32s", "16s", "8s", "8s-atonce"]:
+    for variant in ["32s", "16s", "8s", "8s-atonce", "4s"]:
         model = deterministic_init(VGGFCNSame(variant, n_class, 1 / 32), SEED).eval()
         for (h, w) in [(1, 1), (17, 23), (32, 40)]:
             x = torch.randn(1, 3, h, w) * 50

@@ -28,6 +28,8 @@ public enum ModelArchitecture: String, Sendable, CaseIterable, CustomStringConve
     case fcn32s, fcn16s, fcn8s
     /// VGG16 FCN-8s trained in one stage (the reference's "at once" model, fixed pool scalings).
     case fcn8sAtOnce = "fcn8s-atonce"
+    /// VGG16 FCN-8s with one more skip, from pool2 (stride 4); not a reference net.
+    case fcn4s
     /// ResNet-18 backbone with FCN-8s style skips (`ResNetFCN8s`): the small one.
     case resnet18FCN8s = "resnet18-fcn8s"
     /// ResNet-34 backbone with FCN-8s style skips (`ResNetFCN8s`), seed 002's model.
@@ -44,6 +46,7 @@ public enum ModelArchitecture: String, Sendable, CaseIterable, CustomStringConve
         case .fcn16s: return .fcn16s
         case .fcn8s: return .fcn8s
         case .fcn8sAtOnce: return .fcn8sAtOnce
+        case .fcn4s: return .fcn4s
         default: return nil
         }
     }
@@ -55,6 +58,7 @@ public enum ModelArchitecture: String, Sendable, CaseIterable, CustomStringConve
         case .fcn16s: self = .fcn16s
         case .fcn8s: self = .fcn8s
         case .fcn8sAtOnce: self = .fcn8sAtOnce
+        case .fcn4s: self = .fcn4s
         }
     }
 
@@ -68,11 +72,12 @@ public enum ModelArchitecture: String, Sendable, CaseIterable, CustomStringConve
     /// VGG FCNs, torchvision's ImageNet mean/std for the ResNet ones.
     public var publishedInput: InputPreprocessing { isVGG ? .caffe : .torchvision }
 
-    /// Stride of the finest score map before the last upsampling: 32, 16 or 8.
+    /// Stride of the finest score map before the last upsampling: 32, 16, 8 or 4.
     public var outputStride: Int {
         switch self {
         case .fcn32s: return 32
         case .fcn16s: return 16
+        case .fcn4s: return 4
         default: return 8
         }
     }

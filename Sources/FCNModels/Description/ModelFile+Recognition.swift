@@ -27,7 +27,8 @@ extension ModelFile {
             // fc6's 4096 channels give the finest reading of the width (conv1_1's 64 round
             // away small widths: 1/128 of 64 is 1 channel, as is 1/64).
             if let f = first("fc6.weight") { width = Double(f) / 4096 } else if let w = first("conv1_1.weight") { width = Double(w) / 64 }
-            if shapes["score_pool3.weight"] != nil { candidates = [.fcn8s, .fcn8sAtOnce] }
+            if shapes["score_pool2.weight"] != nil { candidates = [.fcn4s] }
+            else if shapes["score_pool3.weight"] != nil { candidates = [.fcn8s, .fcn8sAtOnce] }
             else if shapes["score_pool4.weight"] != nil { candidates = [.fcn16s] }
             else { candidates = [.fcn32s] }
         } else if let c = first("scores1.weight") {

@@ -8,6 +8,8 @@
 //   FCN-16s               upscore2 + crop(score_pool4(pool4), 5), upscore16, crop 27
 //   FCN-8s                ... + crop(score_pool3(pool3), 9) after upscore_pool4, upscore8, crop 31
 //   FCN-8s at-once        as 8s with Mul(pool4, 0.01) and Mul(pool3, 0.0001) before the scores
+//   FCN-4s                as 8s to fuse_pool3, then upscore_pool3 + crop(score_pool2(pool2), 17),
+//                         upscore4, crop 33
 // The crop offsets are the model's own (`FCNGeometry.vgg16CropOffsets`). Caffe layout: the
 // skip is cropped to the upsampled map at its offset, the output to the input at the final
 // offset. `.same`: the grids align at 0 and a longer upsampled map is cut at its end to the
@@ -20,7 +22,7 @@ extension ONNXExport {
     static func vggScores(_ m: VGGFCN, _ g: inout ONNXGraphBuilder) throws -> ONNXValue {
         let input = g.input
         var h = input
-        var pool3 = h, pool4 = h
+        var pool2 = h, pool3 = h, pool4 = h
         var k = 0
         for (s, stage) in VGG16Config.stages.enumerated() {
             for _ in stage {
@@ -29,7 +31,7 @@ extension ONNXExport {
                 k += 1
             }
             h = try g.maxPool(h, name: "pool\(s + 1)", kernel: 2, stride: 2, padding: 0, dilation: 1, ceilMode: true)
-            if s == 2 { pool3 = h } else if s == 3 { pool4 = h }
+            if s == 1 { pool2 = h } else if s == 2 { pool3 = h } else if s == 3 { pool4 = h }
         }
         h = try g.conv(h, name: "fc6", m.fc6, relu: true)
         h = try g.conv(h, name: "fc7", m.fc7, relu: true)
@@ -51,7 +53,7 @@ extension ONNXExport {
         case .fcn32s:
             let up = try g.convTranspose(score, name: "upscore", required(m.upscore, "upscore"))
             return try g.crop(up, top: o.fcn32Final, left: o.fcn32Final, like: input, name: "score")
-        case .fcn16s, .fcn8s, .fcn8sAtOnce:
+        case .fcn16s, .fcn8s, .fcn8sAtOnce, .fcn4s:
             let atOnce = m.variant == .fcn8sAtOnce
             let p4In = atOnce ? g.scaled(pool4, by: 0.01, name: "scale_pool4") : pool4
             let p4 = try g.conv(p4In, name: "score_pool4", required(m.scorePool4, "score_pool4"), relu: false)
@@ -65,6 +67,13 @@ extension ONNXExport {
             let p3 = try g.conv(p3In, name: "score_pool3", required(m.scorePool3, "score_pool3"), relu: false)
             let upP4 = try g.convTranspose(fuse4, name: "upscore_pool4", required(m.upscorePool4, "upscore_pool4"))
             let fuse3 = try fuse(upP4, skip: p3, offset: o.fcn8Pool3, name: "fuse_pool3")
+            if m.variant == .fcn4s {
+                let p2 = try g.conv(pool2, name: "score_pool2", required(m.scorePool2, "score_pool2"), relu: false)
+                let upP3 = try g.convTranspose(fuse3, name: "upscore_pool3", required(m.upscorePool3, "upscore_pool3"))
+                let fuse2 = try fuse(upP3, skip: p2, offset: o.fcn4Pool2, name: "fuse_pool2")
+                let up4 = try g.convTranspose(fuse2, name: "upscore4", required(m.upscore4, "upscore4"))
+                return try g.crop(up4, top: o.fcn4Final, left: o.fcn4Final, like: input, name: "score")
+            }
             let up8 = try g.convTranspose(fuse3, name: "upscore8", required(m.upscore8, "upscore8"))
             return try g.crop(up8, top: o.fcn8Final, left: o.fcn8Final, like: input, name: "score")
         }

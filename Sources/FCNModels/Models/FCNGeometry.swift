@@ -181,26 +181,31 @@ public enum FCNGeometry {
         padding == .caffe ? 0 : factor / 2
     }
 
-    /// The five crop offsets of the VGG16 FCNs, computed from the geometry:
+    /// The crop offsets of the VGG16 FCNs, computed from the geometry:
     /// FCN-32s final (upscore 64/32 to the input), FCN-16s score_pool4 (to upscore2) and
     /// final (upscore16 32/16), FCN-8s score_pool3 (to upscore_pool4) and final (upscore8
-    /// 16/8). Expected 19, 5, 27, 9, 31 for the Caffe layout and all 0 for `.same`.
+    /// 16/8), FCN-4s score_pool2 (to upscore_pool3) and final (upscore4 8/4). Expected 19,
+    /// 5, 27, 9, 31, 17, 33 for the Caffe layout and all 0 for `.same`.
     public static func vgg16CropOffsets(padding: VGGFCNPadding = .caffe)
-        -> (fcn32Final: Int, fcn16Pool4: Int, fcn16Final: Int, fcn8Pool3: Int, fcn8Final: Int) {
+        -> (fcn32Final: Int, fcn16Pool4: Int, fcn16Final: Int, fcn8Pool3: Int, fcn8Final: Int, fcn4Pool2: Int, fcn4Final: Int) {
         func up(_ f: Int) -> SpatialStep {
             .deconv(kernel: 2 * f, stride: f, padding: upsamplingPadding(factor: f, padding: padding))
         }
         let scoreFr = vgg16Steps(through: "score_fr", padding: padding)
         let pool4 = vgg16Steps(through: "pool4", padding: padding) + [.conv(kernel: 1)]          // score_pool4
         let pool3 = vgg16Steps(through: "pool3", padding: padding) + [.conv(kernel: 1)]          // score_pool3
+        let pool2 = vgg16Steps(through: "pool2", padding: padding) + [.conv(kernel: 1)]          // score_pool2
         let upscore2 = scoreFr + [up(2)]
         let upscorePool4 = upscore2 + [up(2)]            // fuse_pool4 keeps upscore2's geometry
+        let upscorePool3 = upscorePool4 + [up(2)]        // fuse_pool3 keeps upscore_pool4's
         return (
             fcn32Final: cropOffset(from: scoreFr + [up(32)], to: []),
             fcn16Pool4: cropOffset(from: pool4, to: upscore2),
             fcn16Final: cropOffset(from: upscore2 + [up(16)], to: []),
             fcn8Pool3: cropOffset(from: pool3, to: upscorePool4),
-            fcn8Final: cropOffset(from: upscorePool4 + [up(8)], to: [])
+            fcn8Final: cropOffset(from: upscorePool4 + [up(8)], to: []),
+            fcn4Pool2: cropOffset(from: pool2, to: upscorePool3),
+            fcn4Final: cropOffset(from: upscorePool3 + [up(4)], to: [])
         )
     }
 }

@@ -107,10 +107,12 @@ extension VGGFCN {
         case .fcn32s: out.append(up("upscore", 64))
         case .fcn16s:
             out += [up("upscore2", 4), ("score_pool4.weight", [classes, ch(512), 1, 1]), ("score_pool4.bias", [classes]), up("upscore16", 32)]
-        case .fcn8s, .fcn8sAtOnce:
+        case .fcn8s, .fcn8sAtOnce, .fcn4s:
             out += [up("upscore2", 4), ("score_pool4.weight", [classes, ch(512), 1, 1]), ("score_pool4.bias", [classes]),
-                    up("upscore_pool4", 4), ("score_pool3.weight", [classes, ch(256), 1, 1]), ("score_pool3.bias", [classes]),
-                    up("upscore8", 16)]
+                    up("upscore_pool4", 4), ("score_pool3.weight", [classes, ch(256), 1, 1]), ("score_pool3.bias", [classes])]
+            out += variant == .fcn4s
+                ? [up("upscore_pool3", 4), ("score_pool2.weight", [classes, ch(128), 1, 1]), ("score_pool2.bias", [classes]), up("upscore4", 8)]
+                : [up("upscore8", 16)]
         }
         return out
     }

@@ -8,9 +8,10 @@
 //   `[4096, 4096, 1, 1]`; biases are copied. classifier.6 (the 1000 ImageNet classes) is
 //   dropped: score_fr starts at zero, as in the reference.
 // * Staged training (reference solve.py): FCN-16s is initialised from a trained FCN-32s, FCN-8s
-//   from a trained FCN-16s. Every parameter whose name exists in both nets (conv*, fc6,
-//   fc7, score_fr, and upscore2/score_pool4 when going 16s -> 8s) is copied; the new score
-//   layers (score_pool4, score_pool3) start at zero, so the new skip contributes nothing
+//   from a trained FCN-16s (and FCN-4s from a trained FCN-8s). Every parameter whose name
+//   exists in both nets (conv*, fc6, fc7, score_fr, and upscore2/score_pool4 when going
+//   16s -> 8s) is copied; the new score layers (score_pool4, score_pool3, score_pool2)
+//   start at zero, so the new skip contributes nothing
 //   at first; new upsampling layers get the bilinear kernel. FCN-32s's upscore (64x64) has
 //   no counterpart and is not used.
 //

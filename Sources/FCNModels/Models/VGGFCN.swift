@@ -13,6 +13,9 @@
 //   16s: upscore2 (4x4 s2) + crop(score_pool4, 5); upscore16 (32x32 s16); crop 27
 //   8s:  ... + crop(score_pool3, 9) after upscore_pool4 (4x4 s2); upscore8 (16x16 s8); crop 31
 //   8s at-once: as 8s with pool4 * 0.01 and pool3 * 0.0001 fed to the score layers.
+//   4s:  as 8s up to the pool3 fuse, then upscore_pool3 (4x4 s2) + crop(score_pool2, 17);
+//        upscore4 (8x8 s4); crop 33. Not a reference net: the paper's next step of skip
+//        fusion (section 4.2), for thin structures that stride 8 blurs.
 // Upsampling layers are transposed convolutions without bias holding the bilinear kernel,
 // frozen (requiresGrad false) as the reference trains them with learning rate 0. The crop
 // offsets come from `FCNGeometry.vgg16CropOffsets()` (composed coordinate maps), not
@@ -23,7 +26,8 @@
 // Tests/Fixtures/gen_models.py (class VGGFCN), which registers modules in the order
 // of the Caffe prototxt: conv1_1.weight, conv1_1.bias, ..., conv5_3.bias, fc6.*, fc7.*,
 // score_fr.*, then upscore (32s) | upscore2, score_pool4, upscore16 (16s) | upscore2,
-// score_pool4, upscore_pool4, score_pool3, upscore8 (8s).
+// score_pool4, upscore_pool4, score_pool3, upscore8 (8s) | upscore2, score_pool4,
+// upscore_pool4, score_pool3, upscore_pool3, score_pool2, upscore4 (4s).
 //
 // Width multiplier: every channel count n becomes max(1, round(n * width)) (round half to
 // even, as Python's round), keeping the topology; width 1 is the published network.
@@ -34,7 +38,7 @@
 import FCNCore
 import FCNIO
 
-/// The four VGG16 FCNs of the reference implementation.
+/// The four VGG16 FCNs of the reference implementation, and FCN-4s.
 public enum VGGFCNVariant: String, Sendable, CaseIterable, CustomStringConvertible {
     /// Single stream, 32x upsampling of score_fr.
     case fcn32s = "32s"
@@ -44,17 +48,22 @@ public enum VGGFCNVariant: String, Sendable, CaseIterable, CustomStringConvertib
     case fcn8s = "8s"
     /// FCN-8s trained in one stage: pool4 scaled by 0.01 and pool3 by 0.0001 before scoring.
     case fcn8sAtOnce = "8s-atonce"
+    /// As 8s, then fused with pool2's scores and upsampled 4x. Not one of the reference
+    /// nets: the next step of the paper's skip fusion, which resolves structures a few
+    /// pixels wide that stride 8 blurs (the synthetic shapes' bars).
+    case fcn4s = "4s"
 
-    /// Total stride of the coarsest prediction that is fused (32, 16 or 8).
+    /// Stride of the finest prediction that is fused (32, 16, 8 or 4).
     public var outputStride: Int {
         switch self {
         case .fcn32s: return 32
         case .fcn16s: return 16
         case .fcn8s, .fcn8sAtOnce: return 8
+        case .fcn4s: return 4
         }
     }
 
-    /// The paper's name: "FCN-32s", "FCN-16s", "FCN-8s" or "FCN-8s-atonce".
+    /// The paper's name: "FCN-32s", "FCN-16s", "FCN-8s", "FCN-8s-atonce" or "FCN-4s".
     public var description: String { "FCN-" + rawValue }
 }
 
@@ -169,6 +178,12 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     public let scorePool3: Conv2d?
     /// FCN-8s: 16x16 stride 8 upsampling of the pool3 fuse.
     public let upscore8: ConvTranspose2d?
+    /// FCN-4s: 4x4 stride 2 upsampling of the pool3 fuse.
+    public let upscorePool3: ConvTranspose2d?
+    /// FCN-4s: 1x1 scores of pool2.
+    public let scorePool2: Conv2d?
+    /// FCN-4s: 8x8 stride 4 upsampling of the pool2 fuse.
+    public let upscore4: ConvTranspose2d?
     package let descriptionBox: ModelDescriptionBox
 
     /// Training mode (dropout active; the default for a new network, as in PyTorch) or eval
@@ -176,7 +191,7 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     public var isTraining = true
 
     /// Crop offsets (Caffe Crop layer, from the top-left) of the reference layout derived
-    /// from the layer geometry: 19 (32s), 5 and 27 (16s), 9 and 31 (8s).
+    /// from the layer geometry: 19 (32s), 5 and 27 (16s), 9 and 31 (8s), 17 and 33 (4s).
     public static let cropOffsets = FCNGeometry.vgg16CropOffsets()
     /// Crop offsets of the `.same` layout: all 0.
     static let sameCropOffsets = FCNGeometry.vgg16CropOffsets(padding: .same)
@@ -184,7 +199,7 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     /// Builds a network.
     ///
     /// - Parameters:
-    ///   - variant: which of the four reference nets.
+    ///   - variant: which of the four reference nets, or FCN-4s.
     ///   - classes: number of output classes (21 for PASCAL VOC).
     ///   - width: channel multiplier (1 = the published VGG16 widths; each count n becomes
     ///     `max(1, round(n * width))`). Smaller widths keep the topology (tests, experiments).
@@ -192,7 +207,7 @@ public final class VGGFCN: Layer, @unchecked Sendable {
     ///     shared `ParameterInit` generator). conv1_1 ... fc7 get PyTorch's default
     ///     initialisation; normally they are then replaced by VGG16 weights
     ///     (`fromClassifier`, `loadBackbone(fromTorchvision:)`).
-    ///   - zeroScoreLayers: score_fr, score_pool4 and score_pool3 start at zero (default
+    ///   - zeroScoreLayers: score_fr and the score_pool layers start at zero (default
     ///     true), as in the reference, whose prototxts give them no filler; false uses
     ///     PyTorch's default initialisation.
     ///   - trainableUpsampling: false (default, the reference) freezes the bilinear
@@ -252,10 +267,16 @@ public final class VGGFCN: Layer, @unchecked Sendable {
             upscore = nil
             upscore2 = up(2); scorePool4 = score(ch(512)); upscore16 = up(16)
             upscorePool4 = nil; scorePool3 = nil; upscore8 = nil
-        case .fcn8s, .fcn8sAtOnce:
+        case .fcn8s, .fcn8sAtOnce, .fcn4s:
             upscore = nil; upscore16 = nil
             upscore2 = up(2); scorePool4 = score(ch(512))
-            upscorePool4 = up(2); scorePool3 = score(ch(256)); upscore8 = up(8)
+            upscorePool4 = up(2); scorePool3 = score(ch(256))
+            upscore8 = variant == .fcn4s ? nil : up(8)
+        }
+        if variant == .fcn4s {
+            upscorePool3 = up(2); scorePool2 = score(ch(128)); upscore4 = up(4)
+        } else {
+            upscorePool3 = nil; scorePool2 = nil; upscore4 = nil
         }
     }
 
@@ -266,6 +287,7 @@ public final class VGGFCN: Layer, @unchecked Sendable {
         let optional: [(String, (any Module)?)] = [
             ("upscore", upscore), ("upscore2", upscore2), ("score_pool4", scorePool4), ("upscore16", upscore16),
             ("upscore_pool4", upscorePool4), ("score_pool3", scorePool3), ("upscore8", upscore8),
+            ("upscore_pool3", upscorePool3), ("score_pool2", scorePool2), ("upscore4", upscore4),
         ]
         for (n, m) in optional { if let m { out.append((n, m)) } }
         return out
@@ -290,12 +312,13 @@ public final class VGGFCN: Layer, @unchecked Sendable {
                  "VGGFCN", "input must be [N, \(convolutions[0].layer.inChannels), H, W] with H, W >= 1, got \(x.shape)")
         let H = x.shape[2], W = x.shape[3]
         var h = x
-        var pool3 = h, pool4 = h
+        var pool2: Tensor?, pool3 = h, pool4 = h
         var k = 0
         for (s, stage) in VGG16Config.stages.enumerated() {
             for _ in stage.dropLast() { h = convReLU(convolutions[k].layer, h); k += 1 }
             h = convReLUPool(convolutions[k].layer, h); k += 1
-            if s == 2 { pool3 = h } else if s == 3 { pool4 = h }   // earlier pools are freed as h moves on
+            // Earlier pools are freed as h moves on; pool2 is kept only by FCN-4s.
+            if s == 1 && variant == .fcn4s { pool2 = h } else if s == 2 { pool3 = h } else if s == 3 { pool4 = h }
         }
         let pool5 = h
         let fc7Out = drop7(convReLU(fc7, drop6(convReLU(fc6, pool5))))
@@ -305,7 +328,7 @@ public final class VGGFCN: Layer, @unchecked Sendable {
         switch variant {
         case .fcn32s:
             out = fit(upscore!(score), height: H, width: W, offset: o.fcn32Final)
-        case .fcn16s, .fcn8s, .fcn8sAtOnce:
+        case .fcn16s, .fcn8s, .fcn8sAtOnce, .fcn4s:
             let atOnce = variant == .fcn8sAtOnce
             let p4 = scorePool4!(atOnce ? pool4 * 0.01 : pool4)
             let fuse4 = fuse(upscore2!(score), skip: p4, offset: o.fcn16Pool4)
@@ -314,7 +337,12 @@ public final class VGGFCN: Layer, @unchecked Sendable {
             } else {
                 let p3 = scorePool3!(atOnce ? pool3 * 0.0001 : pool3)
                 let fuse3 = fuse(upscorePool4!(fuse4), skip: p3, offset: o.fcn8Pool3)
-                out = fit(upscore8!(fuse3), height: H, width: W, offset: o.fcn8Final)
+                if let pool2, let upscorePool3, let scorePool2, let upscore4 {
+                    let fuse2 = fuse(upscorePool3(fuse3), skip: scorePool2(pool2), offset: o.fcn4Pool2)
+                    out = fit(upscore4(fuse2), height: H, width: W, offset: o.fcn4Final)
+                } else {
+                    out = fit(upscore8!(fuse3), height: H, width: W, offset: o.fcn8Final)
+                }
             }
         }
         return VGGFCNTaps(pool3: pool3, pool4: pool4, pool5: pool5, fc7: fc7Out, scoreFr: score, scores: out)
@@ -386,8 +414,8 @@ extension VGGFCN: SegmentationModel {
 
 /// Receptive field: score_fr sees 404 input pixels (conv1_1 ... pool5 see 212, fc6 adds
 /// 6 * 32); an output pixel of FCN-32s mixes two neighbouring score_fr positions through the
-/// 64x64 stride-32 deconvolution (+32), and the 16s/8s skips add at most 16 + 8 more
-/// through their deconvolutions; the crops centre everything. R = 202 + 32 + 16 + 8 + 32
+/// 64x64 stride-32 deconvolution (+32), and the 16s/8s/4s skips add at most 16 + 8 + 4 more
+/// through their deconvolutions; the crops centre everything. R = 202 + 32 + 16 + 8 + 4 + 28
 /// (slack for the half-pixel asymmetries of even kernels and ceil-mode pools) = 290, a bound
 /// the tests check numerically (`estimatedReceptiveFieldRadius`).
 extension VGGFCN {
@@ -395,7 +423,7 @@ extension VGGFCN {
     public var scoreStride: Int { 1 }
     /// 32: five 2x2 stride-2 pools.
     public var translationStride: Int { 32 }
-    /// 290, all four variants (see above).
+    /// 290, every variant (see above).
     public var receptiveFieldRadius: Int { 290 }
     /// The model itself: no batch norm to fold (its conv+ReLU pairs already run fused).
     public func rawScoreLayer() -> any Layer { self }

@@ -242,13 +242,13 @@ public final class Trainer {
 
     /// Throws when an `--lr-mult` layer names no parameter of the networks the run trains.
     /// For the VGG FCNs the layers of every variant count, so that one set of flags serves
-    /// 32s, 16s and 8s (names do not depend on the width: a 1/512-width copy lists them
+    /// 32s, 16s, 8s and 4s (names do not depend on the width: a 1/512-width copy lists them
     /// cheaply; seeded, so the shared initialisation generator is not advanced).
     static func checkLayerNames(_ options: TrainerOptions, model: any SegmentationModel) throws {
         guard !options.layerLearningRates.isEmpty else { return }
         var names: [String] = model.namedParameters().map(\.0)
         if options.model.isVGG {
-            for variant in [VGGFCNVariant.fcn8s, .fcn16s, .fcn32s] {
+            for variant in [VGGFCNVariant.fcn4s, .fcn8s, .fcn16s, .fcn32s] {
                 names += VGGFCN(variant: variant, classes: 1, width: 1.0 / 512, seed: 0, padding: options.padding).namedParameters().map(\.0)
             }
         }

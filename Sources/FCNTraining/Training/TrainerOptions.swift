@@ -234,10 +234,14 @@ public struct TrainerOptions: Sendable, Equatable {
     public init() {}
 
     /// The architectures trained in order: `[model]`, or with `staged` 32s, 16s, then
-    /// `model` (32s -> 16s when `model` is 16s).
+    /// `model` (32s -> 16s when `model` is 16s; 32s -> 16s -> 8s -> 4s when it is 4s).
     public var stages: [ModelArchitecture] {
         guard staged else { return [model] }
-        return model == .fcn16s ? [.fcn32s, .fcn16s] : [.fcn32s, .fcn16s, model]
+        switch model {
+        case .fcn16s: return [.fcn32s, .fcn16s]
+        case .fcn4s: return [.fcn32s, .fcn16s, .fcn8s, .fcn4s]
+        default: return [.fcn32s, .fcn16s, model]
+        }
     }
 
     /// Checks the combination of options (also used by `Trainer.init`).
@@ -255,8 +259,8 @@ public struct TrainerOptions: Sendable, Equatable {
             throw TrainerError("--train-count must be <= 1000000 (synthetic validation images start at index 1000000), got \(trainCount)")
         }
         if staged {
-            guard model == .fcn8s || model == .fcn8sAtOnce || model == .fcn16s else {
-                throw TrainerError("--staged trains 32s -> 16s -> 8s (VGG FCNs); --model must be fcn8s (or fcn16s / fcn8s-atonce), got \(model.rawValue)")
+            guard model == .fcn8s || model == .fcn8sAtOnce || model == .fcn16s || model == .fcn4s else {
+                throw TrainerError("--staged trains 32s -> 16s -> 8s (VGG FCNs); --model must be fcn8s (or fcn16s / fcn8s-atonce / fcn4s), got \(model.rawValue)")
             }
             if let s = steps, s < stages.count {
                 throw TrainerError("--staged needs at least \(stages.count) steps, got \(s)")

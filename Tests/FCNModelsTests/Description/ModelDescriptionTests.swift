@@ -62,7 +62,7 @@ import FCNTestSupport
         expectError("{", "not a JSON object")
         expectError(good.replacingOccurrences(of: "swift-fcn.model", with: "other"), "'format'")
         expectError(good.replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2"), "newer than this library")
-        expectError(good.replacingOccurrences(of: "\"fcn16s\"", with: "\"fcn4s\""), "'architecture' must be one of")
+        expectError(good.replacingOccurrences(of: "\"fcn16s\"", with: "\"fcn2s\""), "'architecture' must be one of")
         expectError(good.replacingOccurrences(of: "\"classes\": 4", with: "\"classes\": 300"), "classes must be 1...256")
         expectError(good.replacingOccurrences(of: "\"classes\": 4", with: "\"classes\": 4, \"class_names\": [\"a\"]"), "1 class names for 4 classes")
         expectError(good.replacingOccurrences(of: "\"output_stride\": 16", with: "\"output_stride\": 8"), "'output_stride' is 8 but fcn16s has 16")
@@ -116,7 +116,7 @@ import FCNTestSupport
             try m.save(to: p)
             return p
         }
-        for variant in [VGGFCNVariant.fcn32s, .fcn16s] {
+        for variant in [VGGFCNVariant.fcn32s, .fcn16s, .fcn4s] {
             let c = try ModelFile.describe(try save(tinyVGG(variant), "\(variant)"))
             #expect(!c.isDescribed && c.description.architecture == ModelArchitecture(variant))
             #expect(c.description.classes == 3 && c.description.width == 128.0 / 4096 && c.description.input == .caffe)

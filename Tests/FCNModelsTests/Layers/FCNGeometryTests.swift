@@ -15,6 +15,9 @@ import FCNTestSupport
         #expect(o.fcn16Final == 27)
         #expect(o.fcn8Pool3 == 9)
         #expect(o.fcn8Final == 31)
+        // FCN-4s: composed by hand with Caffe's coord_map rules in gen_models.py.
+        #expect(o.fcn4Pool2 == 17)
+        #expect(o.fcn4Final == 33)
     }
 
     @Test func layerMaps() {

@@ -16,10 +16,10 @@ import FCNTestSupport
 @Suite struct VGGFCNSamePaddingTests {
     @Test func geometryAlignsEveryCropAtZero() {
         let o = FCNGeometry.vgg16CropOffsets(padding: .same)
-        #expect(o == (0, 0, 0, 0, 0))
-        #expect(VGGFCN.sameCropOffsets == (0, 0, 0, 0, 0))
+        #expect(offsetList(o) == [0, 0, 0, 0, 0, 0, 0])
+        #expect(offsetList(VGGFCN.sameCropOffsets) == [0, 0, 0, 0, 0, 0, 0])
         // The Caffe layout keeps its offsets.
-        #expect(FCNGeometry.vgg16CropOffsets(padding: .caffe) == (19, 5, 27, 9, 31))
+        #expect(offsetList(FCNGeometry.vgg16CropOffsets(padding: .caffe)) == [19, 5, 27, 9, 31, 17, 33])
         #expect(FCNGeometry.upsamplingPadding(factor: 8, padding: .same) == 4)
         #expect(FCNGeometry.upsamplingPadding(factor: 8, padding: .caffe) == 0)
     }

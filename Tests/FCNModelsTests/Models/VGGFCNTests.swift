@@ -33,6 +33,10 @@ func vggRelError(_ a: Tensor, _ b: Tensor) -> Float {
 }
 
 /// A VGG FCN filled as detinit.deterministic_init does (upsampling left bilinear).
+/// The crop offsets of `FCNGeometry.vgg16CropOffsets` in their order (tuples of seven
+/// are not `Equatable`).
+func offsetList<T>(_ offsets: T) -> [Int] { Mirror(reflecting: offsets).children.map { $0.value as! Int } }
+
 func vggDeterministicFCN(_ variant: VGGFCNVariant, classes: Int, width: Double, seed: UInt64 = 2015) throws -> VGGFCN {
     let m = VGGFCN(variant: variant, classes: classes, width: width, seed: 1)
     try m.loadStateDict(deterministicStateDict(m.stateDict(), seed: seed))
@@ -91,7 +95,25 @@ func vggFixtureNames(_ c: FixtureCase) -> [String] {
         // Width rounding is Python's round (half to even): 64/128 = 0.5 -> 0 -> 1, 4096*3/1024 = 12.
         #expect(VGG16Config.channels(64, width: 1.0 / 128) == 1 && VGG16Config.channels(192, width: 1.0 / 128) == 2)
         #expect(VGG16Config.channels(4096, width: 3.0 / 1024) == 12 && VGG16Config.channels(512, width: 1) == 512)
-        #expect(VGGFCN.cropOffsets == (19, 5, 27, 9, 31))
+        #expect(offsetList(VGGFCN.cropOffsets) == [19, 5, 27, 9, 31, 17, 33])
+    }
+
+    /// FCN-4s: FCN-8s's layers up to score_pool3, then the pool2 skip and a 4x upsampling
+    /// (8x8, stride 4) instead of upscore8.
+    @Test func fcn4sLayers() {
+        let m = VGGFCN(variant: .fcn4s, classes: 21, width: 1.0 / 32, seed: 1)
+        let names = m.namedParameters().map(\.0)
+        #expect(Array(names.suffix(11)) == ["score_fr.bias", "upscore2.weight", "score_pool4.weight", "score_pool4.bias",
+                                            "upscore_pool4.weight", "score_pool3.weight", "score_pool3.bias",
+                                            "upscore_pool3.weight", "score_pool2.weight", "score_pool2.bias", "upscore4.weight"])
+        let p = Dictionary(uniqueKeysWithValues: m.namedParameters())
+        #expect(p["score_pool2.weight"]!.shape == [21, 4, 1, 1] && p["upscore8.weight"] == nil)
+        #expect(p["upscore4.weight"]!.value.scalars == bilinearUpsamplingKernel(channels: 21, kernelSize: 8).scalars)
+        #expect(m.scorePool2!.weight.value.scalars.allSatisfy { $0 == 0 })
+        #expect(VGGFCNVariant.fcn4s.outputStride == 4 && ModelArchitecture.fcn4s.outputStride == 4)
+        #expect(ModelArchitecture(.fcn4s) == .fcn4s && ModelArchitecture.fcn4s.vggVariant == .fcn4s)
+        // The shapes listed without building a network are the network's.
+        #expect(VGGFCN.parameterShapes(variant: .fcn4s, classes: 21, width: 1.0 / 32).map(\.name) == names)
     }
 
     /// Output size equals the input size for all variants, any size (tiny width).
