@@ -24,9 +24,10 @@ import FCNTestSupport
             #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file) missing")
         }
         let labels = try PNG.readIndexed(path: dir + "/labels.png")
-        #expect(labels.width == 192 && labels.height == 192)
+        #expect(labels.width == 288 && labels.height == 288)
         let model = try ModelFile.open(dir + "/checkpoint.safetensors")
         #expect(model.modelDescription.classNames == ["background", "disc", "rectangle", "triangle", "bar"])
+        #expect(model.modelDescription.architecture == .fcn4s)
     }
 
     @Test func badArgumentsEndWithStatusTwo() throws {
