@@ -30,7 +30,7 @@ struct IntegerShapes: SegmentationSampleSource {
 }
 
 @Suite(.serialized) struct JourneyTests {
-    static let families: [(ModelArchitecture, Double)] = [(.fcn8s, 1.0 / 32), (.fcn32s, 1.0 / 32), (.resnet18FCN8s, 1), (.fcnResNet50, 1)]
+    static let families: [(ModelArchitecture, Double)] = [(.fcn8s, 1.0 / 32), (.fcn32s, 1.0 / 32), (.fcn4s, 1.0 / 32), (.resnet18FCN8s, 1), (.fcnResNet50, 1)]
     static let cases = families.flatMap { f in [InputPreprocessing.caffe, .torchvision].map { (f.0, f.1, $0) } }
 
     func folder() -> String {
