@@ -27,7 +27,7 @@ Trains a small FCN-4s on generated shapes for about a minute, measures it on hel
 images, reopens its checkpoint and segments a larger unseen scene.
 
   --out DIR        output folder (default fcn-demo-output)
-  --seconds S      training time (default 55)
+  --seconds S      training time (default 57)
   --seed N         data and weights seed (default 1)
   --threads N      compute threads (default: all processors)
   -h, --help       this text
@@ -37,7 +37,7 @@ Exit status: 0 done, 1 failed run, 2 usage or input error, 130 interrupted.
 
 // MARK: Arguments
 var outDir = "fcn-demo-output"
-var seconds = 55.0
+var seconds = 57.0
 var seed: UInt64 = 1
 do {
     var r = Array(CommandLine.arguments.dropFirst())
