@@ -136,7 +136,9 @@ extension ConvGeometry {
     /// 0. `constantMargin` when the input has not been scanned yet (`marginScanned`), groups
     ///    1, stride 1, dilation 1, and at least `marginMinPlane` outputs: the Caffe layout's
     ///    zero margin and what the layers make of it are one value per channel, computed
-    ///    once; the scan touches only the margin and the box's edges.
+    ///    once; the scan touches only the margin and the box's edges. A recorded forward
+    ///    that cuts keeps its plan, and its weight gradient runs on the same cut
+    ///    (`convBackwardWeightMargin`, the cut geometry's own weight-gradient rule).
     /// 1. `winogradF2x2ReLUPool` when a pool follows, no gradient is recorded and rule 5
     ///    picks Winograd: its 2x2 output tiles are the pool windows, so the convolution's
     ///    output (conv1_2's is the largest activation of a VGG forward) is never stored.

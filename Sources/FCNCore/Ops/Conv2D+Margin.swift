@@ -16,6 +16,10 @@
 // pools and convolutions of constants: rows and columns that repeat, apart from a frame a few
 // pixels wide at the image border (where the padding's zeros enter again). Computing one of
 // each instead of hundreds is exact, unlike a crop of the network.
+// Training: the weight gradient sum_p gy[p] col(p) runs on the same cut, gy's lines summed
+// onto the lines they copy (`contractGradient`, the adjoint of the expansion): each column
+// col(p) of the whole convolution is a column of the cut one. The input gradient does not
+// (gy has no runs), nor does the pooled form (training runs the pool as its own op).
 // When: `ConvGeometry.algorithm(for:mode:)` rule 0 (`constantMargin`) on planes of at least
 // `marginMinPlane` outputs. The scan compares each row with the next and each column with the
 // next, stopping at the first difference (so it reads the margin, not the image), and the op
@@ -217,6 +221,37 @@ extension ConvGeometry {
     static let marginMinPlane = 64 * 64
 }
 
+/// The cuts of one margin convolution: the input's lines removed on each axis, the cut
+/// convolution's geometry, and for each output line of the whole convolution the line of
+/// the cut output it equals (of the pooled output with `pool`).
+struct MarginPlan {
+    let rows: [MarginCut], cols: [MarginCut]
+    let geometry: ConvGeometry
+    let rowSources: [Int], colSources: [Int]
+}
+
+/// Scans x for runs of equal lines and plans the cut convolution of `g` (see the file
+/// contract), or nil when the cut output would exceed `marginMaxShare` of the plane. With
+/// `pool` (its ceil mode) the cuts are even and the sources are the pooled lines'.
+func marginPlan(_ g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tensor?, pool: Bool? = nil) -> MarginPlan? {
+    let even = pool != nil
+    let rowCuts = marginCuts(equal: equalAdjacentLines(x, rows: true), pad: g.padTop, k: g.kH, even: even)
+    let colCuts = marginCuts(equal: equalAdjacentLines(x, rows: false), pad: g.padLeft, k: g.kW, even: even)
+    let cutH = g.outH - rowCuts.reduce(0) { $0 + $1.count }, cutW = g.outW - colCuts.reduce(0) { $0 + $1.count }
+    guard Double(cutH * cutW) <= marginMaxShare * Double(g.outPlane) else { return nil }
+    let cutShape = [x.shape[0], x.shape[1], g.inH - (g.outH - cutH), g.inW - (g.outW - cutW)]
+    let gc = conv2dGeometry(op: "conv2d", input: cutShape, weight: weight.shape, bias: bias?.shape, stride: 1,
+                            padding: .explicit(top: g.padTop, bottom: g.padBottom, left: g.padLeft, right: g.padRight),
+                            dilation: 1, groups: 1)
+    if let ceil = pool {
+        let ph = ceil ? (g.outH + 1) / 2 : g.outH / 2, pw = ceil ? (g.outW + 1) / 2 : g.outW / 2
+        return MarginPlan(rows: rowCuts, cols: colCuts, geometry: gc, rowSources: marginSources(rowCuts, lines: ph, scale: 2),
+                          colSources: marginSources(colCuts, lines: pw, scale: 2))
+    }
+    return MarginPlan(rows: rowCuts, cols: colCuts, geometry: gc, rowSources: marginSources(rowCuts, lines: g.outH),
+                      colSources: marginSources(colCuts, lines: g.outW))
+}
+
 /// conv2d's forward by cutting the input's runs of equal lines (see the file contract), or
 /// nil when the cut output would exceed `marginMaxShare` of the plane or the cut
 /// convolution's own algorithm is a whole-op form. With `pool` (its ceil mode), the output is
@@ -224,15 +259,15 @@ extension ConvGeometry {
 /// gradient is recorded). Stride 1, dilation 1, groups 1 (rule 0).
 func convForwardMargin(_ g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool,
                        cachedWeight: CachedOperand?, pool: Bool? = nil) -> Tensor? {
-    let even = pool != nil
-    let rowCuts = marginCuts(equal: equalAdjacentLines(x, rows: true), pad: g.padTop, k: g.kH, even: even)
-    let colCuts = marginCuts(equal: equalAdjacentLines(x, rows: false), pad: g.padLeft, k: g.kW, even: even)
-    let cutH = g.outH - rowCuts.reduce(0) { $0 + $1.count }, cutW = g.outW - colCuts.reduce(0) { $0 + $1.count }
-    guard Double(cutH * cutW) <= marginMaxShare * Double(g.outPlane) else { return nil }
-    let xc = cutInput(x.detached(), rows: rowCuts, cols: colCuts)
-    let gc = conv2dGeometry(op: "conv2d", input: xc.shape, weight: weight.shape, bias: bias?.shape, stride: 1,
-                            padding: .explicit(top: g.padTop, bottom: g.padBottom, left: g.padLeft, right: g.padRight),
-                            dilation: 1, groups: 1)
+    guard let plan = marginPlan(g, x: x, weight: weight, bias: bias, pool: pool) else { return nil }
+    return convForwardMargin(plan, x: x, weight: weight, bias: bias, relu: relu, cachedWeight: cachedWeight, pool: pool)
+}
+
+/// The forward of a planned margin convolution (see `convForwardMargin(_:x:weight:bias:relu:cachedWeight:pool:)`).
+func convForwardMargin(_ plan: MarginPlan, x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool,
+                       cachedWeight: CachedOperand?, pool: Bool? = nil) -> Tensor? {
+    let xc = cutInput(x.detached(), rows: plan.rows, cols: plan.cols)
+    let gc = plan.geometry
     let mode = ConvMode(wholeOp: true, poolFollows: pool != nil, recording: false, cachedWeight: cachedWeight,
                         marginScanned: true)
     let algorithm = gc.algorithm(for: .forward, mode: mode)
@@ -242,9 +277,7 @@ func convForwardMargin(_ g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tenso
             conv2dReLUMaxPool2(xc, weight: weight.detached(), bias: bias?.detached(), geometry: gc, ceilMode: ceil,
                                algorithm: algorithm)
         }
-        let ph = ceil ? (g.outH + 1) / 2 : g.outH / 2, pw = ceil ? (g.outW + 1) / 2 : g.outW / 2
-        return expandOutput(inner, rowSources: marginSources(rowCuts, lines: ph, scale: 2),
-                            colSources: marginSources(colCuts, lines: pw, scale: 2))
+        return expandOutput(inner, rowSources: plan.rowSources, colSources: plan.colSources)
     }
     switch algorithm {
     case .liveTapBox, .dilatedPolyphase, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .constantMargin: return nil
@@ -254,5 +287,60 @@ func convForwardMargin(_ g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tenso
         convForward(gc, x: xc.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
                     y: out.baseAddress!, relu: relu, algorithm: algorithm)
     }
-    return expandOutput(inner, rowSources: marginSources(rowCuts, lines: g.outH), colSources: marginSources(colCuts, lines: g.outW))
+    return expandOutput(inner, rowSources: plan.rowSources, colSources: plan.colSources)
+}
+
+/// The weight gradient of a planned margin convolution (no pool): every column of the whole
+/// convolution equals a column of the cut one (`rowSources`, `colSources`), so
+/// sum_p gy[p] col(p) = sum_q (sum of gy over the p that copy q) col_cut(q): the cut input
+/// with gy summed onto the lines it copies (`contractGradient`, the adjoint of
+/// `expandOutput`), by the cut geometry's own algorithm. Exact up to the order of the sums.
+func convBackwardWeightMargin(_ plan: MarginPlan, x: Tensor, gy: UnsafePointer<Float>, gw: UnsafeMutablePointer<Float>) {
+    let xc = cutInput(x, rows: plan.rows, cols: plan.cols)
+    let gyc = contractGradient(gy, planes: plan.geometry.batch * plan.geometry.outChannels, height: plan.geometry.outH,
+                               width: plan.geometry.outW, rowSources: plan.rowSources, colSources: plan.colSources)
+    convBackwardWeight(plan.geometry, x: xc.storage.pointer, gy: gyc.storage.pointer, gw: gw)
+}
+
+/// The adjoint of `expandOutput`: gy `[planes, rowSources.count, colSources.count]` summed
+/// onto `[planes, height, width]`, line i of an axis added to line `sources[i]`. Sources are
+/// non-decreasing, so each cut row is one run of rows; within a row, runs of consecutive
+/// sources are added as blocks and runs of one repeated source summed into it.
+func contractGradient(_ gy: UnsafePointer<Float>, planes: Int, height h2: Int, width w2: Int,
+                      rowSources: [Int], colSources: [Int]) -> Tensor {
+    let h = rowSources.count, w = colSources.count
+    var segments: [(src: Int, dst: Int, count: Int, sum: Bool)] = []
+    var x = 0
+    while x < w {
+        var e = x + 1
+        if x + 1 < w && colSources[x + 1] == colSources[x] {
+            while e < w && colSources[e] == colSources[x] { e += 1 }
+            segments.append((x, colSources[x], e - x, true))
+        } else {
+            while e < w && colSources[e] == colSources[e - 1] + 1 && !(e + 1 < w && colSources[e + 1] == colSources[e]) { e += 1 }
+            segments.append((x, colSources[x], e - x, false))
+        }
+        x = e
+    }
+    return Tensor.make(shape: [planes, h2, w2]) { out in
+        out.initialize(repeating: 0)
+        let p = UncheckedSendable((gy, out.baseAddress!))
+        parallelChunks(planes, minChunk: 1) { range in
+            for plane in range {
+                for r in 0..<h {
+                    let src = p.value.0 + (plane * h + r) * w
+                    let dst = p.value.1 + (plane * h2 + rowSources[r]) * w2
+                    for s in segments {
+                        if s.sum {
+                            var t: Float = 0
+                            for i in 0..<s.count { t += src[s.src + i] }
+                            dst[s.dst] += t
+                        } else {
+                            for i in 0..<s.count { dst[s.dst + i] += src[s.src + i] }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

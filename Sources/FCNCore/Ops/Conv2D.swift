@@ -92,24 +92,32 @@ func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry
         return conv2dPolyphase(x, weight: weight, bias: bias, geometry: g, dilation: d, fusedReLU: fusedReLU)
     }
     let y: Tensor
+    var margin: MarginPlan?
     if case .constantMargin = algorithm {
         var mode = ConvMode.conv2d(x: x, weight: weight, bias: bias)
         mode.marginScanned = true
-        guard let m = convForwardMargin(g, x: x, weight: weight, bias: bias, relu: fusedReLU, cachedWeight: mode.cachedWeight) else {
+        guard let plan = marginPlan(g, x: x, weight: weight, bias: bias),
+              let m = convForwardMargin(plan, x: x, weight: weight, bias: bias, relu: fusedReLU, cachedWeight: mode.cachedWeight) else {
             return conv2d(x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
                           algorithm: g.algorithm(for: .forward, mode: mode))
         }
         y = m
+        margin = plan
     } else {
         y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
             convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
                         y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)
         }
     }
-    let wd = weight.detached()
+    let wd = weight.detached(), xd = x.detached()
+    // A margin forward's weight gradient cuts too (`convBackwardWeightMargin`); the input
+    // gradient runs on the whole geometry (gy has no runs of equal lines).
     return recordConv2d(y, x: x, weight: weight, bias: bias, geometry: g, fusedReLU: fusedReLU,
                         inputGradient: { gy, gx in convBackwardData(g, gy: gy, w: wd.storage.pointer, gx: gx) },
-                        weightGradient: { x, gy, gw in convBackwardWeight(g, x: x, gy: gy, gw: gw) })
+                        weightGradient: { x, gy, gw in
+                            if let margin { convBackwardWeightMargin(margin, x: xd, gy: gy, gw: gw) }
+                            else { convBackwardWeight(g, x: x, gy: gy, gw: gw) }
+                        })
 }
 
 /// Records conv2d's output `y` (geometry `g`) with its backward: grad_out, masked by the

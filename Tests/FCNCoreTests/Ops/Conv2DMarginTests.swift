@@ -95,25 +95,54 @@ private func marginInput(_ n: Int, _ c: Int, _ h: Int, _ w: Int, box: (Range<Int
         }
     }
 
-    /// Training: the recorded op's output by the cut form, its gradients the plain ones.
-    @Test func recordedConvMatchesReferenceAndGradients() {
-        let x = marginInput(1, 5, 72, 68, box: (20..<40, 25..<35), seed: 8).requiringGrad()
-        let weight = Tensor.randn([6, 5, 3, 3], seed: 9).requiringGrad(), bias = Tensor.randn([6], seed: 10).requiringGrad()
-        let y = conv2d(x, weight: weight, bias: bias, padding: 1)
+    /// Training: the recorded op's output and weight gradient by the cut form, its input
+    /// gradient the plain one; kernels 1, 3, 5, paddings 0 to 2, one and two images, with
+    /// and without the fused ReLU.
+    @Test(arguments: [(1, 0, 1, false), (3, 1, 1, true), (3, 0, 2, false), (5, 2, 1, true), (5, 1, 2, false)])
+    func recordedConvMatchesReferenceAndGradients(_ k: Int, _ pad: Int, _ n: Int, _ relu: Bool) {
+        let x = marginInput(n, 5, 72, 68, box: (20..<40, 25..<35), seed: 8).requiringGrad()
+        let weight = Tensor.randn([6, 5, k, k], seed: 9).requiringGrad(), bias = Tensor.randn([6], seed: 10).requiringGrad()
+        let g = conv2dGeometry(op: "test", input: x.shape, weight: weight.shape, bias: nil, stride: 1, padding: Padding(integerLiteral: pad),
+                               dilation: 1, groups: 1)
+        #expect(marginPlan(g, x: x, weight: weight, bias: bias) != nil, "the input has runs to cut")
+        let y = conv2d(x, weight: weight, bias: bias, padding: Padding(integerLiteral: pad), fusedReLU: relu)
         let gy = Tensor.randn(y.shape, seed: 11)
         (y * gy).sum().backward()
         let xd = x.detached()
-        expectClose(y.detached(), conv2dReference(xd, weight: weight.detached(), bias: bias.detached(), padding: 1),
-                    tolerance: Self.tolerance, "forward")
-        expectClose(weight.grad!, conv2dWeightGradReference(xd, gy, weightShape: weight.shape, stride: 1, padding: 1,
-                                                            dilation: 1, groups: 1), tolerance: Self.tolerance, "grad w")
-        let g = conv2dGeometry(op: "test", input: xd.shape, weight: weight.shape, bias: nil, stride: 1, padding: 1,
-                               dilation: 1, groups: 1)
+        var expected = conv2dReference(xd, weight: weight.detached(), bias: bias.detached(), padding: Padding(integerLiteral: pad))
+        if relu { expected = withoutGrad { expected.relu() } }
+        expectClose(y.detached(), expected, tolerance: Self.tolerance, "forward k\(k) p\(pad) n\(n)")
+        let gyMasked = relu ? Tensor(shape: gy.shape, scalars: zip(gy.scalars, expected.scalars).map { $1 > 0 ? $0 : 0 }) : gy
+        expectClose(weight.grad!, conv2dWeightGradReference(xd, gyMasked, weightShape: weight.shape, stride: 1, padding: Padding(integerLiteral: pad),
+                                                            dilation: 1, groups: 1), tolerance: Self.tolerance, "grad w k\(k) p\(pad) n\(n)")
         let gx = Tensor.make(shape: xd.shape) {
-            convBackwardData(g, gy: gy.storage.pointer, w: weight.storage.pointer, gx: $0.baseAddress!,
+            convBackwardData(g, gy: gyMasked.storage.pointer, w: weight.storage.pointer, gx: $0.baseAddress!,
                              algorithm: .col2imTiles)
         }
-        expectClose(x.grad!, gx, tolerance: Self.tolerance, "grad x")
+        expectClose(x.grad!, gx, tolerance: Self.tolerance, "grad x k\(k) p\(pad) n\(n)")
+        expectClose(bias.grad!, Tensor(shape: [6], scalars: (0..<6).map { c in
+            (0..<n).reduce(Float(0)) { acc, i in acc + gyMasked.scalars[((i * 6 + c) * y.shape[2] * y.shape[3])...].prefix(y.shape[2] * y.shape[3]).reduce(0, +) }
+        }), tolerance: Self.tolerance, "grad b")
+    }
+
+    /// `contractGradient` is the adjoint of the expansion: <expand(y), g> = <y, contract(g)>
+    /// for sources with repeated and consecutive lines on both axes.
+    @Test func contractionIsTheAdjointOfTheExpansion() {
+        let rowSources = [0, 1, 2, 2, 2, 2, 3, 4, 5, 5, 6], colSources = [0, 0, 1, 2, 3, 3, 3, 3, 3, 4, 5, 6, 6]
+        let y = Tensor.randn([2, 3, 7, 7], seed: 20), gy = Tensor.randn([2, 3, rowSources.count, colSources.count], seed: 21)
+        var expanded = [Float](repeating: 0, count: gy.count)
+        for p in 0..<6 { for r in 0..<rowSources.count { for c in 0..<colSources.count {
+            expanded[(p * rowSources.count + r) * colSources.count + c] = y.scalars[(p * 7 + rowSources[r]) * 7 + colSources[c]]
+        } } }
+        let contracted = contractGradient(gy.storage.pointer, planes: 6, height: 7, width: 7, rowSources: rowSources,
+                                          colSources: colSources)
+        let lhs = zip(expanded, gy.scalars).reduce(Double(0)) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(y.scalars, contracted.scalars).reduce(Double(0)) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(lhs - rhs) <= 1e-4 * max(1, abs(lhs)), "\(lhs) vs \(rhs)")
+        // Cut row 2 (copied by four rows), column 3 (by five columns) of plane 0, written out.
+        var sum: Float = 0
+        for r in 2...5 { for c in 4...8 { sum += gy.scalars[r * colSources.count + c] } }
+        #expect(abs(contracted.scalars[2 * 7 + 3] - sum) <= 1e-5 * max(1, abs(sum)))
     }
 
     /// No runs (a random input), or images that disagree outside the box: no cut, the plain
