@@ -21,11 +21,11 @@ enum ConvProduct: Sendable {
 
 /// The algorithms that compute a convolution product, each named for what it does.
 enum ConvAlgorithm: Equatable {
-    /// conv2d on an input that is constant per channel outside a box (Ops/Conv2D+Margin.swift):
-    /// the op scans the input, computes the outputs whose windows meet the box as the
-    /// convolution of the crop (whose own algorithm is chosen in turn) and fills the rest with
-    /// their few values; or runs the plain algorithm when the box is most of the plane. Whole
-    /// op, forward only.
+    /// conv2d on an input with long runs of equal rows or columns (Ops/Conv2D+Margin.swift):
+    /// the op scans the input, cuts each run down to the lines windows need, convolves the
+    /// cut input (its own algorithm chosen in turn) and copies each output line from its
+    /// source; or runs the plain algorithm when the cut output is most of the plane. Whole
+    /// op: the forward, and in training the weight gradient on the same cut.
     case constantMargin
     /// conv2d as the convolution of the box of live taps of its kernel (Ops/Conv2D+LiveTaps.swift),
     /// whose own products are chosen in turn. Whole op: forward and both gradients.
@@ -110,7 +110,8 @@ struct ConvMode {
     /// The weight, when the packed-weight cache serves it in this call (inference: no
     /// gradient of the weight, and the cache on); nil otherwise.
     var cachedWeight: CachedOperand? = nil
-    /// The op has scanned its input for a margin (rule 0) or is computing a margin's box.
+    /// The op has scanned its input for runs of equal lines (rule 0), or is convolving the
+    /// cut input.
     var marginScanned = false
 
     /// The mode of conv2d (`poolFollows`: of conv2dReLUMaxPool2) on these tensors, read on the
@@ -135,8 +136,8 @@ extension ConvGeometry {
     /// Whole op (`mode.wholeOp`, conv2d), forward:
     /// 0. `constantMargin` when the input has not been scanned yet (`marginScanned`), groups
     ///    1, stride 1, dilation 1, and at least `marginMinPlane` outputs: the Caffe layout's
-    ///    zero margin and what the layers make of it are one value per channel, computed
-    ///    once; the scan touches only the margin and the box's edges. A recorded forward
+    ///    zero margin and what the layers make of it repeat line after line, so each repeated
+    ///    line is computed once; the scan stops at each line's first difference. A recorded forward
     ///    that cuts keeps its plan, and its weight gradient runs on the same cut
     ///    (`convBackwardWeightMargin`, the cut geometry's own weight-gradient rule).
     /// 1. `winogradF2x2ReLUPool` when a pool follows, no gradient is recorded and rule 5

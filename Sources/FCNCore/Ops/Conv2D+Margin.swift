@@ -176,25 +176,34 @@ private func cutInput(_ x: Tensor, rows: [MarginCut], cols: [MarginCut]) -> Tens
     }
 }
 
+/// The lines of an axis grouped by their sources (`marginSources`): runs of consecutive
+/// sources (`repeated` false: lines `line ..< line + count` read `source ..< source + count`)
+/// and runs of one repeated source (`repeated` true: every line reads `source`). Shared by
+/// the expansion and its adjoint.
+func sourceSegments(_ sources: [Int]) -> [(line: Int, source: Int, count: Int, repeated: Bool)] {
+    let w = sources.count
+    var segments: [(line: Int, source: Int, count: Int, repeated: Bool)] = []
+    var x = 0
+    while x < w {
+        var e = x + 1
+        if x + 1 < w && sources[x + 1] == sources[x] {
+            while e < w && sources[e] == sources[x] { e += 1 }
+            segments.append((x, sources[x], e - x, true))
+        } else {
+            while e < w && sources[e] == sources[e - 1] + 1 && !(e + 1 < w && sources[e + 1] == sources[e]) { e += 1 }
+            segments.append((x, sources[x], e - x, false))
+        }
+        x = e
+    }
+    return segments
+}
+
 /// `y` `[N, C, h2, w2]` expanded to `[N, C, rows.count, cols.count]`: line i of an axis reads
 /// line `sources[i]` of y.
 private func expandOutput(_ y: Tensor, rowSources: [Int], colSources: [Int]) -> Tensor {
     let (n, c, h2, w2) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
     let h = rowSources.count, w = colSources.count
-    // Column segments: runs of consecutive sources copied as one block, repeated sources filled.
-    var segments: [(dst: Int, src: Int, count: Int, fill: Bool)] = []
-    var x = 0
-    while x < w {
-        var e = x + 1
-        if x + 1 < w && colSources[x + 1] == colSources[x] {
-            while e < w && colSources[e] == colSources[x] { e += 1 }
-            segments.append((x, colSources[x], e - x, true))
-        } else {
-            while e < w && colSources[e] == colSources[e - 1] + 1 && !(e + 1 < w && colSources[e + 1] == colSources[e]) { e += 1 }
-            segments.append((x, colSources[x], e - x, false))
-        }
-        x = e
-    }
+    let segments = sourceSegments(colSources)
     return Tensor.make(shape: [n, c, h, w]) { out in
         let p = UncheckedSendable((UnsafePointer(y.storage.pointer), out.baseAddress!))
         parallelChunks(n * c, minChunk: 1) { range in
@@ -207,8 +216,8 @@ private func expandOutput(_ y: Tensor, rowSources: [Int], colSources: [Int]) -> 
                     }
                     let src = p.value.0 + (plane * h2 + rowSources[r]) * w2
                     for s in segments {
-                        if s.fill { (dst + s.dst).update(repeating: src[s.src], count: s.count) }
-                        else { (dst + s.dst).update(from: src + s.src, count: s.count) }
+                        if s.repeated { (dst + s.line).update(repeating: src[s.source], count: s.count) }
+                        else { (dst + s.line).update(from: src + s.source, count: s.count) }
                     }
                 }
             }
@@ -266,11 +275,17 @@ func convForwardMargin(_ g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tenso
 /// The forward of a planned margin convolution (see `convForwardMargin(_:x:weight:bias:relu:cachedWeight:pool:)`).
 func convForwardMargin(_ plan: MarginPlan, x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool,
                        cachedWeight: CachedOperand?, pool: Bool? = nil) -> Tensor? {
-    let xc = cutInput(x.detached(), rows: plan.rows, cols: plan.cols)
     let gc = plan.geometry
     let mode = ConvMode(wholeOp: true, poolFollows: pool != nil, recording: false, cachedWeight: cachedWeight,
                         marginScanned: true)
     let algorithm = gc.algorithm(for: .forward, mode: mode)
+    if pool == nil {
+        switch algorithm {
+        case .liveTapBox, .dilatedPolyphase, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .constantMargin: return nil
+        default: break
+        }
+    }
+    let xc = cutInput(x.detached(), rows: plan.rows, cols: plan.cols)
     let inner: Tensor
     if let ceil = pool {
         inner = withoutGrad {
@@ -278,10 +293,6 @@ func convForwardMargin(_ plan: MarginPlan, x: Tensor, weight: Tensor, bias: Tens
                                algorithm: algorithm)
         }
         return expandOutput(inner, rowSources: plan.rowSources, colSources: plan.colSources)
-    }
-    switch algorithm {
-    case .liveTapBox, .dilatedPolyphase, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .constantMargin: return nil
-    default: break
     }
     inner = Tensor.make(shape: [gc.batch, gc.outChannels, gc.outH, gc.outW]) { out in
         convForward(gc, x: xc.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
@@ -309,19 +320,7 @@ func convBackwardWeightMargin(_ plan: MarginPlan, x: Tensor, gy: UnsafePointer<F
 func contractGradient(_ gy: UnsafePointer<Float>, planes: Int, height h2: Int, width w2: Int,
                       rowSources: [Int], colSources: [Int]) -> Tensor {
     let h = rowSources.count, w = colSources.count
-    var segments: [(src: Int, dst: Int, count: Int, sum: Bool)] = []
-    var x = 0
-    while x < w {
-        var e = x + 1
-        if x + 1 < w && colSources[x + 1] == colSources[x] {
-            while e < w && colSources[e] == colSources[x] { e += 1 }
-            segments.append((x, colSources[x], e - x, true))
-        } else {
-            while e < w && colSources[e] == colSources[e - 1] + 1 && !(e + 1 < w && colSources[e + 1] == colSources[e]) { e += 1 }
-            segments.append((x, colSources[x], e - x, false))
-        }
-        x = e
-    }
+    let segments = sourceSegments(colSources)
     return Tensor.make(shape: [planes, h2, w2]) { out in
         out.initialize(repeating: 0)
         let p = UncheckedSendable((gy, out.baseAddress!))
@@ -331,12 +330,12 @@ func contractGradient(_ gy: UnsafePointer<Float>, planes: Int, height h2: Int, w
                     let src = p.value.0 + (plane * h + r) * w
                     let dst = p.value.1 + (plane * h2 + rowSources[r]) * w2
                     for s in segments {
-                        if s.sum {
+                        if s.repeated {
                             var t: Float = 0
-                            for i in 0..<s.count { t += src[s.src + i] }
-                            dst[s.dst] += t
+                            for i in 0..<s.count { t += src[s.line + i] }
+                            dst[s.source] += t
                         } else {
-                            for i in 0..<s.count { dst[s.dst + i] += src[s.src + i] }
+                            for i in 0..<s.count { dst[s.source + i] += src[s.line + i] }
                         }
                     }
                 }

@@ -28,8 +28,8 @@ private func poolFollows(_ g: ConvGeometry, ceilMode: Bool) -> Bool {
 }
 
 /// `conv2dReLUMaxPool2` on its checked geometry `g` by `algorithm`, the choice for the whole
-/// op. A constant margin (rule 0) runs fused when nothing is recorded (the box by the fused
-/// op on the crop), else as conv2d's margin form and then the pool.
+/// op. A constant margin (rule 0) runs fused when nothing is recorded (the cut input by the
+/// fused op), else as conv2d's margin form and then the pool.
 func conv2dReLUMaxPool2(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, ceilMode: Bool,
                         algorithm: ConvAlgorithm) -> Tensor {
     let ph = ceilMode ? (g.outH + 1) / 2 : g.outH / 2, pw = ceilMode ? (g.outW + 1) / 2 : g.outW / 2

@@ -91,8 +91,7 @@ func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry
     if case .dilatedPolyphase(let d) = algorithm {
         return conv2dPolyphase(x, weight: weight, bias: bias, geometry: g, dilation: d, fusedReLU: fusedReLU)
     }
-    let y: Tensor
-    var margin: MarginPlan?
+    let y: Tensor, margin: MarginPlan?
     if case .constantMargin = algorithm {
         var mode = ConvMode.conv2d(x: x, weight: weight, bias: bias)
         mode.marginScanned = true
@@ -104,6 +103,7 @@ func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry
         y = m
         margin = plan
     } else {
+        margin = nil
         y = Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
             convForward(g, x: x.storage.pointer, w: weight.storage.pointer, bias: bias.map { UnsafePointer($0.storage.pointer) },
                         y: out.baseAddress!, relu: fusedReLU, algorithm: algorithm)
