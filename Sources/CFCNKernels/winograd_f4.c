@@ -260,7 +260,7 @@ W4_INLINE void w4_weights_body(const float *w, int64_t cout, int64_t cin, int64_
 
 // MARK: instances
 
-#define W4_INSTANCES(SUFFIX, ATTR)                                                                            \
+#define W4_ROW_INSTANCES(SUFFIX, ATTR)                                                                            \
     static ATTR void w4_input_##SUFFIX(const float *x, int64_t C, int64_t H, int64_t W, int64_t pt,           \
                                        int64_t pl, int64_t tw, int64_t t0, int64_t nt, int64_t c0,            \
                                        int64_t c1, int64_t nr, float *v, int64_t es, float *s) {              \
@@ -270,7 +270,9 @@ W4_INLINE void w4_weights_body(const float *w, int64_t cout, int64_t cin, int64_
                                         int64_t tw, int64_t t0, int64_t nt, const float *bias, int relu,      \
                                         float *y, int64_t outH, int64_t outW, float *s) {                     \
         w4_output_body(m, es, ldm, co0, co1, tw, t0, nt, bias, relu, y, outH, outW, s);                       \
-    }                                                                                                         \
+    }
+
+#define W4_INSTANCES(SUFFIX, ATTR)                                                                    \
     static ATTR void w4_output_pool_##SUFFIX(const float *m, int64_t es, int64_t ldm, int64_t co0,            \
                                              int64_t co1, int64_t tw, int64_t t0, int64_t nt,                 \
                                              const float *bias, int relu, float *y, int64_t outH,             \
@@ -282,10 +284,23 @@ W4_INLINE void w4_weights_body(const float *w, int64_t cout, int64_t cin, int64_
         w4_weights_body(w, cout, cin, mr, q0, q1, u, es);                                                     \
     }
 
+W4_ROW_INSTANCES(portable, )
 W4_INSTANCES(portable, )
 #if defined(__x86_64__)
+W4_ROW_INSTANCES(avx2, __attribute__((target("avx2,fma"))))
 W4_INSTANCES(avx2, __attribute__((target("avx2,fma"))))
 W4_INSTANCES(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"))))
+// AVX-512 rows of tiles: the kernels of winograd_f4_avx512.c (same bits, 16 tiles per vector).
+static void w4_input_avx512(const float *x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
+                            int64_t t0, int64_t nt, int64_t c0, int64_t c1, int64_t nr, float *v, int64_t es, float *s) {
+    (void)s;
+    fcn_w4_input_avx512(x, C, H, W, pt, pl, tw, t0, nt, c0, c1, nr, v, es);
+}
+static void w4_output_avx512(const float *m, int64_t es, int64_t ldm, int64_t co0, int64_t co1, int64_t tw, int64_t t0,
+                             int64_t nt, const float *bias, int relu, float *y, int64_t outH, int64_t outW, float *s) {
+    (void)s;
+    fcn_w4_output_avx512(m, es, ldm, co0, co1, tw, t0, nt, bias, relu, y, outH, outW);
+}
 
 #define W4_DISPATCH(NAME, ...)                                                  \
     do {                                                                        \

@@ -2,10 +2,20 @@
 #ifndef FCN_WINOGRAD_INTERNAL_H
 #define FCN_WINOGRAD_INTERNAL_H
 
+#include <stdint.h>
+
 #if defined(__x86_64__)
 // The x86 instance of a transform to run: `requested` (one FCN_ISA_* flag), or for 0 the
 // best this CPU has (AVX-512, AVX2+FMA, portable); read once.
 int fcn_winograd_isa(int requested);
+
+// The AVX-512 F(4x4) input and output transforms (winograd_f4_avx512.c): the arguments of
+// fcn_winograd_f4_input / fcn_winograd_f4_output without the scratch.
+void fcn_w4_input_avx512(const float *x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t tw,
+                         int64_t t0, int64_t nt, int64_t c0, int64_t c1, int64_t nr, float *v, int64_t es);
+void fcn_w4_output_avx512(const float *m, int64_t es, int64_t ldm, int64_t co0, int64_t co1, int64_t tw,
+                          int64_t t0, int64_t nt, const float *bias, int relu, float *y, int64_t outH,
+                          int64_t outW);
 #endif
 
 #endif
