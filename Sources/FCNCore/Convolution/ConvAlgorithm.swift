@@ -37,7 +37,7 @@ enum ConvAlgorithm: Equatable {
     /// (inference, the weight cached). Whole op, forward only.
     case winogradF4x4ReLUPool(cachedWeight: CachedOperand)
     /// A dilated 3x3 convolution at inference as an ordinary one on the `dilation`^2 polyphase
-    /// parts of its input, stacked along the batch (Ops/Conv2D+Polyphase.swift), whose own
+    /// parts of its input, laid out as one mosaic image (Ops/Conv2D+Polyphase.swift), whose own
     /// algorithm is chosen in turn. Whole op, forward only.
     case dilatedPolyphase(dilation: Int)
     /// A direct loop per output plane (depthwise forward, fcn_conv_plane_direct).

@@ -51,9 +51,14 @@ private func geometry(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Paddin
         #expect(geometry([1, 64, 33, 30], [64, 64, 3, 3], padding: 1, dilation: 2).polyphaseDilation == nil, "padding 1")
         #expect(geometry([1, 64, 33, 30], [64, 64, 3, 3], stride: 2, padding: 2, dilation: 2).polyphaseDilation == nil)
         #expect(geometry([1, 64, 6, 6], [64, 64, 3, 3], padding: 4, dilation: 4).polyphaseDilation == nil, "2x2 phases")
-        // The 4 phases of 17 x 15 one above the other, a zero row between two.
+        // The phases of 33 x 30 as a mosaic: rows 17 + 1 + 16, columns 15 + 1 + 15.
         let p = polyphaseGeometry(g, dilation: 2)
-        #expect(p.batch == 1 && p.inH == 4 * 18 - 1 && p.inW == 15 && p.outH == p.inH && p.padTop == 1 && p.dilH == 1)
+        #expect(p.batch == 1 && p.inH == 34 && p.inW == 31 && p.outH == p.inH && p.padTop == 1 && p.dilH == 1)
+        // 65 pixels: 66 with d = 2 and 68 with d = 4 (17 F(4x4) tiles); fewer pixels than d
+        // leave empty phases.
+        #expect(polyphaseBlocks(65, dilation: 2) == ([0, 34], [33, 32], 66))
+        #expect(polyphaseBlocks(65, dilation: 4) == ([0, 18, 35, 52], [17, 16, 16, 16], 68))
+        #expect(polyphaseBlocks(1, dilation: 2) == ([0, 2], [1, 0], 2))
     }
 
     @Test func forwardRules() {

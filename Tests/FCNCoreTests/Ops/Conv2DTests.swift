@@ -225,7 +225,8 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
     /// ReLU, batch 2, with and without the weight cache; while recording (training) the direct
     /// form runs and also matches.
     @Test func dilatedPolyphaseEqualsNaive() {
-        for (d, h, w) in [(2, 33, 30), (2, 32, 32), (4, 65, 62), (4, 64, 64)] {
+        // Even and odd sizes, sizes below a multiple of d by 1 ... d-1 (short phases), d = 3.
+        for (d, h, w) in [(2, 33, 30), (2, 32, 32), (4, 65, 62), (4, 64, 64), (3, 20, 17), (2, 65, 65)] {
             let x = Tensor.randn([d == 2 ? 2 : 1, 64, h, w], seed: UInt64(d * 1000 + h + w))
             let wt = Tensor.randn([72, 64, 3, 3], seed: 5) * 0.05, b = Tensor.randn([72], seed: 6)
             let g = conv2dGeometry(op: "test", input: x.shape, weight: wt.shape, bias: b.shape, stride: 1,
@@ -245,6 +246,16 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
             let xg = x.requiringGrad()
             expectClose(conv2d(xg, weight: wt, bias: b, padding: .same, dilation: Size2(d)).detached(), expected,
                         tolerance: 1e-5, "dilation \(d) \(h)x\(w), recording")
+        }
+        // Planes smaller than d (empty phases), run through the mosaic directly (the rules
+        // pick other forms there).
+        for (d, h, w) in [(4, 3, 6), (2, 1, 9), (3, 2, 2)] {
+            let x = Tensor.randn([1, 5, h, w], seed: UInt64(h * 10 + w)), wt = Tensor.randn([6, 5, 3, 3], seed: 7)
+            let g = conv2dGeometry(op: "test", input: x.shape, weight: wt.shape, bias: nil, stride: 1,
+                                   padding: Padding.same, dilation: Size2(d), groups: 1)
+            let y = withoutGrad { conv2dPolyphase(x, weight: wt, bias: nil, geometry: g, dilation: d, fusedReLU: false) }
+            expectClose(y, FCNReference.conv2d(x, weight: wt, padding: .same, dilation: Size2(d)), tolerance: 1e-5,
+                        "mosaic, dilation \(d) \(h)x\(w)")
         }
     }
 
