@@ -185,11 +185,60 @@ FCN_DEFINE_KERNEL(kernel_full, MR)
 FCN_DEFINE_KERNEL(kernel_8, 8)
 FCN_DEFINE_KERNEL(kernel_4, 4)
 
-// The microkernel for an edge of `mr` rows: the smallest of 4, 8, MR rows that covers it.
+// MR x COLS microkernel for a narrow last panel (nr <= COLS columns of an N that is not a
+// multiple of NR: 289 Winograd tiles leave one, a 65 x 65 plane one pixel): the MR rows are
+// the lanes of one vector and each column is one FMA per k step, where `kernel_full` spends
+// 2 * MR whatever nr. Each element gets the same FMAs in the same order and the same
+// write-back as in `kernel_full` (alpha, then beta * C by FMA, then + (cb[j] + rb[i]), ReLU
+// as max(0, v) keeping NaN and -0), so the bits do not depend on the panel width.
+#define FCN_DEFINE_NARROW(NAME, COLS)                                                           \
+static TGT void NAME(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,      \
+                     int mr, int nr, float alpha, float beta,                                     \
+                     const float *rb, const float *cb, int relu) {                                \
+    __m512 acc[COLS];                                                                             \
+    _Pragma("clang loop unroll(full)")                                                            \
+    for (int j = 0; j < COLS; j++) acc[j] = _mm512_setzero_ps();                                  \
+    const __mmask16 rows = (__mmask16)((1u << MR) - 1u);                                          \
+    _Pragma("clang loop unroll_count(2)")                                                         \
+    for (ptrdiff_t p = 0; p < kc; p++) {                                                          \
+        __m512 av = _mm512_maskz_loadu_ps(rows, pa + p * MR);                                     \
+        _Pragma("clang loop unroll(full)")                                                        \
+        for (int j = 0; j < COLS; j++)                                                            \
+            acc[j] = _mm512_fmadd_ps(av, _mm512_set1_ps(pb[p * NR + j]), acc[j]);                  \
+    }                                                                                             \
+    float t[COLS][16] __attribute__((aligned(64)));                                               \
+    _Pragma("clang loop unroll(full)")                                                            \
+    for (int j = 0; j < COLS; j++) _mm512_store_ps(t[j], acc[j]);                                 \
+    for (int i = 0; i < mr; i++) {                                                                \
+        float *ci = c + i * ldc;                                                                  \
+        float r = rb ? rb[i] : 0.0f;                                                              \
+        for (int j = 0; j < nr; j++) {                                                            \
+            float v = t[j][i] * alpha;                                                            \
+            if (beta != 0.0f) v = __builtin_fmaf(beta, ci[j], v);                                 \
+            float b = (cb ? cb[j] : 0.0f) + r;                                                    \
+            v = v + b;                                                                            \
+            if (relu) v = v < 0.0f ? 0.0f : v;                                                    \
+            ci[j] = v;                                                                            \
+        }                                                                                         \
+    }                                                                                             \
+}
+
+FCN_DEFINE_NARROW(kernel_narrow_2, 2)
+FCN_DEFINE_NARROW(kernel_narrow_4, 4)
+FCN_DEFINE_NARROW(kernel_narrow_8, 8)
+
+// The microkernel for an edge of `mr` rows: the smallest of 4, 8, MR rows that covers it;
+// a panel of at most 8 columns runs the narrow kernels instead.
 static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
                        int mr, int nr, float alpha, float beta,
                        const float *rb, const float *cb, int relu,
                        const char *pf, ptrdiff_t pfStride, ptrdiff_t pfRows) {
+    if (nr <= 8) {
+        if (nr <= 2) kernel_narrow_2(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+        else if (nr <= 4) kernel_narrow_4(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+        else kernel_narrow_8(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+        return;
+    }
     if (mr > 8 || MR <= 8)
         kernel_full(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu, pf, pfStride, pfRows);
     else if (mr > 4)

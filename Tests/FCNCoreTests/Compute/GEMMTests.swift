@@ -223,6 +223,38 @@ private struct Operands {
         }
     }
 
+    /// A last panel of 1 ... 8 columns (the AVX-512 narrow kernels: the rows in the lanes)
+    /// gives the bits that the same columns get inside a full 32-column panel: C = A x B[:, :n]
+    /// against the first n columns of A x B[:, :64], with beta, biases and ReLU, M with an
+    /// edge row panel (13 and 30 rows), on every ISA path.
+    @Test(arguments: [1, 2, 3, 5, 8])
+    func narrowLastPanelGivesTheFullPanelsBits(_ tail: Int) {
+        let (k, wide, n) = (70, 64, 32 + tail)
+        for m in [13, 30] {
+            let a = randomFloats(m * k, seed: 5), b = randomFloats(k * wide, seed: 6), c0 = randomFloats(m * wide, seed: 7)
+            let rowBias = randomFloats(m, seed: 8), colBias = randomFloats(wide, seed: 9)
+            for isa in GEMMConfig.availableISAs {
+                for (beta, relu) in [(Float(0), false), (Float(0.75), true)] {
+                    func run(_ cols: Int) -> [Float] {
+                        var c = c0
+                        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                            rowBias.withUnsafeBufferPointer { rb in colBias.withUnsafeBufferPointer { cb in
+                                sgemmEngine(isa: isa, threads: 1, transA: false, transB: false, m: m, n: cols, k: k, alpha: 1.25,
+                                            a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: wide, beta: beta,
+                                            c: pc.baseAddress!, ldc: wide,
+                                            epilogue: GEMMEpilogue(rowBias: rb.baseAddress, colBias: cb.baseAddress, relu: relu))
+                            } }
+                        } } }
+                        return c
+                    }
+                    let (narrow, full) = (run(n), run(wide))
+                    let same = (0..<m).allSatisfy { i in (0..<n).allSatisfy { j in narrow[i * wide + j].bitPattern == full[i * wide + j].bitPattern } }
+                    #expect(same, "\(isa) m \(m) n \(n) beta \(beta) relu \(relu)")
+                }
+            }
+        }
+    }
+
     /// Degenerate sizes: k == 0 scales C by beta (beta == 0 clears NaNs); m or n == 0 is a no-op.
     @Test func degenerateSizes() {
         var c: [Float] = [1, 2, .nan, 4]
