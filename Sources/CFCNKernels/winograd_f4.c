@@ -2,7 +2,10 @@
 //
 // Same structure as winograd.c (F(2x2, 3x3)): bodies written once as plain loops over runs
 // of tiles, instantiated portable and under target("avx2,fma") / target("avx512f") on
-// x86-64, picked at run time; no FMA contraction, so the paths give identical bits.
+// x86-64, picked at run time; no FMA contraction, so the paths give identical bits. The
+// AVX-512 input and output transforms are the 16-tiles-per-vector kernels of
+// winograd_f4_avx512.c instead (same expressions, same bits); the pooled output and the
+// weight transform use these bodies on every path.
 // Matrices (Lavin & Gray, points 0, +-1, +-2, infinity):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 //   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
@@ -260,6 +263,7 @@ W4_INLINE void w4_weights_body(const float *w, int64_t cout, int64_t cin, int64_
 
 // MARK: instances
 
+// The input and output transforms (portable and AVX2; AVX-512: winograd_f4_avx512.c).
 #define W4_ROW_INSTANCES(SUFFIX, ATTR)                                                                            \
     static ATTR void w4_input_##SUFFIX(const float *x, int64_t C, int64_t H, int64_t W, int64_t pt,           \
                                        int64_t pl, int64_t tw, int64_t t0, int64_t nt, int64_t c0,            \
