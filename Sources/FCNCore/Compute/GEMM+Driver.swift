@@ -254,6 +254,21 @@ struct GEMMPlan {
         nc = roundUp((nTile + nBlocks - 1) / nBlocks, nr)
     }
 
+    /// Chunk bounds, in NR panels, for `threads` threads taking chunks from a counter:
+    /// chunk i is panels `bounds[i] ..< bounds[i + 1]`. Guided: each chunk is the remaining
+    /// panels over twice the threads (at least one), so the chunks shrink towards the end and
+    /// the threads finish within about one panel of each other, with few chunks in all. With
+    /// `equalShares`, one chunk per thread.
+    static func guidedChunks(panels: Int, threads: Int, equalShares: Bool) -> [Int] {
+        if equalShares { return (0...threads).map { panels * $0 / threads } }
+        var bounds = [0], done = 0
+        while done < panels {
+            done += max(1, (panels - done) / (2 * threads))
+            bounds.append(done)
+        }
+        return bounds
+    }
+
     /// Bounds of part `i` of `count` parts of `0..<total`, split at multiples of `align`.
     static func part(_ i: Int, of count: Int, total: Int, align: Int) -> Range<Int> {
         let units = (total + align - 1) / align
@@ -443,16 +458,16 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
                       c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, packedA: UnsafePointer<Float>?) {
     let tiles = plan.tm * plan.tn
     if let packedA, tiles > 1 && plan.tm == 1 {
-        // Shared packed A (one row block): the threads take column chunks of about 1/8 of
-        // their share from a counter instead of one fixed half each, so a thread that the
-        // machine slows down (or a share one panel wider) does not leave the others idle.
-        // Sums are unchanged: every column is computed the same way whoever takes it.
-        // A packed A larger than the L3 (a cached fc6: 411 MB) is streamed from memory once
-        // per chunk, so then each thread takes one share.
+        // Shared packed A (one row block): the threads take column chunks from a counter
+        // instead of one fixed share each, so a thread that the machine slows down does not
+        // leave the others idle (`GEMMPlan.guidedChunks`). Sums are unchanged: every column is
+        // computed the same way whoever takes it. A packed A larger than the L3 (a cached
+        // fc6: 411 MB) is streamed from memory once per chunk, so then each thread takes one
+        // share.
         let aFloats = roundUp(m, plan.mr) * k
-        let parts = aFloats > GEMMConfig.streamedPackedAFloats ? tiles : tiles * 8
-        let chunk = max(plan.nr, roundUp((n + parts - 1) / parts, plan.nr))
-        let chunks = (n + chunk - 1) / chunk
+        let bounds = GEMMPlan.guidedChunks(panels: (n + plan.nr - 1) / plan.nr, threads: tiles,
+                                           equalShares: aFloats > GEMMConfig.streamedPackedAFloats)
+        let chunks = bounds.count - 1
         let next = ChunkCounter()
         let args = UncheckedSendable((a, c, epilogue, bSource, packedA))
         DispatchQueue.concurrentPerform(iterations: tiles) { _ in
@@ -463,7 +478,7 @@ private func runTiles(isa: GEMMISA, plan: GEMMPlan, transA: Bool, m: Int, n: Int
                 while true {
                     let i = next.take()
                     if i >= chunks { break }
-                    let cols = i * chunk..<min(n, (i + 1) * chunk)
+                    let cols = bounds[i] * plan.nr..<min(n, bounds[i + 1] * plan.nr)
                     runTile(isa: isa.flag, plan: plan, ws: ws, transA: transA, aRows: m, rows: 0..<m, cols: cols, k: k,
                             alpha: alpha, a: a, lda: lda, bSource: bSource, beta: beta, c: c, ldc: ldc,
                             epilogue: epilogue, packedA: packedA)

@@ -10,10 +10,14 @@
 // transform straight into packed-B panels.
 // Per image, tiles are processed in chunks of `nt` (whole chunks per thread when there are
 // enough, else each stage split over the threads): input transform, the 16 GEMMs, output
-// transform with bias and ReLU. Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in
-// the packed-weight cache when that serves the weight) and per chunk V + M = 16 * nt * (Cin +
-// Cout) floats, at most `winogradThreadChunkFloats` (per thread) or `winogradChunkFloats`
-// whatever the image size. The input gradient is the same product with the flipped kernel
+// transform with bias and ReLU. Every chunk reads all of U, so when U is larger than the L3
+// (`winogradStreamedUFloats`: 512 -> 512 channels in F(4x4)) it comes from memory once per
+// chunk; such layers take chunks of up to U's size (at 65 x 65 the whole image) one at a
+// time, each stage split over the threads (the products over the elements, so each thread
+// streams only its own U_e). Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in the
+// packed-weight cache when that serves the weight) and per chunk V + M = 16 * nt * (Cin +
+// Cout) floats, at most `winogradThreadChunkFloats` (per thread), `winogradChunkFloats` or,
+// for a U streamed from memory, U's floats, whatever the image size. The input gradient is the same product with the flipped kernel
 // (Convolution/ConvImplicitGEMM.swift); the weight gradient (`convBackwardWeightWinograd`)
 // reuses the input transform and sums dM_e V_e^T over the tiles, then maps dU back through
 // G^T dU G.
@@ -71,6 +75,11 @@ let winogradChunkFloats = 1 << 21
 /// of a 512-channel layer: 4 MiB).
 let winogradThreadChunkFloats = 1 << 19
 
+/// U (the transformed weight, all elements) above this many floats (8 M = 32 MiB, the L3 of
+/// the machine it was measured on) is read from memory by every chunk, so such layers take
+/// chunks of up to U's floats (see the file contract; figures: Benchmarks.md, Convolution).
+let winogradStreamedUFloats = 8 << 20
+
 extension ConvGeometry {
     /// Whether the geometry is one Winograd F(2x2, 3x3) computes.
     var allowsWinograd: Bool {
@@ -84,12 +93,13 @@ extension ConvGeometry {
 /// columns), y `[N, Cout, pool.h, pool.w]` is the 2x2 stride-2 max pool of that result, each
 /// 2x2 output tile being one pool window: the convolution's output is never stored.
 /// `tile`: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (with a pool, each tile then holds 2x2 pool
-/// windows). `isa` and `chunkFloats` (V + M floats of a chunk) are for tests.
+/// windows). `isa`, `chunkFloats` (V + M floats of a chunk) and `streamedUFloats` are for tests.
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
                          pool: (h: Int, w: Int)? = nil, tile: Int = 2,
                          cachedWeight: CachedOperand? = nil,
-                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil) {
+                         isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil,
+                         streamedUFloats: Int = winogradStreamedUFloats) {
     precondition(g.allowsWinograd && (tile == 2 || tile == 4))
     let elements = (tile + 2) * (tile + 2), transforms = WinogradTransforms.of(tile: tile)
     if let pool {
@@ -108,8 +118,13 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
     // Whole chunks per thread (each chunk's V and M stay in that core's L2) when there are
     // enough to share evenly; otherwise one large chunk at a time with each stage split
     // over the threads (fewer, larger chunks: fewer thread hand-offs).
+    let uStride = roundUp(cout, mr) * cin
     var nt: Int, split: Bool
-    if let chunkFloats {
+    if elements * uStride > streamedUFloats {
+        // U is read from memory by every chunk: chunks as large as U, one at a time.
+        nt = chunkTiles(max(chunkFloats ?? winogradChunkFloats, elements * uStride))
+        split = false
+    } else if let chunkFloats {
         nt = chunkTiles(chunkFloats)
         split = convSplitsItems(g.batch * ((tiles + nt - 1) / nt))
     } else {
@@ -124,7 +139,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
         if !split && Compute.threads > 1 && !ParallelState.inWorker { nt = chunkTiles(winogradChunkFloats) }
     }
     let chunksPerImage = (tiles + nt - 1) / nt, items = g.batch * chunksPerImage
-    let uStride = roundUp(cout, mr) * cin, vStride = nt * cin, mStride = cout * nt
+    let vStride = nt * cin, mStride = cout * nt
     // U: from the packed-weight cache when it holds this weight, else computed here.
     func transformWeights(_ dst: UnsafeMutablePointer<Float>) {
         let pu = UncheckedSendable(dst)

@@ -16,11 +16,13 @@ import FCNTestSupport
 import Testing
 
 private func forwardF4(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?, relu: Bool,
-                       isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int = winogradChunkFloats) -> Tensor {
+                       isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int = winogradChunkFloats,
+                       streamedUFloats: Int = winogradStreamedUFloats) -> Tensor {
     Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         out.initialize(repeating: .nan)
         convForwardWinograd(g, x: x.storage.pointer, w: w.storage.pointer, bias: b.map { UnsafePointer($0.storage.pointer) },
-                            y: out.baseAddress!, relu: relu, tile: 4, isa: isa, chunkFloats: chunkFloats)
+                            y: out.baseAddress!, relu: relu, tile: 4, isa: isa, chunkFloats: chunkFloats,
+                            streamedUFloats: streamedUFloats)
     }
 }
 
@@ -28,7 +30,9 @@ private func forwardF4(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?
     static let tolerance: Float = 1e-5
 
     /// Every ISA path, default and one-panel chunks (chunks start mid-row of tiles, the last
-    /// is partial), against the naive loops; every path gives the same bits.
+    /// is partial), against the naive loops; every path gives the same bits, and so does the
+    /// schedule of a U streamed from memory (chunks of up to U's floats, each stage split
+    /// over the threads; the 64 -> 70 case takes two such chunks).
     @Test(arguments: ConvWinogradTests.cases + [
         WinogradCase(n: 1, cin: 64, cout: 70, h: 33, w: 17, pad: (1, 1, 1, 1), bias: true, relu: true),  // wide, 33 = 4*8+1
         WinogradCase(n: 2, cin: 8, cout: 9, h: 6, w: 10, pad: (2, 2, 2, 2), bias: true, relu: false),    // pad 2
@@ -47,6 +51,10 @@ private func forwardF4(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?
             let chunked = forwardF4(g, x, w, b, relu: c.relu, isa: isa, chunkFloats: 36 * (c.cin + c.cout) * nr)
             let same = chunked.scalars == whole.scalars
             #expect(same, "\(c) \(isa): one-panel chunks give the same bits")
+            let streamed = forwardF4(g, x, w, b, relu: c.relu, isa: isa, chunkFloats: 36 * (c.cin + c.cout) * nr,
+                                     streamedUFloats: 0)
+            let sameStreamed = streamed.scalars == whole.scalars
+            #expect(sameStreamed, "\(c) \(isa): the streamed-U schedule gives the same bits")
         }
     }
 

@@ -179,6 +179,23 @@ private struct Operands {
         }
     }
 
+    /// Guided chunks cover every panel once, in order, shrink to single panels at the end
+    /// (so threads finish within about one panel of each other) and stay few; equal shares
+    /// give one chunk per thread.
+    @Test(arguments: [(133, 2), (10, 2), (1, 2), (133, 4), (7, 8)])
+    func guidedChunksCoverThePanels(_ panels: Int, _ threads: Int) {
+        let b = GEMMPlan.guidedChunks(panels: panels, threads: threads, equalShares: false)
+        #expect(b.first == 0 && b.last == panels)
+        let sizes = zip(b.dropFirst(), b).map { $0 - $1 }
+        #expect(sizes.allSatisfy { $0 >= 1 }, "\(sizes)")
+        #expect(zip(sizes.dropFirst(), sizes).allSatisfy { $0 <= $1 }, "non-increasing: \(sizes)")
+        #expect(sizes.suffix(min(sizes.count, threads)).allSatisfy { $0 == 1 } || panels < 2 * threads, "\(sizes)")
+        #expect(sizes.count <= 2 * threads * (Int.bitWidth - panels.leadingZeroBitCount + 1), "\(sizes.count) chunks")
+        let equal = GEMMPlan.guidedChunks(panels: panels, threads: threads, equalShares: true)
+        #expect(equal.count == threads + 1 && equal.first == 0 && equal.last == panels)
+        #expect(zip(equal.dropFirst(), equal).allSatisfy { $0 - $1 <= (panels + threads - 1) / threads })
+    }
+
     /// Fused epilogue: row bias, column bias, ReLU (alone and together), with several KC
     /// blocks (k > KC, and tiny blocks) so the epilogue must run only once, after the last block.
     @Test(arguments: [GEMMShape(m: 19, n: 37, k: 1030), GEMMShape(m: 64, n: 200, k: 27), GEMMShape(m: 45, n: 150, k: 60)],
