@@ -227,16 +227,65 @@ FCN_DEFINE_NARROW(kernel_narrow_2, 2)
 FCN_DEFINE_NARROW(kernel_narrow_4, 4)
 FCN_DEFINE_NARROW(kernel_narrow_8, 8)
 
+// The narrow kernel of the fewest columns that covers `nr` <= 8.
+static TGT void kernel_narrow(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                              int mr, int nr, float alpha, float beta, const float *rb, const float *cb, int relu) {
+    if (nr <= 2) kernel_narrow_2(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+    else if (nr <= 4) kernel_narrow_4(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+    else kernel_narrow_8(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+}
+
+// MR x 16 microkernel for a last panel of 9 to 16 columns (a thread's share of 289 Winograd
+// tiles ends on one): one load of B, MR broadcasts and MR FMAs per k step, half of
+// `kernel_full`'s. Each element gets the FMAs and the write-back of `kernel_full`'s first
+// vector, so the same bits.
+static TGT void kernel_half(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                            int mr, int nr, float alpha, float beta,
+                            const float *rb, const float *cb, int relu) {
+    __m512 acc0[MR];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) acc0[i] = _mm512_setzero_ps();
+#pragma clang loop unroll_count(4)
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(pb);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < MR; i++) acc0[i] = _mm512_fmadd_ps(_mm512_set1_ps(pa[i]), b0, acc0[i]);
+        pa += MR;
+        pb += NR;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = mask_n(nr);
+    __m512 cb0 = cb ? _mm512_maskz_loadu_ps(m0, cb) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            float *ci = c + i * ldc;
+            __m512 r = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps();
+            _mm512_mask_storeu_ps(ci, m0, epi(acc0[i], va, beta, vb, ci, m0, _mm512_add_ps(cb0, r), relu));
+        }
+    }
+}
+
 // The microkernel for an edge of `mr` rows: the smallest of 4, 8, MR rows that covers it;
-// a panel of at most 8 columns runs the narrow kernels instead.
+// a panel of at most 8 columns runs the narrow kernels instead, one of 9 to 24 the half one
+// (and a narrow one past column 16).
 static TGT void kernel(ptrdiff_t kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
                        int mr, int nr, float alpha, float beta,
                        const float *rb, const float *cb, int relu,
                        const char *pf, ptrdiff_t pfStride, ptrdiff_t pfRows) {
     if (nr <= 8) {
-        if (nr <= 2) kernel_narrow_2(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
-        else if (nr <= 4) kernel_narrow_4(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
-        else kernel_narrow_8(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+        kernel_narrow(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+        return;
+    }
+    if (nr <= 16) {
+        kernel_half(kc, pa, pb, c, ldc, mr, nr, alpha, beta, rb, cb, relu);
+        return;
+    }
+    if (nr <= 24) {
+        // 17 ... 24 columns: the half kernel, then the narrow one on the rest (at most 22
+        // FMAs per k step instead of 28); same bits per element.
+        kernel_half(kc, pa, pb, c, ldc, mr, 16, alpha, beta, rb, cb, relu);
+        kernel_narrow(kc, pa, pb + 16, c + 16, ldc, mr, nr - 16, alpha, beta, rb, cb ? cb + 16 : 0, relu);
         return;
     }
     if (mr > 8 || MR <= 8)

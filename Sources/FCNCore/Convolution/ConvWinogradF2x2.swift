@@ -8,9 +8,10 @@
 // in fcn_winograd.h); the 16 products `M_e [Cout, tiles] = U_e [Cout, Cin] x V_e [Cin, tiles]`
 // run on the SGEMM engine's macro-kernel, U packed once per call, V written by the input
 // transform straight into packed-B panels.
-// Per image, tiles are processed in chunks of `nt` (whole chunks per thread when there are
-// enough, else each stage split over the threads): input transform, the 16 GEMMs, output
-// transform with bias and ReLU. Every chunk reads all of U, so when U is larger than the L3
+// Per image, tiles are processed in chunks of `nt` (each thread a share of every image's
+// tiles when each gets at least a panel of them, else one chunk at a time with each stage
+// split over the threads): input transform, the 16 GEMMs, output transform with bias and
+// ReLU. Every chunk reads all of U, so when U is larger than the L3
 // (`winogradStreamedUFloats`: 512 -> 512 channels in F(4x4)) it comes from memory once per
 // chunk; such layers take chunks of up to U's size (at 65 x 65 the whole image) one at a
 // time, each stage split over the threads (the products over the elements, so each thread
@@ -115,31 +116,40 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
         let chunks = (tiles + ntMax - 1) / ntMax
         return min(roundUp((tiles + chunks - 1) / chunks, nr), roundUp(tiles, nr))
     }
-    // Whole chunks per thread (each chunk's V and M stay in that core's L2) when there are
-    // enough to share evenly; otherwise one large chunk at a time with each stage split
-    // over the threads (fewer, larger chunks: fewer thread hand-offs).
+    // Per-thread shares (each chunk's V and M stay near that core) when every thread gets at
+    // least a panel of tiles; otherwise, or when U is streamed from memory, one large chunk
+    // at a time with each stage split over the threads (fewer, larger chunks: fewer thread
+    // hand-offs).
     let uStride = roundUp(cout, mr) * cin
-    var nt: Int, split: Bool
+    let threads = Compute.threads > 1 && !ParallelState.inWorker ? Compute.threads : 1
+    var nt: Int, shares: Bool
     if elements * uStride > streamedUFloats {
         // U is read from memory by every chunk: chunks as large as U, one at a time.
         nt = chunkTiles(max(chunkFloats ?? winogradChunkFloats, elements * uStride))
-        split = false
-    } else if let chunkFloats {
-        nt = chunkTiles(chunkFloats)
-        split = convSplitsItems(g.batch * ((tiles + nt - 1) / nt))
+        shares = false
     } else {
-        nt = max(min(2 * nr, roundUp(tiles, nr)), chunkTiles(winogradThreadChunkFloats))
-        split = convSplitsItems(g.batch * ((tiles + nt - 1) / nt))
-        // Smaller chunks (down to one panel) when that lets whole chunks be shared evenly.
-        var smaller = nt - nr
-        while !split && smaller >= nr && Compute.threads > 1 && !ParallelState.inWorker {
-            if convSplitsItems(g.batch * ((tiles + smaller - 1) / smaller)) { nt = smaller; split = true }
-            smaller -= nr
-        }
-        if !split && Compute.threads > 1 && !ParallelState.inWorker { nt = chunkTiles(winogradChunkFloats) }
+        shares = threads > 1 && g.batch * tiles >= threads * nr
+        nt = chunkFloats.map(chunkTiles)
+            ?? (shares ? max(min(2 * nr, roundUp(tiles, nr)), chunkTiles(winogradThreadChunkFloats))
+                       : chunkTiles(winogradChunkFloats))
     }
-    let chunksPerImage = (tiles + nt - 1) / nt, items = g.batch * chunksPerImage
     let vStride = nt * cin, mStride = cout * nt
+    // The chunks (image, first tile, tiles) each thread runs: with shares, the tiles of each
+    // image are split into one share per thread at multiples of half a panel (289 tiles:
+    // 144 and 145, where whole chunks of 32 gave 160 and 129; the GEMM kernels run a last
+    // panel of 9 ... 24 columns at half cost or less), each share in chunks of at most nt.
+    let work: [[(n: Int, t0: Int, count: Int)]] = (0..<(shares ? threads : 1)).map { w in
+        var list: [(n: Int, t0: Int, count: Int)] = []
+        for n in 0..<g.batch {
+            let share = shares ? GEMMPlan.part(w, of: threads, total: tiles, align: max(1, nr / 2)) : 0..<tiles
+            var t0 = share.lowerBound
+            while t0 < share.upperBound {
+                list.append((n, t0, min(nt, share.upperBound - t0)))
+                t0 += nt
+            }
+        }
+        return list
+    }
     // U: from the packed-weight cache when it holds this weight, else computed here.
     func transformWeights(_ dst: UnsafeMutablePointer<Float>) {
         let pu = UncheckedSendable(dst)
@@ -163,8 +173,7 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
         let u = UnsafePointer(uPacked)
         // One chunk: input transform (split over channels), 16 GEMMs (over elements), output
         // transform (over output channels); inside a worker each split runs serially.
-        func run(_ item: Int, _ v: UnsafeMutablePointer<Float>) {
-            let n = item / chunksPerImage, t0 = (item % chunksPerImage) * nt, cnt = min(nt, tiles - t0)
+        func run(_ n: Int, _ t0: Int, _ cnt: Int, _ v: UnsafeMutablePointer<Float>) {
             let m = v + elements * vStride
             let p = UncheckedSendable((x + n * cin * g.inPlane, y + n * cout * yPlane, u, v, m))
             winogradInput(g, isa: isa, x: p.value.0, t0: t0, count: cnt, panel: nr, v: p.value.3, vStride: vStride,
@@ -188,8 +197,8 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
                 }
             }
         }
-        convRun(items, split: split, workspace: elements * (vStride + mStride)) { range, v in
-            for item in range { run(item, v) }
+        convRun(work.count, split: work.count > 1, workspace: elements * (vStride + mStride)) { range, v in
+            for w in range { for c in work[w] { run(c.n, c.t0, c.count, v) } }
         }
         withExtendedLifetime(cached) {}
     }

@@ -36,6 +36,7 @@ private func forwardF4(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?
     @Test(arguments: ConvWinogradTests.cases + [
         WinogradCase(n: 1, cin: 64, cout: 70, h: 33, w: 17, pad: (1, 1, 1, 1), bias: true, relu: true),  // wide, 33 = 4*8+1
         WinogradCase(n: 2, cin: 8, cout: 9, h: 6, w: 10, pad: (2, 2, 2, 2), bias: true, relu: false),    // pad 2
+        WinogradCase(n: 1, cin: 3, cout: 20, h: 65, w: 65, pad: (1, 1, 1, 1), bias: true, relu: true),   // 289 tiles: shares 144, 145
     ])
     func matchesReferenceOnEveryPath(_ c: WinogradCase) {
         let x = Tensor.randn([c.n, c.cin, c.h, c.w], seed: 21), w = Tensor.randn([c.cout, c.cin, 3, 3], seed: 22)

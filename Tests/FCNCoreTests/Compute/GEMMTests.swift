@@ -240,11 +240,12 @@ private struct Operands {
         }
     }
 
-    /// A last panel of 1 ... 8 columns (the AVX-512 narrow kernels: the rows in the lanes)
-    /// gives the bits that the same columns get inside a full 32-column panel: C = A x B[:, :n]
-    /// against the first n columns of A x B[:, :64], with beta, biases and ReLU, M with an
-    /// edge row panel (13 and 30 rows), on every ISA path.
-    @Test(arguments: [1, 2, 3, 5, 8])
+    /// A last panel of 1 ... 8 columns (the AVX-512 narrow kernels: the rows in the lanes), of
+    /// 9 ... 16 (the half kernel: one vector per row) or of 17 ... 24 (both) gives the bits that the same columns
+    /// get inside a full 32-column panel: C = A x B[:, :n] against the first n columns of
+    /// A x B[:, :64], with beta, biases and ReLU, M with an edge row panel (13 and 30 rows),
+    /// on every ISA path.
+    @Test(arguments: [1, 2, 3, 5, 8, 9, 13, 16, 17, 24, 25])
     func narrowLastPanelGivesTheFullPanelsBits(_ tail: Int) {
         let (k, wide, n) = (70, 64, 32 + tail)
         for m in [13, 30] {
