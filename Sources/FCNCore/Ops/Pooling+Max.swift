@@ -264,7 +264,23 @@ func maxPoolPlaneValues(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<F
             h += 1
         }
         let o = out + oh * g.outW
-        for ow in 0..<g.outW {
+        // Windows of 3 wholly inside the row (the ResNet stem's 3x3 pool): a straight loop
+        // with the same comparisons in the same order as the general one below.
+        var interior = 0..<0
+        if g.kW == 3 {
+            // ow * sW - pW >= 0 and ow * sW - pW + 3 <= W.
+            let lo = min(g.outW, (g.pW + g.sW - 1) / g.sW), last = W - 3 + g.pW
+            let hi = last < 0 ? lo : min(g.outW, max(lo, last / g.sW + 1))
+            interior = lo..<hi
+            for ow in interior {
+                let r = rowMax + (ow * g.sW - g.pW)
+                var m = r[0]
+                if r[1] > m || r[1].isNaN { m = r[1] }
+                if r[2] > m || r[2].isNaN { m = r[2] }
+                o[ow] = m
+            }
+        }
+        for ow in 0..<g.outW where !interior.contains(ow) {
             let left = ow * g.sW - g.pW
             let w0 = max(left, 0), w1 = min(left + g.kW, W)
             var m = rowMax[w0]

@@ -31,6 +31,35 @@ import FCNTestSupport
         expectClose(gx, c.tensor("grad_x"), tolerance: 1e-5, "\(c) grad_x")
     }
 
+    /// The row-cached kernel (each input row interpolated along the row once) gives the bits
+    /// of the per-output formula h0 * (w0 * r0[c0] + w1 * r0[c1]) + h1 * (w0 * r1[c0] + w1 *
+    /// r1[c1]) with ATen's indices and weights: the torchvision head's 65 -> 520 upsampling,
+    /// downsampling that skips rows, non-square sizes, both corner modes, a batch.
+    @Test(arguments: [([1, 3, 65, 65], 520, 520), ([2, 2, 17, 23], 5, 9), ([1, 1, 7, 3], 30, 11), ([1, 2, 1, 1], 4, 3)])
+    func rowCachedKernelGivesThePerOutputFormulasBits(_ shape: [Int], _ outH: Int, _ outW: Int) {
+        let x = Tensor.randn(shape, seed: 41)
+        for ac in [false, true] {
+            let y = interpolateBilinear(x, size: Size2(outH, outW), alignCorners: ac)
+            let ay = LinearAxis(inSize: shape[2], outSize: outH, alignCorners: ac, scale: nil)
+            let ax = LinearAxis(inSize: shape[3], outSize: outW, alignCorners: ac, scale: nil)
+            let xs = x.scalars, ys = y.scalars
+            var same = true
+            for p in 0..<(shape[0] * shape[1]) {
+                let src = p * shape[2] * shape[3]
+                for oh in 0..<outH {
+                    let r0 = src + ay.i0[oh] * shape[3], r1 = src + ay.i1[oh] * shape[3]
+                    for ow in 0..<outW {
+                        let (c0, c1, w0, w1) = (ax.i0[ow], ax.i1[ow], ax.l0[ow], ax.l1[ow])
+                        let top = w0 * xs[r0 + c0] + w1 * xs[r0 + c1], bottom = w0 * xs[r1 + c0] + w1 * xs[r1 + c1]
+                        let v = ay.l0[oh] * top + ay.l1[oh] * bottom
+                        if v.bitPattern != ys[(p * outH + oh) * outW + ow].bitPattern { same = false }
+                    }
+                }
+            }
+            #expect(same, "\(shape) -> \(outH)x\(outW) alignCorners \(ac)")
+        }
+    }
+
     /// The reference example: [[1,2],[3,4]] to 4x4 (alignCorners false).
     @Test func twoByTwoToFourByFour() {
         let x = Tensor(shape: [1, 1, 2, 2], scalars: [1, 2, 3, 4])
