@@ -56,20 +56,11 @@ func conv2dPolyphase(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Con
     let p = polyphaseGeometry(g, dilation: d)
     let (H, W, mh, mw) = (g.inH, g.inW, p.inH, p.inW)
     let rows = polyphaseBlocks(H, dilation: d), cols = polyphaseBlocks(W, dilation: d)
-    // Gather: one (image, channel) plane per task; the separators and any row or column
-    // past a short phase stay zero.
+    // Gather: one (image, channel) plane per task.
     let mosaic = Tensor.make(shape: [g.batch, g.inChannels, mh, mw]) { out in
         let dst = UncheckedSendable(out.baseAddress!), src = UncheckedSendable(UnsafePointer(x.storage.pointer))
         parallelFor(g.batch * g.inChannels) { t in
-            let plane = src.value + t * H * W, o = dst.value + t * mh * mw
-            o.update(repeating: 0, count: mh * mw)
-            for h in 0..<H {
-                let r = plane + h * W, row = o + (rows.starts[h % d] + h / d) * mw
-                for b in 0..<min(d, W) {
-                    let seg = row + cols.starts[b]
-                    for j in 0..<cols.lengths[b] { seg[j] = r[d * j + b] }
-                }
-            }
+            polyphaseGather(src.value + t * H * W, H: H, W: W, dilation: d, rows: rows, cols: cols, into: dst.value + t * mh * mw)
         }
     }
     let mode = ConvMode(cachedWeight: ConvMode.conv2d(x: x, weight: weight, bias: bias).cachedWeight)
@@ -81,14 +72,111 @@ func conv2dPolyphase(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Con
     return Tensor.make(shape: [g.batch, g.outChannels, g.outH, g.outW]) { out in
         let dst = UncheckedSendable(out.baseAddress!), src = UncheckedSendable(UnsafePointer(result.storage.pointer))
         parallelFor(g.batch * g.outChannels) { t in
-            let plane = dst.value + t * H * W, s = src.value + t * mh * mw
-            for h in 0..<H {
-                let r = plane + h * W, row = s + (rows.starts[h % d] + h / d) * mw
-                for b in 0..<min(d, W) {
-                    let seg = row + cols.starts[b]
-                    for j in 0..<cols.lengths[b] { r[d * j + b] = seg[j] }
-                }
-            }
+            polyphaseScatter(src.value + t * mh * mw, H: H, W: W, dilation: d, rows: rows, cols: cols,
+                             into: dst.value + t * H * W)
         }
     }
+}
+
+typealias PolyphaseBlocks = (starts: [Int], lengths: [Int], extent: Int)
+
+/// One plane `x` (H x W) into its mosaic `m` (`rows.extent` x `cols.extent`, see the file
+/// contract): every mosaic pixel written, the separators 0. Rows split into their column
+/// phases 16 values per phase at a time for d = 2 and 4 (a vector load and its even / odd
+/// lanes), one value at a time otherwise and at the row ends (`vectorised` false: always;
+/// tests hold the two equal).
+func polyphaseGather(_ x: UnsafePointer<Float>, H: Int, W: Int, dilation d: Int, rows: PolyphaseBlocks,
+                     cols: PolyphaseBlocks, into m: UnsafeMutablePointer<Float>, vectorised: Bool = true) {
+    let mw = cols.extent
+    for a in 0..<(d - 1) where rows.starts[a] + rows.lengths[a] < rows.extent {
+        (m + (rows.starts[a] + rows.lengths[a]) * mw).update(repeating: 0, count: mw)
+    }
+    for h in 0..<H {
+        let r = x + h * W, row = m + (rows.starts[h % d] + h / d) * mw
+        for b in 0..<(d - 1) where cols.starts[b] + cols.lengths[b] < mw { row[cols.starts[b] + cols.lengths[b]] = 0 }
+        var j = 0
+        if vectorised && d == 2 {
+            let (p0, p1) = (row + cols.starts[0], row + cols.starts[1])
+            while 2 * j + 32 <= W {
+                let v = UnsafeRawPointer(r + 2 * j).loadUnaligned(as: SIMD32<Float>.self)
+                UnsafeMutableRawPointer(p0 + j).storeBytes(of: v.evenHalf, as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(p1 + j).storeBytes(of: v.oddHalf, as: SIMD16<Float>.self)
+                j += 16
+            }
+        } else if vectorised && d == 4 {
+            let (p0, p1) = (row + cols.starts[0], row + cols.starts[1])
+            let (p2, p3) = (row + cols.starts[2], row + cols.starts[3])
+            while 4 * j + 64 <= W {
+                let v0 = UnsafeRawPointer(r + 4 * j).loadUnaligned(as: SIMD32<Float>.self)
+                let v1 = UnsafeRawPointer(r + 4 * j + 32).loadUnaligned(as: SIMD32<Float>.self)
+                let (e0, o0, e1, o1) = (v0.evenHalf, v0.oddHalf, v1.evenHalf, v1.oddHalf)
+                UnsafeMutableRawPointer(p0 + j).storeBytes(of: SIMD16(lowHalf: e0.evenHalf, highHalf: e1.evenHalf),
+                                                           as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(p1 + j).storeBytes(of: SIMD16(lowHalf: o0.evenHalf, highHalf: o1.evenHalf),
+                                                           as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(p2 + j).storeBytes(of: SIMD16(lowHalf: e0.oddHalf, highHalf: e1.oddHalf),
+                                                           as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(p3 + j).storeBytes(of: SIMD16(lowHalf: o0.oddHalf, highHalf: o1.oddHalf),
+                                                           as: SIMD16<Float>.self)
+                j += 16
+            }
+        }
+        for b in 0..<min(d, W) {
+            let seg = row + cols.starts[b]
+            for i in j..<cols.lengths[b] { seg[i] = r[d * i + b] }
+        }
+    }
+}
+
+/// The inverse of `polyphaseGather`: the phase pixels of mosaic `m` back into plane `y`
+/// (H x W); separators are dropped.
+func polyphaseScatter(_ m: UnsafePointer<Float>, H: Int, W: Int, dilation d: Int, rows: PolyphaseBlocks,
+                      cols: PolyphaseBlocks, into y: UnsafeMutablePointer<Float>, vectorised: Bool = true) {
+    let mw = cols.extent
+    for h in 0..<H {
+        let r = y + h * W, row = m + (rows.starts[h % d] + h / d) * mw
+        var j = 0
+        if vectorised && d == 2 {
+            let (p0, p1) = (row + cols.starts[0], row + cols.starts[1])
+            while 2 * j + 32 <= W {
+                var v = SIMD32<Float>()
+                v.evenHalf = UnsafeRawPointer(p0 + j).loadUnaligned(as: SIMD16<Float>.self)
+                v.oddHalf = UnsafeRawPointer(p1 + j).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(r + 2 * j).storeBytes(of: v, as: SIMD32<Float>.self)
+                j += 16
+            }
+        } else if vectorised && d == 4 {
+            let (p0, p1) = (row + cols.starts[0], row + cols.starts[1])
+            let (p2, p3) = (row + cols.starts[2], row + cols.starts[3])
+            while 4 * j + 64 <= W {
+                let q0 = UnsafeRawPointer(p0 + j).loadUnaligned(as: SIMD16<Float>.self)
+                let q1 = UnsafeRawPointer(p1 + j).loadUnaligned(as: SIMD16<Float>.self)
+                let q2 = UnsafeRawPointer(p2 + j).loadUnaligned(as: SIMD16<Float>.self)
+                let q3 = UnsafeRawPointer(p3 + j).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(r + 4 * j).storeBytes(
+                    of: interleave4(q0.lowHalf, q1.lowHalf, q2.lowHalf, q3.lowHalf), as: SIMD32<Float>.self)
+                UnsafeMutableRawPointer(r + 4 * j + 32).storeBytes(
+                    of: interleave4(q0.highHalf, q1.highHalf, q2.highHalf, q3.highHalf), as: SIMD32<Float>.self)
+                j += 16
+            }
+        }
+        for b in 0..<min(d, W) {
+            let seg = row + cols.starts[b]
+            for i in j..<cols.lengths[b] { r[d * i + b] = seg[i] }
+        }
+    }
+}
+
+/// The 32 values p0[0], p1[0], p2[0], p3[0], p0[1], ... (the inverse of splitting a row into
+/// its 4 column phases).
+@inline(__always)
+private func interleave4(_ p0: SIMD8<Float>, _ p1: SIMD8<Float>, _ p2: SIMD8<Float>, _ p3: SIMD8<Float>) -> SIMD32<Float> {
+    var e = SIMD16<Float>(), o = SIMD16<Float>(), v = SIMD32<Float>()
+    e.evenHalf = p0
+    e.oddHalf = p2
+    o.evenHalf = p1
+    o.oddHalf = p3
+    v.evenHalf = e
+    v.oddHalf = o
+    return v
 }

@@ -259,6 +259,41 @@ func conv2dWeightGradReference(_ x: Tensor, _ gy: Tensor, weightShape: [Int], st
         }
     }
 
+    /// The mosaic gather writes every pixel (phases where the contract puts them, separators
+    /// 0), its vector path (d = 2 and 4) gives the scalar path's bits, and the scatter undoes
+    /// it exactly, on widths below, at and past one vector (16 per phase) and heights below d.
+    @Test func polyphaseGatherAndScatterMatchTheContract() {
+        for d in [2, 3, 4] {
+            for (h, w) in [(1, 1), (2, 5), (3, 31), (7, 32), (5, 33), (9, 64), (4, 65), (6, 67), (3, 130)] {
+                let rows = polyphaseBlocks(h, dilation: d), cols = polyphaseBlocks(w, dilation: d)
+                let x = Tensor.randn([h, w], seed: UInt64(d * 1000 + h * 10 + w)).scalars
+                func gather(_ vectorised: Bool) -> [Float] {
+                    var m = [Float](repeating: .nan, count: rows.extent * cols.extent)
+                    x.withUnsafeBufferPointer { xb in m.withUnsafeMutableBufferPointer { mb in
+                        polyphaseGather(xb.baseAddress!, H: h, W: w, dilation: d, rows: rows, cols: cols,
+                                        into: mb.baseAddress!, vectorised: vectorised)
+                    } }
+                    return m
+                }
+                let (fast, plain) = (gather(true), gather(false))
+                var expected = [Float](repeating: 0, count: rows.extent * cols.extent)
+                for i in 0..<h { for j in 0..<w {
+                    expected[(rows.starts[i % d] + i / d) * cols.extent + cols.starts[j % d] + j / d] = x[i * w + j]
+                } }
+                #expect(plain == expected, "d \(d) \(h)x\(w): scalar gather")
+                #expect(fast == expected, "d \(d) \(h)x\(w): vector gather")
+                for vectorised in [true, false] {
+                    var y = [Float](repeating: .nan, count: h * w)
+                    fast.withUnsafeBufferPointer { mb in y.withUnsafeMutableBufferPointer { yb in
+                        polyphaseScatter(mb.baseAddress!, H: h, W: w, dilation: d, rows: rows, cols: cols,
+                                         into: yb.baseAddress!, vectorised: vectorised)
+                    } }
+                    #expect(y == x, "d \(d) \(h)x\(w): scatter (vectorised \(vectorised)) undoes the gather")
+                }
+            }
+        }
+    }
+
     @Test func liveTapBoxes() {
         func box(_ x: [Int], _ w: [Int], stride: Size2 = 1, padding: Padding, dilation: Size2 = 1) -> LiveTapBox? {
             conv2dGeometry(op: "test", input: x, weight: w, bias: nil, stride: stride, padding: padding,
