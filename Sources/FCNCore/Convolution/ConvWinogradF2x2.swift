@@ -18,8 +18,9 @@
 // streams only its own U_e). Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in the
 // packed-weight cache when that serves the weight) and per chunk V + M = 16 * nt * (Cin +
 // Cout) floats, at most `winogradThreadChunkFloats` (per thread), `winogradChunkFloats` or,
-// for a U streamed from memory, U's floats, whatever the image size. The input gradient is the same product with the flipped kernel
-// (Convolution/ConvImplicitGEMM.swift); the weight gradient (`convBackwardWeightWinograd`)
+// for a U streamed from memory, U's floats, whatever the image size. The input gradient is
+// the same product with the flipped kernel (Convolution/ConvImplicitGEMM.swift); the weight
+// gradient (`convBackwardWeightWinograd`)
 // reuses the input transform and sums dM_e V_e^T over the tiles, then maps dU back through
 // G^T dU G.
 // Accuracy: every transform factor is 0, +-1 or +-1/2, so the error stays at float rounding

@@ -24,10 +24,13 @@
 // packed-weight cache when the cache serves it). Cost over the direct form: one gather of x
 // and one scatter of y, against 4/9 (F(2x2)) or 1/4 (F(4x4)) of the multiply-adds.
 
+/// The phases of one axis of a mosaic: where each starts, its length, the mosaic's extent.
+typealias PolyphaseBlocks = (starts: [Int], lengths: [Int], extent: Int)
+
 /// Where the phases of a dilation-`d` mosaic start (see the file contract): for an extent
 /// of `n` pixels, the first mosaic row (or column) of each phase, its length, and the
 /// mosaic's extent.
-func polyphaseBlocks(_ n: Int, dilation d: Int) -> (starts: [Int], lengths: [Int], extent: Int) {
+func polyphaseBlocks(_ n: Int, dilation d: Int) -> PolyphaseBlocks {
     var starts: [Int] = [], lengths: [Int] = [], at = 0
     for a in 0..<d {
         let len = max(0, (n - a + d - 1) / d)
@@ -77,8 +80,6 @@ func conv2dPolyphase(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Con
         }
     }
 }
-
-typealias PolyphaseBlocks = (starts: [Int], lengths: [Int], extent: Int)
 
 /// One plane `x` (H x W) into its mosaic `m` (`rows.extent` x `cols.extent`, see the file
 /// contract): every mosaic pixel written, the separators 0. Rows split into their column
