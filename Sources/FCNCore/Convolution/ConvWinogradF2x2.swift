@@ -11,18 +11,17 @@
 // Per image, tiles are processed in chunks of `nt` (each thread a share of every image's
 // tiles when each gets at least a panel of them, else one chunk at a time with each stage
 // split over the threads): input transform, the 16 GEMMs, output transform with bias and
-// ReLU. Every chunk reads all of U, so when U is larger than the L3
-// (`winogradStreamedUFloats`: 512 -> 512 channels in F(4x4)) it comes from memory once per
-// chunk; such layers take chunks of up to U's size (at 65 x 65 the whole image) one at a
-// time, each stage split over the threads (the products over the elements, so each thread
-// streams only its own U_e). Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in the
-// packed-weight cache when that serves the weight) and per chunk V + M = 16 * nt * (Cin +
-// Cout) floats, at most `winogradThreadChunkFloats` (per thread), `winogradChunkFloats` or,
-// for a U streamed from memory, U's floats, whatever the image size. The input gradient is
-// the same product with the flipped kernel (Convolution/ConvImplicitGEMM.swift); the weight
-// gradient (`convBackwardWeightWinograd`)
-// reuses the input transform and sums dM_e V_e^T over the tiles, then maps dU back through
-// G^T dU G.
+// ReLU. Every chunk reads all of U, so when U is larger than the L3 (`winogradStreamedUFloats`:
+// 512 -> 512 channels in F(4x4)) it comes from memory once per chunk; such layers take
+// chunks of up to U's size (at 65 x 65 the whole image) one at a time, each stage split
+// over the threads (the products over the elements, so each thread streams only its own
+// U_e). Workspace: U (16 * roundup(Cout, MR) * Cin floats; kept in the packed-weight cache
+// when that serves the weight) and per chunk V + M = 16 * nt * (Cin + Cout) floats, at most
+// `winogradThreadChunkFloats` (per thread), `winogradChunkFloats` or, for a U streamed from
+// memory, U's floats, whatever the image size. The input gradient is the same product with
+// the flipped kernel (Convolution/ConvImplicitGEMM.swift); the weight gradient
+// (`convBackwardWeightWinograd`) reuses the input transform and sums dM_e V_e^T over the
+// tiles, then maps dU back through G^T dU G.
 // Accuracy: every transform factor is 0, +-1 or +-1/2, so the error stays at float rounding
 // of the sums (tests hold it to the naive loops and to PyTorch in ConvWinogradTests).
 // One difference from a direct sum: an infinite input cell reaches every output of the

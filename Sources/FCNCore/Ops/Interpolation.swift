@@ -140,27 +140,27 @@ private func bilinear(_ op: String, _ x: Tensor, outH: Int, outW: Int, scaleH: D
         ay.l0.withUnsafeBufferPointer { a0 in ay.l1.withUnsafeBufferPointer { a1 in
         ax.i0.withUnsafeBufferPointer { x0 in ax.i1.withUnsafeBufferPointer { x1 in
         ax.l0.withUnsafeBufferPointer { b0 in ax.l1.withUnsafeBufferPointer { b1 in
-            // Each input row an output row reads is interpolated along the row once (`rows`:
-            // one slot per input row, filled on first use; an upsampling reads each for many
-            // output rows), then every output row is h0 * rows[y0] + h1 * rows[y1]: the same
-            // products in the same order as h0 * (w0 * r0[c0] + w1 * r0[c1]) + h1 * (...), so
-            // the same bits.
+            // Each input row an output row reads is interpolated along the row once (an
+            // upsampling reads each for many output rows), then every output row is
+            // h0 * rows[y0] + h1 * rows[y1]: the same products in the same order as
+            // h0 * (w0 * r0[c0] + w1 * r0[c1]) + h1 * (...), so the same bits.
             parallelFor(planes) { p in
                 let src = xp + p * inPlane, dst = o + p * outPlane
-                withScratch(inH * outW) { rows in
-                    // y0 and y1 never decrease and y1 is y0 or y0 + 1, so a row is new exactly
-                    // when it is past the last one filled.
+                // Two slots, input row y in slot y % 2: y0 and y1 never decrease and y1 is y0
+                // or y0 + 1, so a row is new exactly when it is past the last one filled, and
+                // the row it then replaces (two back) is never read again.
+                withScratch(2 * outW) { rows in
                     var last = -1
                     func fill(_ y: Int) {
                         guard y > last else { return }
-                        let r = src + y * inW, hr = rows + y * outW
+                        let r = src + y * inW, hr = rows + (y & 1) * outW
                         for ow in 0..<outW { hr[ow] = b0[ow] * r[x0[ow]] + b1[ow] * r[x1[ow]] }
                         last = y
                     }
                     for oh in 0..<outH {
                         fill(y0[oh])
                         fill(y1[oh])
-                        let q0 = rows + y0[oh] * outW, q1 = rows + y1[oh] * outW
+                        let q0 = rows + (y0[oh] & 1) * outW, q1 = rows + (y1[oh] & 1) * outW
                         let h0 = a0[oh], h1 = a1[oh]
                         let row = dst + oh * outW
                         for ow in 0..<outW { row[ow] = h0 * q0[ow] + h1 * q1[ow] }
