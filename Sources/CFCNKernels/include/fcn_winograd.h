@@ -106,6 +106,30 @@ void fcn_winograd_f4_output_pool(int isa, const float *m, int64_t estride, int64
                                  int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
                                  float *y, int64_t outH, int64_t outW, int64_t poolH, int64_t poolW, float *scratch);
 
+// MARK: F(6x6, 3x3) (inference forward)
+// The same convolution on 6x6 output tiles: tile (ty, tx) covers output rows 6ty ... 6ty+5
+// and columns 6tx ... 6tx+5 and reads the 8x8 patch at (6ty - pad_top, 6tx - pad_left); 64
+// products per tile and channel pair (direct: 324; F(4x4): 81 for the same 36 outputs).
+// The matrices are in winograd_f6.c; their factors (up to 32 and 1/90) amplify rounding
+// more than F(4x4)'s (tests and the Benchmarks page state the error). Elements
+// e = 8*row + col, 64 of them; layouts, tile numbering, `isa` and clipping as the F(2x2)
+// routines with 16 replaced by 64. No scratch is used (the argument is kept for the
+// common signature).
+
+/// U_e for the 64 elements (G g G^T, computed in double), layout as fcn_winograd_f2_weights.
+void fcn_winograd_f6_weights(const float *w, int64_t cout, int64_t cin, int64_t mr, int64_t q0, int64_t q1,
+                             float *u, int64_t estride);
+
+/// V_e for the 64 elements, layout as fcn_winograd_f2_input (lanes past nt set to 0).
+void fcn_winograd_f6_input(int isa, const float *x, int64_t C, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left,
+                           int64_t tiles_w, int64_t t0, int64_t nt, int64_t c0, int64_t c1, int64_t nr,
+                           float *v, int64_t estride, float *scratch);
+
+/// y from the 64 products, as fcn_winograd_f2_output.
+void fcn_winograd_f6_output(int isa, const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1,
+                            int64_t tiles_w, int64_t t0, int64_t nt, const float *bias, int relu,
+                            float *y, int64_t outH, int64_t outW, float *scratch);
+
 // MARK: F(2, 7) along the rows (kernels kh x 7)
 // A stride-1, dilation-1 cross-correlation with kh x 7 kernels (fc6 of VGG16-FCN is 7 x 7)
 // computed on pairs of output columns: the pair (2tx, 2tx + 1) of an output row reads the

@@ -51,6 +51,9 @@ enum ConvAlgorithm: Equatable {
     /// Winograd F(4x4, 3x3) (Convolution/ConvWinogradF2x2.swift, `tile: 4`): forward, with its
     /// U from the packed-weight cache when `cachedWeight` is set, and weight gradient.
     case winogradF4x4(cachedWeight: CachedOperand?)
+    /// Winograd F(6x6, 3x3) (Convolution/ConvWinogradF2x2.swift, `tile: 6`) with its U from
+    /// the packed-weight cache (inference). Forward only.
+    case winogradF6x6(cachedWeight: CachedOperand)
     /// Winograd F(2, 7) along the rows with `u` from the packed-weight cache
     /// (Convolution/ConvWinogradF27.swift). Forward only.
     case winogradF27(u: PackedWeights)
@@ -90,6 +93,8 @@ let winogradEnabled: Bool = getenvString("FCN_WINOGRAD") != "0"
 
 /// `FCN_WINOGRAD_F4=0` keeps inference on F(2x2, 3x3) tiles process-wide (read once).
 let winogradF4Enabled: Bool = getenvString("FCN_WINOGRAD_F4") != "0"
+/// `FCN_WINOGRAD_F6=0` keeps F(4x4) where `winogradF6Pays` would pick F(6x6) (comparisons).
+let winogradF6Enabled: Bool = getenvString("FCN_WINOGRAD_F6") != "0"
 
 /// `FCN_MARGIN=0` turns the constant-margin form (rule 0) off process-wide (read once).
 let marginEnabled: Bool = getenvString("FCN_MARGIN") != "0"
@@ -167,7 +172,9 @@ extension ConvGeometry {
     ///    instead (4x4 tiles, 1/4 of the direct multiply-adds) when the cache serves the weight
     ///    (`winogradF4Weight`: U, 4 times the weight, is built once and kept), or without
     ///    the cache when `winogradF4PerCall` (planes large enough for the per-call
-    ///    transform of the larger U to pay: training, or the cache off).
+    ///    transform of the larger U to pay: training, or the cache off). With the cache and
+    ///    `winogradF6Pays` (wide layers on planes that 6x6 tiles cover with little waste),
+    ///    `winogradF6x6` (0.74 of F(4x4)'s products on 65 x 65), except in bfloat16.
     /// 6. `winogradF27` when the cache serves the weight and `usesWinogradF27` (kh x 7,
     ///    stride 1, dilation 1, groups 1, at least 64 input and output channels), and the
     ///    cache holds its U: 4/7 of the multiply-adds, but U (8/7 of the weight) is worth
@@ -212,7 +219,11 @@ extension ConvGeometry {
             let nb = batchedImages
             if nb > 0 { return .batchedColumns(images: nb) }
             if usesWinograd {
-                if let weight = winogradF4Weight(mode) { return .winogradF4x4(cachedWeight: weight) }
+                if let weight = winogradF4Weight(mode) {
+                    // Bfloat16 keeps F(4x4): its rounding of V would grow with F(6x6)'s factors.
+                    let f6 = winogradF6Pays && !weight.isa.reducedPrecision
+                    return f6 ? .winogradF6x6(cachedWeight: weight) : .winogradF4x4(cachedWeight: weight)
+                }
                 if mode.cachedWeight == nil && winogradF4PerCall { return .winogradF4x4(cachedWeight: nil) }
                 return .winogradF2x2(cachedWeight: mode.cachedWeight)
             }
@@ -310,6 +321,25 @@ extension ConvGeometry {
     var winogradF4PerCall: Bool {
         winograd == .auto && winogradF4Enabled && ((outH + 3) / 4) * ((outW + 3) / 4) >= ConvGeometry.winogradF4MinTiles
     }
+
+    /// Rule 5 at inference with a cached weight: F(6x6, 3x3) instead of F(4x4, 3x3) when both
+    /// channel counts are at least `winogradF6MinChannels` and the 6x6 tiles need at most
+    /// `winogradF6MaxWork` of the 4x4 tiles' products (64 per 6x6 tile, 36 per 4x4 tile: the
+    /// ratio is 0.74 on 65 x 65 and 66 x 66 planes, where 6 divides the padded extent
+    /// evenly, but up to 1.3 where it does not). Its transforms cost more per output than
+    /// F(4x4)'s, so narrow layers (whose GEMMs are short) lose; its U is 64/36 of F(4x4)'s.
+    var winogradF6Pays: Bool {
+        guard winogradF6Enabled, inChannels >= ConvGeometry.winogradF6MinChannels,
+              outChannels >= ConvGeometry.winogradF6MinChannels else { return false }
+        let t6 = ((outH + 5) / 6) * ((outW + 5) / 6), t4 = ((outH + 3) / 4) * ((outW + 3) / 4)
+        return Double(64 * t6) <= ConvGeometry.winogradF6MaxWork * Double(36 * t4)
+    }
+
+    /// Fewest input and output channels of `winogradF6Pays`.
+    static let winogradF6MinChannels = 256
+
+    /// Largest ratio of F(6x6) to F(4x4) products of `winogradF6Pays`.
+    static let winogradF6MaxWork = 0.85
 
     /// Fewest 4x4 output tiles per image of `winogradF4PerCall`.
     static let winogradF4MinTiles = 64

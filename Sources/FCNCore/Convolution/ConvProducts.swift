@@ -23,6 +23,9 @@ func convForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Fl
     case .winogradF4x4(let cachedWeight):
         convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, tile: 4, cachedWeight: cachedWeight,
                             isa: cachedWeight?.isa ?? GEMMConfig.defaultISA)
+    case .winogradF6x6(let cachedWeight):
+        convForwardWinograd(g, x: x, w: w, bias: bias, y: y, relu: relu, tile: 6, cachedWeight: cachedWeight,
+                            isa: cachedWeight.isa)
     case .winogradF27(let u):
         convForwardWinogradF27(g, x: x, u: u, bias: bias, y: y, relu: relu)
     case .strassen(let blockSums):
@@ -59,7 +62,7 @@ func convBackwardData(_ g: ConvGeometry, gy: UnsafePointer<Float>, w: UnsafePoin
     case .col2imTiles:
         convBackwardDataCol2im(g, gy: gy, w: w, gx: gx)
     case .constantMargin, .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect,
-         .winogradF2x2, .winogradF4x4, .winogradF27, .strassen, .implicitGEMM:
+         .winogradF2x2, .winogradF4x4, .winogradF6x6, .winogradF27, .strassen, .implicitGEMM:
         fcnFail("conv2d", "\(algorithm) does not compute an input gradient")
     }
 }
@@ -81,7 +84,7 @@ func convBackwardWeight(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: UnsafePo
     case .implicitGEMM:
         convBackwardWeightImplicitGEMM(g, x: x, gy: gy, gw: gw, pointwise: false)
     case .constantMargin, .liveTapBox, .winogradF2x2ReLUPool, .winogradF4x4ReLUPool, .dilatedPolyphase, .depthwiseDirect,
-         .winogradF27, .strassen, .flippedKernel,
+         .winogradF6x6, .winogradF27, .strassen, .flippedKernel,
          .subpixelPhases, .col2imTiles:
         fcnFail("conv2d", "\(algorithm) does not compute a weight gradient")
     }

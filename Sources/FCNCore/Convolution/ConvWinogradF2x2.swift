@@ -33,6 +33,12 @@
 // weight gradient likewise (dM = A dY A^T of 4x4 tiles, G^T dU G).
 // Its factors (up to 8 and 1/24) amplify rounding about 20 times more than F(2x2)'s (still
 // about 1e-7 of the sum of |terms| in float32; Benchmarks.md, Accuracy).
+// F(6x6, 3x3) (`tile: 6`: `winogradF6x6`, inference forward only, no pool) likewise with 8x8
+// patches and 64 elements (fcn_winograd_f6_* in CFCNKernels): 64 products per 6x6 tile,
+// 0.79 of F(4x4)'s per output, and on 65 x 65 and 66 x 66 planes (the ResNet FCNs' layer3,
+// head and phase mosaics) 121 tiles against 289, 0.74 of the products. Factors up to 32 and
+// 1/90: on whole networks its scores stay within about 5e-6 of PyTorch's (Benchmarks.md,
+// Accuracy).
 // When it runs: `ConvGeometry.algorithm(for:mode:)`, rules 1 and 5.
 import CFCNKernels
 
@@ -46,16 +52,22 @@ private struct WinogradTransforms {
     let output: @convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
                                 UnsafePointer<Float>?, Int32, UnsafeMutablePointer<Float>?, Int64, Int64,
                                 UnsafeMutablePointer<Float>?) -> Void
-    let outputPool: @convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
-                                    UnsafePointer<Float>?, Int32, UnsafeMutablePointer<Float>?, Int64, Int64, Int64, Int64,
-                                    UnsafeMutablePointer<Float>?) -> Void
-    let gradOutput: @convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
-                                    UnsafeMutablePointer<Float>?, Int64, Int64) -> Void
-    let weightsGrad: @convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, UnsafeMutablePointer<Float>?) -> Void
+    /// nil for F(6x6), which runs only the plain forward.
+    let outputPool: (@convention(c) (Int32, UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                                     UnsafePointer<Float>?, Int32, UnsafeMutablePointer<Float>?, Int64, Int64, Int64, Int64,
+                                     UnsafeMutablePointer<Float>?) -> Void)?
+    let gradOutput: (@convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                                     UnsafeMutablePointer<Float>?, Int64, Int64) -> Void)?
+    let weightsGrad: (@convention(c) (UnsafePointer<Float>?, Int64, Int64, Int64, Int64, UnsafeMutablePointer<Float>?) -> Void)?
     let inputScratch: (Int) -> Int, outputScratch: (Int) -> Int
 
     static func of(tile: Int) -> WinogradTransforms {
-        tile == 4
+        if tile == 6 {
+            return WinogradTransforms(weights: fcn_winograd_f6_weights, input: fcn_winograd_f6_input,
+                                      output: fcn_winograd_f6_output, outputPool: nil, gradOutput: nil, weightsGrad: nil,
+                                      inputScratch: { _ in 0 }, outputScratch: { _ in 0 })
+        }
+        return tile == 4
             ? WinogradTransforms(weights: fcn_winograd_f4_weights, input: fcn_winograd_f4_input, output: fcn_winograd_f4_output,
                                  outputPool: fcn_winograd_f4_output_pool, gradOutput: fcn_winograd_f4_grad_output,
                                  weightsGrad: fcn_winograd_f4_weights_grad, inputScratch: { 52 * ($0 + 1) },
@@ -94,14 +106,14 @@ extension ConvGeometry {
 /// columns), y `[N, Cout, pool.h, pool.w]` is the 2x2 stride-2 max pool of that result, each
 /// 2x2 output tile being one pool window: the convolution's output is never stored.
 /// `tile`: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (with a pool, each tile then holds 2x2 pool
-/// windows). `isa`, `chunkFloats` (V + M floats of a chunk) and `streamedUFloats` are for tests.
+/// windows), 6 for F(6x6, 3x3) (no pool). `isa`, `chunkFloats` (V + M floats of a chunk) and `streamedUFloats` are for tests.
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
                          pool: (h: Int, w: Int)? = nil, tile: Int = 2,
                          cachedWeight: CachedOperand? = nil,
                          isa: GEMMISA = GEMMConfig.defaultISA, chunkFloats: Int? = nil,
                          streamedUFloats: Int = winogradStreamedUFloats) {
-    precondition(g.allowsWinograd && (tile == 2 || tile == 4))
+    precondition(g.allowsWinograd && (tile == 2 || tile == 4 || (tile == 6 && pool == nil)))
     let elements = (tile + 2) * (tile + 2), transforms = WinogradTransforms.of(tile: tile)
     if let pool {
         precondition(pool.h >= g.outH / 2 && pool.h <= (g.outH + 1) / 2 && pool.w >= g.outW / 2 && pool.w <= (g.outW + 1) / 2)
@@ -184,8 +196,8 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
             }
             parallelChunks(cout, minChunk: 4) { r in
                 withScratch(transforms.outputScratch(tilesW)) { s in
-                    if let pool {
-                        transforms.outputPool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
+                    if let pool, let outputPool = transforms.outputPool {
+                        outputPool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
                                                     Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
                                                     Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
                                                     Int64(g.outW), Int64(pool.h), Int64(pool.w), s)
@@ -235,7 +247,7 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
                     winogradInput(g, isa: isa, x: q.value.0, t0: t0, count: cnt, panel: nt, v: p.value.0, vStride: vStride,
                                   tile: tile)
                     parallelChunks(cout, minChunk: 4) { r in
-                        transforms.gradOutput(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0), Int64(cnt),
+                        transforms.gradOutput!(q.value.1, Int64(g.outH), Int64(g.outW), Int64(tilesW), Int64(t0), Int64(cnt),
                                    Int64(r.lowerBound), Int64(r.upperBound), p.value.1, Int64(mStride), Int64(nt))
                     }
                     let b = beta
@@ -250,7 +262,7 @@ func convBackwardWeightWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, gy: 
         }
         let p = UncheckedSendable((UnsafePointer(du), gw))
         parallelChunks(uStride, minChunk: 256) { r in
-            transforms.weightsGrad(p.value.0, Int64(cout), Int64(cin), Int64(r.lowerBound), Int64(r.upperBound), p.value.1)
+            transforms.weightsGrad!(p.value.0, Int64(cout), Int64(cin), Int64(r.lowerBound), Int64(r.upperBound), p.value.1)
         }
     }
 }
