@@ -15,9 +15,9 @@
 // Order of evaluation (the same on every path, contraction off, so the portable and the
 // AVX-512 instances give identical bits): the input patch gets B^T along each row first,
 // then along each column; the products get A^T along each column first, then along each
-// row. The AVX-512 instances put up to 16 tiles of one tile row in the lanes: the patch
-// rows are gathered phase by phase (column 6q + f of the run in lane q, masked outside
-// the input), and the output cells scattered back the same way.
+// row. The AVX-512 instances put up to 16 tiles of one tile row in the lanes: each patch
+// row is loaded whole (masked outside the input) and split into its phases (column 6q + f
+// of the run in lane q) by permutes, and the output cells are merged back the same way.
 #include "fcn_winograd.h"
 #include "fcn_kernels.h"
 #include "winograd_internal.h"
@@ -131,11 +131,60 @@ W6_INLINE void w6_output_body(const float *m, int64_t es, int64_t ldm, int64_t c
 #include <immintrin.h>
 #define W6_TGT __attribute__((target("avx512f")))
 
+// Phase split and merge by permutes. A row segment of 16 tiles is 98 floats (six tile
+// strides and two more) in seven vectors; phase f (lane q: float 6q + f) takes from each
+// window of 32 floats (vectors 2w, 2w + 1) the lanes whose float lies there: one permute
+// per window, the windows merged by masks. The output does the inverse: float 16k + j of
+// six interleaved cell columns is cell column (16k + j) % 6 at lane (16k + j) / 6, taken
+// from the pairs of columns (0, 1), (2, 3), (4, 5) by one permute each and merged.
+// (6q + f) % 32 for lane q of phase f, and the lanes of phase f whose float lies in window w.
+static const int32_t w6_split_index[8][16] = {
+    {0, 6, 12, 18, 24, 30, 4, 10, 16, 22, 28, 2, 8, 14, 20, 26},
+    {1, 7, 13, 19, 25, 31, 5, 11, 17, 23, 29, 3, 9, 15, 21, 27},
+    {2, 8, 14, 20, 26, 0, 6, 12, 18, 24, 30, 4, 10, 16, 22, 28},
+    {3, 9, 15, 21, 27, 1, 7, 13, 19, 25, 31, 5, 11, 17, 23, 29},
+    {4, 10, 16, 22, 28, 2, 8, 14, 20, 26, 0, 6, 12, 18, 24, 30},
+    {5, 11, 17, 23, 29, 3, 9, 15, 21, 27, 1, 7, 13, 19, 25, 31},
+    {6, 12, 18, 24, 30, 4, 10, 16, 22, 28, 2, 8, 14, 20, 26, 0},
+    {7, 13, 19, 25, 31, 5, 11, 17, 23, 29, 3, 9, 15, 21, 27, 1}};
+static const uint16_t w6_split_window[8][4] = {
+    {0x003F, 0x07C0, 0xF800, 0x0000},
+    {0x003F, 0x07C0, 0xF800, 0x0000},
+    {0x001F, 0x07E0, 0xF800, 0x0000},
+    {0x001F, 0x07E0, 0xF800, 0x0000},
+    {0x001F, 0x03E0, 0xFC00, 0x0000},
+    {0x001F, 0x03E0, 0xFC00, 0x0000},
+    {0x001F, 0x03E0, 0x7C00, 0x8000},
+    {0x001F, 0x03E0, 0x7C00, 0x8000}};
+// Lane q + 16 * (c % 2) of the pair holding float 16k + j (q = (16k + j) / 6, c = its
+// remainder), and the floats of vector k that come from pair (2p, 2p + 1).
+static const int32_t w6_merge_index[6][16] = {
+    {0, 16, 0, 16, 0, 16, 1, 17, 1, 17, 1, 17, 2, 18, 2, 18},
+    {2, 18, 3, 19, 3, 19, 3, 19, 4, 20, 4, 20, 4, 20, 5, 21},
+    {5, 21, 5, 21, 6, 22, 6, 22, 6, 22, 7, 23, 7, 23, 7, 23},
+    {8, 24, 8, 24, 8, 24, 9, 25, 9, 25, 9, 25, 10, 26, 10, 26},
+    {10, 26, 11, 27, 11, 27, 11, 27, 12, 28, 12, 28, 12, 28, 13, 29},
+    {13, 29, 13, 29, 14, 30, 14, 30, 14, 30, 15, 31, 15, 31, 15, 31}};
+static const uint16_t w6_merge_pair[6][3] = {
+    {0x30C3, 0xC30C, 0x0C30},
+    {0xC30C, 0x0C30, 0x30C3},
+    {0x0C30, 0x30C3, 0xC30C},
+    {0x30C3, 0xC30C, 0x0C30},
+    {0xC30C, 0x0C30, 0x30C3},
+    {0x0C30, 0x30C3, 0xC30C}};
+
+// Lanes of a 16-float vector at columns col0 ... col0 + 15 that lie in [lo, hi).
+static inline W6_TGT __mmask16 w6_span(int64_t col0, int64_t lo, int64_t hi) {
+    int64_t a = lo - col0, b = hi - col0;
+    if (a < 0) a = 0;
+    if (b > 16) b = 16;
+    if (b <= a) return 0;
+    return (__mmask16)((((uint32_t)1 << (b - a)) - 1u) << a);
+}
+
 static W6_TGT void w6_input_avx512(const float *x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pl,
                                    int64_t tw, int64_t t0, int64_t nt, int64_t c0, int64_t c1, int64_t nr,
                                    float *v, int64_t es) {
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i six = _mm512_mullo_epi32(lane, _mm512_set1_epi32(6));
     for (int64_t c = c0; c < c1; c++) {
         const float *xc = x + c * H * W;
         for (int64_t i = 0; i < nt;) {
@@ -145,7 +194,10 @@ static W6_TGT void w6_input_avx512(const float *x, int64_t C, int64_t H, int64_t
             if (n > nr - pos) n = nr - pos;
             if (n > 16) n = 16;
             __mmask16 live = (__mmask16)((1u << n) - 1u);
-            int64_t ix0 = 6 * a - pl;
+            // The run's columns: ix0 ... ix0 + 6n + 1, those outside the image read 0.
+            int64_t ix0 = 6 * a - pl, lo = ix0 < 0 ? 0 : ix0, hi = ix0 + 6 * n + 2 < W ? ix0 + 6 * n + 2 : W;
+            __mmask16 m[7];
+            for (int k = 0; k < 7; k++) m[k] = w6_span(ix0 + 16 * k, lo, hi);
             __m512 h[8][8];
             for (int r = 0; r < 8; r++) {
                 int64_t iy = 6 * ty - pt + r;
@@ -153,14 +205,18 @@ static W6_TGT void w6_input_avx512(const float *x, int64_t C, int64_t H, int64_t
                 if (iy < 0 || iy >= H) {
                     for (int f = 0; f < 8; f++) d[f] = _mm512_setzero_ps();
                 } else {
-                    // Column ix0 + 6q + f of row iy in lane q; the offsets stay within int32
-                    // (a row holds fewer than 2^31 floats).
-                    const float *row = xc + iy * W;
+                    // Masked-off lanes are never read, so the base may lie outside the row.
+                    const float *row = (const float *)((uintptr_t)(xc + iy * W) + (uintptr_t)(ix0 * 4));
+                    __m512 L[8];
+                    for (int k = 0; k < 7; k++) L[k] = _mm512_maskz_loadu_ps(m[k], (const float *)((uintptr_t)row + (uintptr_t)(64 * k)));
+                    L[7] = _mm512_setzero_ps();
                     for (int f = 0; f < 8; f++) {
-                        __m512i col = _mm512_add_epi32(six, _mm512_set1_epi32((int)(ix0 + f)));
-                        __mmask16 in = live & _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512())
-                                       & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32((int)W));
-                        d[f] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, col, row, 4);
+                        __m512i idx = _mm512_loadu_si512(w6_split_index[f]);
+                        __m512 p = _mm512_permutex2var_ps(L[0], idx, L[1]);
+                        for (int w = 1; w < 4; w++)
+                            p = _mm512_mask_mov_ps(p, (__mmask16)w6_split_window[f][w],
+                                                   _mm512_permutex2var_ps(L[2 * w], idx, L[2 * w + 1]));
+                        d[f] = _mm512_maskz_mov_ps(live, p);
                     }
                 }
                 W6_BT(__m512, d, h[r]);
@@ -180,8 +236,6 @@ static W6_TGT void w6_input_avx512(const float *x, int64_t C, int64_t H, int64_t
 static W6_TGT void w6_output_avx512(const float *m, int64_t es, int64_t ldm, int64_t co0, int64_t co1, int64_t tw,
                                     int64_t t0, int64_t nt, const float *bias, int relu, float *y, int64_t outH,
                                     int64_t outW) {
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i six = _mm512_mullo_epi32(lane, _mm512_set1_epi32(6));
     for (int64_t co = co0; co < co1; co++) {
         const float *mc = m + co * ldm;
         __m512 b = _mm512_set1_ps(bias ? bias[co] : 0.0f);
@@ -192,6 +246,8 @@ static W6_TGT void w6_output_avx512(const float *m, int64_t es, int64_t ldm, int
             if (n > nt - i) n = nt - i;
             if (n > 16) n = 16;
             __mmask16 live = (__mmask16)((1u << n) - 1u);
+            // The run's output columns 6a ... 6a + 6n - 1, clipped at outW.
+            int64_t x0 = 6 * a, xEnd = x0 + 6 * n < outW ? x0 + 6 * n : outW;
             __m512 s[6][8];
             for (int l = 0; l < 8; l++) {
                 __m512 col[8], o[6];
@@ -204,13 +260,17 @@ static W6_TGT void w6_output_avx512(const float *m, int64_t es, int64_t ldm, int
                 if (oy >= outH) break;
                 __m512 o[6];
                 W6_AT(__m512, s[r], o);
-                float *row = yc + oy * outW;
                 for (int cc = 0; cc < 6; cc++) {
-                    __m512i col = _mm512_add_epi32(six, _mm512_set1_epi32((int)(6 * a + cc)));
-                    __mmask16 in = live & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32((int)outW));
-                    __m512 val = _mm512_add_ps(o[cc], b);
-                    if (relu) val = _mm512_max_ps(_mm512_setzero_ps(), val); // NaN and -0 kept, as above
-                    _mm512_mask_i32scatter_ps(row, in, col, val, 4);
+                    o[cc] = _mm512_add_ps(o[cc], b);
+                    if (relu) o[cc] = _mm512_max_ps(_mm512_setzero_ps(), o[cc]); // NaN and -0 kept, as above
+                }
+                float *row = yc + oy * outW + x0;
+                for (int k = 0; k < 6 && x0 + 16 * k < xEnd; k++) {
+                    __m512i idx = _mm512_loadu_si512(w6_merge_index[k]);
+                    __m512 u = _mm512_permutex2var_ps(o[0], idx, o[1]);
+                    u = _mm512_mask_mov_ps(u, (__mmask16)w6_merge_pair[k][1], _mm512_permutex2var_ps(o[2], idx, o[3]));
+                    u = _mm512_mask_mov_ps(u, (__mmask16)w6_merge_pair[k][2], _mm512_permutex2var_ps(o[4], idx, o[5]));
+                    _mm512_mask_storeu_ps(row + 16 * k, w6_span(x0 + 16 * k, x0, xEnd), u);
                 }
             }
             i += n;

@@ -326,7 +326,7 @@ extension ConvGeometry {
     /// channel counts are at least `winogradF6MinChannels` and the 6x6 tiles need at most
     /// `winogradF6MaxWork` of the 4x4 tiles' products (64 per 6x6 tile, 36 per 4x4 tile: the
     /// ratio is 0.74 on 65 x 65 and 66 x 66 planes, where 6 divides the padded extent
-    /// evenly, but up to 1.3 where it does not). Its transforms cost more per output than
+    /// evenly, 0.89 on 68 x 68, but up to 1.3 elsewhere). Its transforms cost more per output than
     /// F(4x4)'s, so narrow layers (whose GEMMs are short) lose; its U is 64/36 of F(4x4)'s.
     var winogradF6Pays: Bool {
         guard winogradF6Enabled, inChannels >= ConvGeometry.winogradF6MinChannels,
@@ -338,8 +338,10 @@ extension ConvGeometry {
     /// Fewest input and output channels of `winogradF6Pays`.
     static let winogradF6MinChannels = 256
 
-    /// Largest ratio of F(6x6) to F(4x4) products of `winogradF6Pays`.
-    static let winogradF6MaxWork = 0.85
+    /// Largest ratio of F(6x6) to F(4x4) products of `winogradF6Pays`: the 68 x 68 mosaic of
+    /// a dilation-4 layer (0.89: 144 tiles of 64 against 289 of 36) still gains (figures:
+    /// Benchmarks.md, Winograd F(6x6, 3x3)); near 1, the transforms' extra work is not repaid.
+    static let winogradF6MaxWork = 0.9
 
     /// Fewest 4x4 output tiles per image of `winogradF4PerCall`.
     static let winogradF4MinTiles = 64
