@@ -174,7 +174,7 @@ extension ConvGeometry {
     ///    the cache when `winogradF4PerCall` (planes large enough for the per-call
     ///    transform of the larger U to pay: training, or the cache off). With the cache and
     ///    `winogradF6Pays` (wide layers on planes that 6x6 tiles cover with little waste),
-    ///    `winogradF6x6` (0.74 of F(4x4)'s products on 65 x 65), except in bfloat16.
+    ///    `winogradF6x6` (0.74 of F(4x4)'s products on 65 x 65), on the float32 AVX-512 path.
     /// 6. `winogradF27` when the cache serves the weight and `usesWinogradF27` (kh x 7,
     ///    stride 1, dilation 1, groups 1, at least 64 input and output channels), and the
     ///    cache holds its U: 4/7 of the multiply-adds, but U (8/7 of the weight) is worth
@@ -220,8 +220,10 @@ extension ConvGeometry {
             if nb > 0 { return .batchedColumns(images: nb) }
             if usesWinograd {
                 if let weight = winogradF4Weight(mode) {
-                    // Bfloat16 keeps F(4x4): its rounding of V would grow with F(6x6)'s factors.
-                    let f6 = winogradF6Pays && !weight.isa.reducedPrecision
+                    // F(6x6)'s transforms are tuned for AVX-512 only (elsewhere they run one
+                    // tile at a time), and bfloat16 keeps F(4x4): its rounding of V would grow
+                    // with F(6x6)'s factors.
+                    let f6 = weight.isa == .avx512 && winogradF6Pays
                     return f6 ? .winogradF6x6(cachedWeight: weight) : .winogradF4x4(cachedWeight: weight)
                 }
                 if mode.cachedWeight == nil && winogradF4PerCall { return .winogradF4x4(cachedWeight: nil) }
@@ -326,8 +328,9 @@ extension ConvGeometry {
     /// channel counts are at least `winogradF6MinChannels` and the 6x6 tiles need at most
     /// `winogradF6MaxWork` of the 4x4 tiles' products (64 per 6x6 tile, 36 per 4x4 tile: the
     /// ratio is 0.74 on 65 x 65 and 66 x 66 planes, where 6 divides the padded extent
-    /// evenly, 0.89 on 68 x 68, but up to 1.3 elsewhere). Its transforms cost more per output than
-    /// F(4x4)'s, so narrow layers (whose GEMMs are short) lose; its U is 64/36 of F(4x4)'s.
+    /// evenly, 0.89 on 68 x 68, up to 1.3 elsewhere). Its transforms do more arithmetic per
+    /// value than F(4x4)'s, which layers with short GEMMs (few channels) do not repay; its U
+    /// is 64/36 of F(4x4)'s.
     var winogradF6Pays: Bool {
         guard winogradF6Enabled, inChannels >= ConvGeometry.winogradF6MinChannels,
               outChannels >= ConvGeometry.winogradF6MinChannels else { return false }

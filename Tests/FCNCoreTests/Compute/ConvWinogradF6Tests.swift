@@ -114,7 +114,8 @@ private func forwardF6(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?
         expectClose(forwardF6(g, x, w, b, relu: false), c.tensor("out"), tolerance: Self.tolerance, "\(c) out")
     }
 
-    /// F(6x6) is chosen at inference with a cached weight when both channel counts reach
+    /// F(6x6) is chosen at inference with a cached weight on the float32 AVX-512 path (its
+    /// transforms are tuned there only; F(4x4) elsewhere) when both channel counts reach
     /// `winogradF6MinChannels` and the 6x6 tiles need fewer products (18 x 18: 9 tiles of 64
     /// against 25 of 36); F(4x4) on 16 x 16 (9 against 16: more products) and with fewer
     /// channels; conv2d with the cache on equals the F(6x6) product run directly, bit for bit.
@@ -136,6 +137,12 @@ private func forwardF6(_ g: ConvGeometry, _ x: Tensor, _ w: Tensor, _ b: Tensor?
         WeightCache.$current.withValue(cache) {
             withoutGrad {
                 let mode = ConvMode.conv2d(x: x, weight: w, bias: b)
+                guard mode.cachedWeight?.isa == .avx512 else {
+                    guard case .winogradF4x4 = g.algorithm(for: .forward, mode: mode) else {
+                        Issue.record("F(4x4) off the float32 AVX-512 path"); return
+                    }
+                    return
+                }
                 guard case .winogradF6x6 = g.algorithm(for: .forward, mode: mode) else {
                     Issue.record("inference with a cached weight takes F(6x6)"); return
                 }
