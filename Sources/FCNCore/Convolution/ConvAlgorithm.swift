@@ -328,9 +328,7 @@ extension ConvGeometry {
     /// channel counts are at least `winogradF6MinChannels` and the 6x6 tiles need at most
     /// `winogradF6MaxWork` of the 4x4 tiles' products (64 per 6x6 tile, 36 per 4x4 tile: the
     /// ratio is 0.74 on 65 x 65 and 66 x 66 planes, where 6 divides the padded extent
-    /// evenly, 0.89 on 68 x 68, up to 1.3 elsewhere). Its transforms do more arithmetic per
-    /// value than F(4x4)'s, which layers with short GEMMs (few channels) do not repay; its U
-    /// is 64/36 of F(4x4)'s.
+    /// evenly, 0.89 on 68 x 68, up to 1.3 elsewhere). Its U is 64/36 of F(4x4)'s.
     var winogradF6Pays: Bool {
         guard winogradF6Enabled, inChannels >= ConvGeometry.winogradF6MinChannels,
               outChannels >= ConvGeometry.winogradF6MinChannels else { return false }
@@ -338,7 +336,10 @@ extension ConvGeometry {
         return Double(64 * t6) <= ConvGeometry.winogradF6MaxWork * Double(36 * t4)
     }
 
-    /// Fewest input and output channels of `winogradF6Pays`.
+    /// Fewest input and output channels of `winogradF6Pays`: the widths of the layers it was
+    /// measured on in whole networks (the ResNet FCNs' layer3, layer4 and head, VGG16's conv3
+    /// to conv5). Narrower layers gain on their own too (Benchmarks.md, Winograd F(6x6, 3x3));
+    /// not yet measured in whole networks.
     static let winogradF6MinChannels = 256
 
     /// Largest ratio of F(6x6) to F(4x4) products of `winogradF6Pays`: the 68 x 68 mosaic of
