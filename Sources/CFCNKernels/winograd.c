@@ -95,13 +95,7 @@ WINO_INLINE void wino_input_body(const float *x, int64_t C, int64_t H, int64_t W
             wino_input_run(xc, H, W, pt, pl, ty, a, n, i, C, c, nr, v, es, s, ss);
             i += n;
         }
-        // Zero lanes of the last panel past nt.
-        int64_t rem = nt % nr;
-        if (rem) {
-            float *d = v + (nt / nr) * nr * C + c * nr;
-            for (int e = 0; e < 16; e++)
-                for (int64_t q = rem; q < nr; q++) d[e * es + q] = 0.0f;
-        }
+        fcn_winograd_zero_tail(v, 16, C, c, nt, nr, es);
     }
 }
 

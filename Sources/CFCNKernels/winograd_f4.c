@@ -116,12 +116,7 @@ W4_INLINE void w4_input_body(const float *x, int64_t C, int64_t H, int64_t W, in
             w4_input_run(xc, H, W, pt, pl, ty, a, n, i, C, c, nr, v, es, s, ps);
             i += n;
         }
-        int64_t rem = nt % nr;
-        if (rem) {
-            float *d = v + (nt / nr) * nr * C + c * nr;
-            for (int e = 0; e < 36; e++)
-                for (int64_t q = rem; q < nr; q++) d[e * es + q] = 0.0f;
-        }
+        fcn_winograd_zero_tail(v, 36, C, c, nt, nr, es);
     }
 }
 

@@ -129,13 +129,7 @@ static TGT void input_rows(const float *x, int64_t C, int64_t H, int64_t W, int6
             }
             i += n;
         }
-        int64_t rem = nt % nr;
-        if (rem) {
-            float *d = v + (nt / nr) * nr * C + c * nr;
-            for (int e = 0; e < 36; e++)
-                for (int64_t q = rem; q < nr; q += 16)
-                    _mm512_mask_storeu_ps(d + e * es + q, lanes(0, nr - q), _mm512_setzero_ps());
-        }
+        fcn_winograd_zero_tail(v, 36, C, c, nt, nr, es);
     }
 }
 

@@ -81,17 +81,7 @@ W6_INLINE void w6_input_body(const float *x, int64_t C, int64_t H, int64_t W, in
                 for (int r = 0; r < 8; r++) dst[(8 * r + l) * es] = o[r];
             }
         }
-    }
-}
-
-// Lanes of the last panel past nt: 0 (every element, channels c0 ..< c1).
-W6_INLINE void w6_zero_tail(int64_t C, int64_t nt, int64_t c0, int64_t c1, int64_t nr, float *v, int64_t es) {
-    int64_t rem = nt % nr;
-    if (!rem) return;
-    for (int64_t c = c0; c < c1; c++) {
-        float *d = v + (nt / nr) * nr * C + c * nr;
-        for (int e = 0; e < 64; e++)
-            for (int64_t q = rem; q < nr; q++) d[e * es + q] = 0.0f;
+        fcn_winograd_zero_tail(v, 64, C, c, nt, nr, es);
     }
 }
 
@@ -230,6 +220,7 @@ static W6_TGT void w6_input_avx512(const float *x, int64_t C, int64_t H, int64_t
             }
             i += n;
         }
+        fcn_winograd_zero_tail(v, 64, C, c, nt, nr, es);
     }
 }
 
@@ -314,14 +305,12 @@ void fcn_winograd_f6_input(int isa, const float *x, int64_t C, int64_t H, int64_
 #if defined(__x86_64__)
     if (fcn_winograd_isa(isa) == FCN_ISA_AVX512) {
         w6_input_avx512(x, C, H, W, pad_top, pad_left, tiles_w, t0, nt, c0, c1, nr, v, estride);
-        w6_zero_tail(C, nt, c0, c1, nr, v, estride);
         return;
     }
 #else
     (void)isa;
 #endif
     w6_input_body(x, C, H, W, pad_top, pad_left, tiles_w, t0, nt, c0, c1, nr, v, estride);
-    w6_zero_tail(C, nt, c0, c1, nr, v, estride);
 }
 
 void fcn_winograd_f6_output(int isa, const float *m, int64_t estride, int64_t ldm, int64_t co0, int64_t co1,

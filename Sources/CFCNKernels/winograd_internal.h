@@ -1,8 +1,20 @@
-// Internal to CFCNKernels: what the Winograd transform files (winograd.c, winograd_f4.c) share.
+// Internal to CFCNKernels: what the Winograd transform files (winograd.c, winograd_f4*.c,
+// winograd_f6.c) share.
 #ifndef FCN_WINOGRAD_INTERNAL_H
 #define FCN_WINOGRAD_INTERNAL_H
 
 #include <stdint.h>
+
+// The lanes of V's last panel past nt, for channel c and every one of `elements` elements,
+// set to 0 (the GEMM reads whole panels of nr tiles). V's layout: fcn_winograd_f2_input.
+static inline void fcn_winograd_zero_tail(float *v, int64_t elements, int64_t C, int64_t c, int64_t nt, int64_t nr,
+                                          int64_t es) {
+    int64_t rem = nt % nr;
+    if (!rem) return;
+    float *d = v + (nt / nr) * nr * C + c * nr;
+    for (int64_t e = 0; e < elements; e++)
+        for (int64_t q = rem; q < nr; q++) d[e * es + q] = 0.0f;
+}
 
 #if defined(__x86_64__)
 // The x86 instance of a transform to run: `requested` (one FCN_ISA_* flag), or for 0 the

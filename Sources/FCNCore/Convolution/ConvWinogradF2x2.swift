@@ -106,7 +106,8 @@ extension ConvGeometry {
 /// columns), y `[N, Cout, pool.h, pool.w]` is the 2x2 stride-2 max pool of that result, each
 /// 2x2 output tile being one pool window: the convolution's output is never stored.
 /// `tile`: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (with a pool, each tile then holds 2x2 pool
-/// windows), 6 for F(6x6, 3x3) (no pool). `isa`, `chunkFloats` (V + M floats of a chunk) and `streamedUFloats` are for tests.
+/// windows), 6 for F(6x6, 3x3) (no pool). `isa`, `chunkFloats` (V + M floats of a chunk)
+/// and `streamedUFloats` are for tests.
 func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, relu: Bool,
                          pool: (h: Int, w: Int)? = nil, tile: Int = 2,
@@ -196,11 +197,11 @@ func convForwardWinograd(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePo
             }
             parallelChunks(cout, minChunk: 4) { r in
                 withScratch(transforms.outputScratch(tilesW)) { s in
-                    if let pool, let outputPool = transforms.outputPool {
-                        outputPool(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
-                                                    Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
-                                                    Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
-                                                    Int64(g.outW), Int64(pool.h), Int64(pool.w), s)
+                    if let pool {
+                        transforms.outputPool!(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt),
+                                               Int64(r.lowerBound), Int64(r.upperBound), Int64(tilesW), Int64(t0),
+                                               Int64(cnt), bias, relu ? 1 : 0, p.value.1, Int64(g.outH),
+                                               Int64(g.outW), Int64(pool.h), Int64(pool.w), s)
                     } else {
                         transforms.output(isa.elementwiseFlag, p.value.4, Int64(mStride), Int64(nt), Int64(r.lowerBound),
                                                Int64(r.upperBound), Int64(tilesW), Int64(t0), Int64(cnt), bias,
